@@ -257,7 +257,13 @@ mod tests {
     fn prefix_edges() {
         assert_eq!(Ipv4Range::new(ip("1.2.3.4"), 0).mask, 0);
         assert!(Ipv4Range::new(ip("1.2.3.4"), 0).contains(ip("9.9.9.9")));
-        assert_eq!(Ipv4Range::new(ip("1.2.3.4"), 40), Ipv4Range::new(ip("1.2.3.4"), 32));
-        assert_eq!(Ipv4Range::new(ip("172.31.1.1"), 12).network, ip("172.16.0.0"));
+        assert_eq!(
+            Ipv4Range::new(ip("1.2.3.4"), 40),
+            Ipv4Range::new(ip("1.2.3.4"), 32)
+        );
+        assert_eq!(
+            Ipv4Range::new(ip("172.31.1.1"), 12).network,
+            ip("172.16.0.0")
+        );
     }
 }

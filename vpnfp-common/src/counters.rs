@@ -57,7 +57,9 @@ impl Outcome {
     pub const fn is_malformed(self) -> bool {
         matches!(
             self,
-            Outcome::MalformedTruncated | Outcome::MalformedIpv4Header | Outcome::MalformedVlanDepth
+            Outcome::MalformedTruncated
+                | Outcome::MalformedIpv4Header
+                | Outcome::MalformedVlanDepth
         )
     }
 

@@ -229,7 +229,10 @@ mod tests {
         let second = state.observe(host, b, 2_200 * MS, w).unwrap();
         assert_eq!(second.peer, b);
         assert_eq!(second.count_this, 2);
-        assert_eq!(second.count_prev, 3, "the last closed window was for peer a");
+        assert_eq!(
+            second.count_prev, 3,
+            "the last closed window was for peer a"
+        );
         // And it drives the overlap rule: 3 + 2 > floor(0.75 * 5) = 3.
         let th = Thresholds::from_ratio(5, 0.75);
         assert_eq!(decide(&second, &th), Some(Reason::Overlap));

@@ -1,1 +1,42 @@
-fn main(){}
+//! The vpnfp command line: `vpnfp run` attaches the XDP fingerprinter and
+//! reports suspected VPN users.
+
+mod cli;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    // -v is about vpnfp's own decisions, not aya's loader chatter.
+    let level = match cli.verbose {
+        0 => "info",
+        1 => "info,vpnfp=debug,vpnfp_ebpf=debug",
+        _ => "debug,vpnfp=trace,vpnfp_ebpf=trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_target(false)
+        .init();
+    let result = match cli.command {
+        cli::Command::Run(args) => run::run(args, cli.verbose),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line; details (like a verifier log) only with -v.
+            eprintln!("vpnfp: error: {e:#}");
+            if cli.verbose > 0 {
+                if let Some(log) = e
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<vpnfp::xdp::XdpError>())
+                    .and_then(|x| x.verifier_log())
+                {
+                    eprintln!("verifier log:\n{log}");
+                }
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

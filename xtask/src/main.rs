@@ -1,1 +1,170 @@
-fn main(){}
+//! `cargo xtask`: setup, build, run, test, demo. It orchestrates cargo and the
+//! system; it implements nothing of vpnfp itself.
+
+mod build;
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "vpnfp's developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what a fresh machine lacks: Debian packages, the nightly's rust-src, bpf-linker.
+    Setup,
+    /// Build the XDP program and the controller that embeds it.
+    Build {
+        /// Build the controller in release mode.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build (release) and run `vpnfp run` on real interfaces, as root.
+    ///
+    /// Example: cargo xtask run --iface eth0 -- --json --count 5000
+    Run {
+        /// Interface(s) to watch.
+        #[arg(long = "iface", short = 'i', required = true)]
+        ifaces: Vec<String>,
+        /// More arguments for `vpnfp run`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run every test: host unit tests, BPF_PROG_TEST_RUN tests and end-to-end
+    /// tests in network namespaces (those need root; in CI they never skip).
+    Test {
+        /// Extra arguments for the test binaries (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// A throwaway lab of network namespaces with one VPN-like host and one
+    /// ordinary host, fingerprinted by the real XDP program. Needs root.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> anyhow::Result<()> {
+    let root = workspace_root();
+    match task {
+        Task::Setup => setup::ensure(&root),
+        Task::Build { release } => build::all(&root, release).map(|_| ()),
+        Task::Run { ifaces, args } => {
+            let built = build::all(&root, true)?;
+            let mut cmd = as_root(&built.controller)?;
+            cmd.arg("run");
+            for iface in &ifaces {
+                cmd.args(["--iface", iface]);
+            }
+            cmd.args(&args);
+            exec(cmd)
+        }
+        Task::Test { args } => test(&root, &args),
+        Task::Demo => {
+            let built = build::all(&root, true)?;
+            let mut cmd = build::cargo(&root, &built);
+            cmd.args([
+                "build",
+                "--release",
+                "-p",
+                "vpnfp-tests",
+                "--bin",
+                "vpnfp-demo",
+            ]);
+            check(cmd)?;
+            let mut demo = as_root(&root.join("target/release/vpnfp-demo"))?;
+            demo.env("VPNFP_BIN", &built.controller);
+            exec(demo)
+        }
+    }
+}
+
+/// Everything, in one cargo invocation so the closing summary covers it all.
+fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    let built = build::all(root, false)?;
+    let privileged = is_root();
+    if !privileged {
+        if std::env::var_os("CI").is_some() {
+            bail!("CI must run the privileged tests: run `cargo xtask test` as root");
+        }
+        eprintln!(
+            "xtask: not root: the BPF and network-namespace tests will skip with a message (run as root to include them)"
+        );
+    }
+    let mut cmd = build::cargo(root, &built);
+    cmd.args(["test", "--workspace", "--exclude", "vpnfp-ebpf"]);
+    if !args.is_empty() {
+        cmd.arg("--").args(args);
+    }
+    cmd.env("VPNFP_BIN", &built.controller);
+    check(cmd)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn is_root() -> bool {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `program` run as root: directly if we are, else through sudo.
+fn as_root(program: &Path) -> anyhow::Result<Command> {
+    if is_root() {
+        return Ok(Command::new(program));
+    }
+    if which("sudo").is_none() {
+        bail!("this needs root and sudo is not installed: run it as root");
+    }
+    let mut cmd = Command::new("sudo");
+    cmd.arg("-E").arg(program);
+    Ok(cmd)
+}
+
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+pub(crate) fn check(mut cmd: Command) -> anyhow::Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs the command and exits with its status (Ctrl-C reaches it directly).
+fn exec(cmd: Command) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = cmd;
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("starting {:?}", cmd.get_program()))
+}

@@ -1,0 +1,48 @@
+//! `cargo xtask demo`: a throwaway lab in network namespaces, fingerprinted by
+//! the real XDP program. Needs root; leaves nothing behind.
+
+use std::process::ExitCode;
+
+use vpnfp_tests::scenario::{self, BROWSING_HOST, VPN_HOST, VPN_SERVER};
+
+fn main() -> ExitCode {
+    // SAFETY: no arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("vpnfp-demo: needs root (network namespaces, XDP): run `sudo cargo xtask demo`");
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "vpnfp demo: a LAN in a network namespace, watched at the router's LAN interface.\n  \
+         {VPN_HOST} sends all its traffic to {VPN_SERVER} (a VPN user)\n  \
+         {BROWSING_HOST} sends to 200 different addresses (an ordinary host)\n  \
+         {} packets/s each for {} s; vpnfp runs with {} (the research uses 20-minute windows and 10000 packets).\n",
+        scenario::RATE_PPS,
+        scenario::TRAFFIC.as_secs(),
+        scenario::LAB_ARGS.join(" ")
+    );
+    let outcome = scenario::vpn_and_browser(&vpnfp_tests::vpnfp_bin(), |line| {
+        println!("JSON report: {line}")
+    });
+    let flagged: Vec<&str> = outcome
+        .reports
+        .iter()
+        .filter_map(|r| r["host"].as_str())
+        .collect();
+    println!();
+    let vpn_found = flagged.contains(&VPN_HOST.to_string().as_str());
+    let browser_flagged = flagged.contains(&BROWSING_HOST.to_string().as_str());
+    if vpn_found && !browser_flagged && outcome.status.success() {
+        println!(
+            "Result: {VPN_HOST} flagged as a suspected VPN user ({} reports); {BROWSING_HOST} not flagged.",
+            outcome.reports.len()
+        );
+        println!("The lab's namespaces are gone. On a real network: cargo xtask run --iface eth0");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "Unexpected result: flagged {flagged:?} (vpnfp exit {}); expected only {VPN_HOST}.",
+            outcome.status
+        );
+        ExitCode::FAILURE
+    }
+}

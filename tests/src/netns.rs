@@ -1,0 +1,92 @@
+//! Network namespaces owned by a test: unique names, deleted on drop (also
+//! when the test panics), never touching the root namespace.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+pub struct NetNs {
+    name: String,
+}
+
+fn run_checked(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+impl NetNs {
+    /// A new namespace `vpnfp-{purpose}-{pid}-{n}` with loopback up.
+    pub fn new(purpose: &str) -> Self {
+        let name = format!(
+            "vpnfp-{purpose}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        run_checked(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip -n NAME args...`, panicking with ip's message on failure.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let out = run_checked(Command::new("ip").arg("-n").arg(&self.name).args(args));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Runs `f` on a thread that has entered the namespace. Sockets created
+    /// there stay in the namespace after the thread ends.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                // SAFETY: a valid namespace fd; only this thread switches.
+                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("thread inside the namespace panicked")
+        })
+    }
+
+    /// Whether `iface` in this namespace has an XDP program attached.
+    pub fn has_xdp(&self, iface: &str) -> bool {
+        let out = self.ip(&["-j", "link", "show", "dev", iface]);
+        let links: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
+        links[0].get("xdp").is_some()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Deleting the namespace destroys its veths (and detaches XDP).
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}

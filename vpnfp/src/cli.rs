@@ -1,0 +1,102 @@
+use clap::{Args, Parser, Subcommand};
+use vpnfp::{settings::Cidr, xdp::AttachMode};
+use vpnfp_common::{
+    decision::{DEFAULT_COUNT, DEFAULT_OVERLAP_RATIO, DEFAULT_WINDOW_SECS},
+    maps::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES},
+};
+
+/// Spot hosts that use a VPN: a VPN user sends almost all its traffic to one
+/// external address for a long time (the "VPN fingerprinting at the home
+/// router" research, decision for decision).
+#[derive(Parser, Debug)]
+#[command(version, propagate_version = true)]
+pub struct Cli {
+    /// More log output: -v debug (and the verifier log on load errors), -vv trace.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Attach the XDP fingerprinter to interfaces and report suspected VPN users.
+    ///
+    /// Monitor mode: every packet is passed on unchanged. Needs root (or
+    /// CAP_BPF + CAP_NET_ADMIN). Stops on Ctrl-C / SIGTERM and detaches.
+    #[command(after_help = "\
+Examples:
+  vpnfp run --iface eth0
+      The research's settings: flag a host when a 20-minute window to one
+      peer holds more than 10000 packets (or the last two windows together
+      more than 7500).
+  vpnfp run --iface eth0 --iface eth1 --json > reports.jsonl
+      Two interfaces, one shared state; one JSON object per report on stdout.
+  vpnfp run --iface veth0 --window 2 --count 100 --duration 30
+      Small numbers for a lab, stop after 30 s.")]
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Interface to watch (repeat for several; they share one state).
+    #[arg(long = "iface", short = 'i', required = true, value_name = "IF")]
+    pub ifaces: Vec<String>,
+    /// XDP attach mode: native (driver) first with fallback to skb (generic), or one of them only.
+    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
+    pub xdp_mode: AttachMode,
+    #[command(flatten)]
+    pub fingerprint: FingerprintArgs,
+    /// Print each report as one JSON object per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Print the program's counters every SECS seconds (0: only at exit).
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub stats_interval: f64,
+    /// Capacity of the per-host LRU map (least recently seen hosts are evicted beyond it).
+    #[arg(long, default_value_t = DEFAULT_MAX_HOSTS)]
+    pub max_hosts: u32,
+    /// Capacity of the per-flow LRU map.
+    #[arg(long, default_value_t = DEFAULT_MAX_FLOWS)]
+    pub max_flows: u32,
+    /// Size of the window-close ring buffer in bytes (a power of two, at least one page).
+    #[arg(long, default_value_t = DEFAULT_RING_BYTES)]
+    pub ring_bytes: u32,
+}
+
+/// The research's knobs, shared by every mode.
+#[derive(Args, Debug, Clone)]
+pub struct FingerprintArgs {
+    /// COUNT: flag a host when one window to one peer holds more than N packets.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_COUNT)]
+    pub count: u64,
+    /// WINDOW in seconds: a window closes at the host's first packet more than this after it began.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WINDOW_SECS as f64)]
+    pub window: f64,
+    /// OVERLAP = R * COUNT: flag when the last two windows together hold more than that.
+    #[arg(long, value_name = "R", default_value_t = DEFAULT_OVERLAP_RATIO)]
+    pub overlap_ratio: f64,
+    /// An internal range (repeatable); replaces the research's list
+    /// (0.0.0.0/32 10/8 127/8 169.254/16 172.16/12 192.168/16 224/4 255.255.255.255/32).
+    #[arg(long = "internal-range", value_name = "CIDR")]
+    pub internal_ranges: Vec<Cidr>,
+    /// Only follow internal hosts: skip transit traffic between two external
+    /// addresses (the research's pcap entry point does this; its live mode does not).
+    #[arg(long)]
+    pub internal_hosts_only: bool,
+}
+
+impl FingerprintArgs {
+    pub fn settings(&self) -> Result<vpnfp::settings::Settings, vpnfp::settings::SettingsError> {
+        vpnfp::settings::Settings::new(
+            self.count,
+            self.window,
+            self.overlap_ratio,
+            &self.internal_ranges,
+            self.internal_hosts_only,
+        )
+    }
+}

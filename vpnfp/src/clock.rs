@@ -1,0 +1,57 @@
+//! The XDP program stamps packets with CLOCK_BOOTTIME (`bpf_ktime_get_boot_ns`);
+//! reports speak Unix time.
+
+use std::io;
+
+fn clock_ns(clock: libc::clockid_t) -> io::Result<i128> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128)
+}
+
+/// Converts boot-time nanoseconds to Unix nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct BootClock {
+    realtime_minus_boottime_ns: i128,
+}
+
+impl BootClock {
+    pub fn now() -> io::Result<Self> {
+        let boot = clock_ns(libc::CLOCK_BOOTTIME)?;
+        let real = clock_ns(libc::CLOCK_REALTIME)?;
+        Ok(Self {
+            realtime_minus_boottime_ns: real - boot,
+        })
+    }
+
+    /// Current boot-time nanoseconds (what the XDP program sees).
+    pub fn boot_now_ns() -> io::Result<u64> {
+        clock_ns(libc::CLOCK_BOOTTIME).map(|ns| ns as u64)
+    }
+
+    pub fn to_unix_ns(&self, boot_ns: u64) -> u64 {
+        (boot_ns as i128 + self.realtime_minus_boottime_ns).max(0) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_time_maps_to_now() {
+        let clock = BootClock::now().unwrap();
+        let unix = clock.to_unix_ns(BootClock::boot_now_ns().unwrap());
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        assert!(real.abs_diff(unix) < 1_000_000_000, "{real} vs {unix}");
+    }
+}

@@ -1,0 +1,9 @@
+//! vpnfp's userspace side: the XDP loader ([`xdp`]), time conversion
+//! ([`clock`]) and report output ([`report`]). The decision logic itself is
+//! `vpnfp_common`'s.
+
+pub mod clock;
+pub mod privileges;
+pub mod report;
+pub mod settings;
+pub mod xdp;

@@ -1,0 +1,166 @@
+//! What vpnfp says when a closed window makes a host a suspected VPN user:
+//! one human-readable log line, and with `--json` one JSON object per line.
+
+use std::{fmt::Write as _, net::Ipv4Addr};
+
+use vpnfp_common::{Reason, Thresholds, WindowClose, decide};
+
+/// Which path saw the packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Xdp,
+    Nfqueue,
+    Replay,
+}
+
+impl Mode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Xdp => "xdp",
+            Mode::Nfqueue => "nfqueue",
+            Mode::Replay => "replay",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuspectedVpn {
+    pub mode: Mode,
+    pub host: Ipv4Addr,
+    pub peer: Ipv4Addr,
+    /// Unix time, nanoseconds.
+    pub window_start_ns: u64,
+    pub window_end_ns: u64,
+    pub count_this: u64,
+    pub count_prev: u64,
+    pub reason: Reason,
+}
+
+impl SuspectedVpn {
+    /// Applies the research's decision to a closed window; `to_unix_ns` maps
+    /// the record's clock to Unix time.
+    pub fn judge(
+        mode: Mode,
+        closed: &WindowClose,
+        thresholds: &Thresholds,
+        to_unix_ns: impl Fn(u64) -> u64,
+    ) -> Option<Self> {
+        let reason = decide(closed, thresholds)?;
+        Some(Self {
+            mode,
+            host: Ipv4Addr::from(closed.host),
+            peer: Ipv4Addr::from(closed.peer),
+            window_start_ns: to_unix_ns(closed.window_start_ns),
+            window_end_ns: to_unix_ns(closed.window_end_ns),
+            count_this: closed.count_this,
+            count_prev: closed.count_prev,
+            reason,
+        })
+    }
+
+    pub fn window_ns(&self) -> u64 {
+        self.window_end_ns.saturating_sub(self.window_start_ns)
+    }
+
+    /// One line, the fields in the order a reader scans them.
+    pub fn human(&self) -> String {
+        format!(
+            "suspected VPN: host {} -> peer {}: {} packets in a {} s window (previous window {}; rule: {})",
+            self.host,
+            self.peer,
+            self.count_this,
+            seconds(self.window_ns()),
+            self.count_prev,
+            self.reason.as_str()
+        )
+    }
+
+    /// One JSON object, no trailing newline. Numbers and dotted quads only,
+    /// so no escaping is needed.
+    pub fn json(&self) -> String {
+        let mut s = String::with_capacity(256);
+        let _ = write!(
+            s,
+            concat!(
+                "{{\"event\":\"suspected_vpn\",\"mode\":\"{}\",\"host\":\"{}\",\"peer\":\"{}\",",
+                "\"window_start\":{},\"window_end\":{},\"window_secs\":{},",
+                "\"count_this\":{},\"count_prev\":{},\"reason\":\"{}\"}}"
+            ),
+            self.mode.as_str(),
+            self.host,
+            self.peer,
+            seconds(self.window_start_ns),
+            seconds(self.window_end_ns),
+            seconds(self.window_ns()),
+            self.count_this,
+            self.count_prev,
+            self.reason.as_str()
+        );
+        s
+    }
+}
+
+/// Nanoseconds as seconds with microsecond precision (the research's pcap
+/// timestamps), truncated rather than rounded so it never claims a later time.
+pub fn seconds(ns: u64) -> String {
+    format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed(count_this: u64) -> WindowClose {
+        WindowClose {
+            host: u32::from(Ipv4Addr::new(192, 168, 1, 10)),
+            peer: u32::from(Ipv4Addr::new(198, 51, 100, 7)),
+            window_start_ns: 1_000,
+            window_end_ns: 5_200_001_999,
+            count_this,
+            count_prev: 3,
+        }
+    }
+
+    #[test]
+    fn judges_with_the_shared_decision() {
+        let th = Thresholds::from_ratio(10, 0.75);
+        assert!(SuspectedVpn::judge(Mode::Xdp, &closed(4), &th, |t| t).is_none());
+        let r = SuspectedVpn::judge(Mode::Xdp, &closed(14), &th, |t| {
+            t + 1_700_000_000_000_000_000
+        })
+        .unwrap();
+        assert_eq!(r.reason, Reason::Count);
+        assert_eq!(r.window_start_ns, 1_700_000_000_000_001_000);
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let th = Thresholds::from_ratio(10, 0.75);
+        let r = SuspectedVpn::judge(Mode::Replay, &closed(14), &th, |t| {
+            t + 1_700_000_000_000_000_000
+        })
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(v["event"], "suspected_vpn");
+        assert_eq!(v["mode"], "replay");
+        assert_eq!(v["host"], "192.168.1.10");
+        assert_eq!(v["peer"], "198.51.100.7");
+        assert_eq!(v["window_start"].as_f64().unwrap(), 1_700_000_000.000001);
+        assert_eq!(v["window_end"].as_f64().unwrap(), 1_700_000_005.200001);
+        assert_eq!(v["window_secs"].as_f64().unwrap(), 5.2);
+        assert_eq!(v["count_this"], 14);
+        assert_eq!(v["count_prev"], 3);
+        assert_eq!(v["reason"], "count");
+        assert!(
+            r.human()
+                .contains("host 192.168.1.10 -> peer 198.51.100.7: 14 packets")
+        );
+    }
+
+    #[test]
+    fn seconds_keep_microseconds() {
+        assert_eq!(seconds(0), "0.000000");
+        assert_eq!(seconds(5_200_000_000), "5.200000");
+        assert_eq!(seconds(1_999), "0.000001");
+    }
+}

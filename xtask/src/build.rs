@@ -1,0 +1,63 @@
+//! Builds the XDP object (nightly, bpf-linker) and the controller embedding it.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::{check, setup};
+
+pub struct Built {
+    pub object: PathBuf,
+    pub controller: PathBuf,
+}
+
+/// A cargo command with the environment every build of ours shares, so cargo
+/// never sees two configurations flip-flop and rebuild.
+pub fn cargo(root: &Path, built: &Built) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root)
+        .env("VPNFP_EBPF_OBJECT", &built.object);
+    cmd
+}
+
+pub fn all(root: &Path, release: bool) -> anyhow::Result<Built> {
+    setup::ensure(root)?;
+    let object = ebpf(root)?;
+    let profile = if release { "release" } else { "debug" };
+    let built = Built {
+        controller: root.join("target").join(profile).join("vpnfp"),
+        object,
+    };
+    let mut cmd = cargo(root, &built);
+    cmd.args(["build", "-p", "vpnfp", "--bin", "vpnfp"]);
+    if release {
+        cmd.arg("--release");
+    }
+    check(cmd)?;
+    Ok(built)
+}
+
+/// Always an optimised build: the verifier rejects unoptimised BPF code.
+fn ebpf(root: &Path) -> anyhow::Result<PathBuf> {
+    let path = std::env::join_paths(std::iter::once(setup::bpf_linker_bin_dir()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root.join("vpnfp-ebpf"))
+        .env("PATH", path)
+        // The workspace's rustup override does not apply: ask for the nightly.
+        .env_remove("RUSTC")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .args([
+            "+nightly",
+            "build",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+        ]);
+    check(cmd)?;
+    Ok(root.join("target/bpfel-unknown-none/release/vpnfp-ebpf"))
+}

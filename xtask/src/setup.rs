@@ -1,0 +1,151 @@
+//! Installs what a fresh machine of this kind lacks, idempotently: each step
+//! first checks, so a second run takes seconds.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail};
+
+use crate::{check, which};
+
+/// Commands the tests and the demo use, and the Debian package of each.
+const DEBIAN_TOOLS: &[(&str, &str)] = &[("ip", "iproute2"), ("iptables", "iptables")];
+
+/// The bpf-linker release that builds against LLVM 22 (the nightly's).
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Where the nightly's LLVM is linked for bpf-linker and bpf-linker is
+/// installed: under CARGO_HOME so `cargo clean` keeps it (its rpath points here).
+pub fn tools_dir() -> PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
+    cargo_home.join("vpnfp")
+}
+
+pub fn bpf_linker_bin_dir() -> PathBuf {
+    tools_dir().join("bin")
+}
+
+pub fn ensure(_root: &Path) -> anyhow::Result<()> {
+    debian_packages()?;
+    let sysroot = nightly_sysroot()?;
+    rust_src(&sysroot)?;
+    bpf_linker(&sysroot)?;
+    Ok(())
+}
+
+fn debian_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = DEBIAN_TOOLS
+        .iter()
+        .filter(|(tool, _)| which(tool).is_none() && !Path::new("/usr/sbin").join(tool).exists())
+        .map(|&(_, package)| package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: no arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "missing Debian packages {}: run `sudo apt-get install {}` or run this as root",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    check(update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    check(install)
+}
+
+fn nightly_sysroot() -> anyhow::Result<PathBuf> {
+    let out = Command::new("rustc")
+        .args(["+nightly", "--print", "sysroot"])
+        .output()
+        .context("running rustc +nightly (is rustup installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "no nightly toolchain ({}): the eBPF crate needs one; `rustup toolchain install nightly`",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
+}
+
+fn rust_src(sysroot: &Path) -> anyhow::Result<()> {
+    if sysroot.join("lib/rustlib/src/rust/library/core").is_dir() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the nightly's rust-src (for -Z build-std=core)");
+    let mut cmd = Command::new("rustup");
+    cmd.args(["component", "add", "rust-src", "--toolchain", "nightly"]);
+    check(cmd)
+}
+
+/// bpf-linker must use the LLVM that emitted the bitcode: the nightly's own
+/// shared libLLVM, which it links through a directory of two symlinks.
+fn bpf_linker(sysroot: &Path) -> anyhow::Result<()> {
+    let bin = bpf_linker_bin_dir().join("bpf-linker");
+    let llvm_lib = tools_dir().join("llvm/lib");
+    if bin.is_file()
+        && Command::new(&bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        return Ok(());
+    }
+    let libllvm = std::fs::read_dir(sysroot.join("lib"))
+        .context("reading the nightly's lib directory")?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .context("the nightly ships no libLLVM.so.*: cannot build bpf-linker against it")?;
+    let major = libllvm
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("libLLVM.so."))
+        .and_then(|v| v.split('.').next())
+        .context("cannot read the LLVM version from the nightly's libLLVM name")?
+        .to_string();
+    std::fs::create_dir_all(&llvm_lib)?;
+    for name in [
+        "libLLVM.so".into(),
+        libllvm.file_name().unwrap().to_os_string(),
+    ] {
+        let link = llvm_lib.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&libllvm, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    eprintln!(
+        "xtask: building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {major} (about a minute)"
+    );
+    let mut cmd = Command::new("cargo");
+    cmd.args([
+        "install",
+        "bpf-linker",
+        "--version",
+        BPF_LINKER_VERSION,
+        "--no-default-features",
+        "--features",
+    ])
+    .arg(format!("llvm-{major}"))
+    .arg("--root")
+    .arg(tools_dir())
+    .env("LLVM_PREFIX", tools_dir().join("llvm"));
+    check(cmd)
+}
