@@ -3,7 +3,7 @@
 
 /// What happened to one frame. The discriminant indexes [`Counters::outcomes`].
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// IPv4 with a host to follow: fed to the window state machine.
     Analysed = 0,

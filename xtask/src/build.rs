@@ -40,24 +40,30 @@ pub fn all(root: &Path, release: bool) -> anyhow::Result<Built> {
 
 /// Always an optimised build: the verifier rejects unoptimised BPF code.
 fn ebpf(root: &Path) -> anyhow::Result<PathBuf> {
+    check(ebpf_cargo(root, "build", &[])?)?;
+    Ok(root.join("target/bpfel-unknown-none/release/vpnfp-ebpf"))
+}
+
+/// `cargo +nightly SUBCOMMAND` for the eBPF crate, bpf-linker on PATH.
+pub fn ebpf_cargo(root: &Path, subcommand: &str, extra: &[&str]) -> anyhow::Result<Command> {
     let path = std::env::join_paths(std::iter::once(setup::bpf_linker_bin_dir()).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))?;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root.join("vpnfp-ebpf"))
         .env("PATH", path)
-        // The workspace's rustup override does not apply: ask for the nightly.
+        // We run under the stable toolchain's cargo: ask for the nightly.
         .env_remove("RUSTC")
         .env_remove("RUSTUP_TOOLCHAIN")
         .args([
             "+nightly",
-            "build",
+            subcommand,
             "--release",
             "--target",
             "bpfel-unknown-none",
             "-Z",
             "build-std=core",
-        ]);
-    check(cmd)?;
-    Ok(root.join("target/bpfel-unknown-none/release/vpnfp-ebpf"))
+        ])
+        .args(extra);
+    Ok(cmd)
 }

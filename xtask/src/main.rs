@@ -47,6 +47,8 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// cargo fmt --check and clippy -D warnings, the eBPF crate on its own.
+    Lint,
     /// A throwaway lab of network namespaces with one VPN-like host and one
     /// ordinary host, fingerprinted by the real XDP program. Needs root.
     Demo,
@@ -78,6 +80,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             exec(cmd)
         }
         Task::Test { args } => test(&root, &args),
+        Task::Lint => lint(&root),
         Task::Demo => {
             let built = build::all(&root, true)?;
             let mut cmd = build::cargo(&root, &built);
@@ -116,6 +119,30 @@ fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
     }
     cmd.env("VPNFP_BIN", &built.controller);
     check(cmd)
+}
+
+fn lint(root: &Path) -> anyhow::Result<()> {
+    let built = build::all(root, false)?;
+    let mut fmt = Command::new("cargo");
+    fmt.current_dir(root).args(["fmt", "--all", "--check"]);
+    check(fmt)?;
+    let mut clippy = build::cargo(root, &built);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "vpnfp-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    check(clippy)?;
+    check(build::ebpf_cargo(
+        root,
+        "clippy",
+        &["--", "-D", "warnings"],
+    )?)
 }
 
 fn workspace_root() -> PathBuf {

@@ -146,6 +146,8 @@ fn bpf_linker(sysroot: &Path) -> anyhow::Result<()> {
     .arg(format!("llvm-{major}"))
     .arg("--root")
     .arg(tools_dir())
-    .env("LLVM_PREFIX", tools_dir().join("llvm"));
+    .env("LLVM_PREFIX", tools_dir().join("llvm"))
+    // Newer releases of bpf-linker's dependencies may need a newer rustc.
+    .env("CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS", "fallback");
     check(cmd)
 }

@@ -1,0 +1,148 @@
+//! vpnfp run, attached for real to a veth in network namespaces, with real
+//! traffic from a VPN-like host and a browsing host.
+
+use std::{
+    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
+    process::Stdio,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use vpnfp_tests::{
+    lab::{ChildGuard, Lab, ROUTER_ADDR, ROUTER_IF, Sender, send_paced},
+    privileged,
+    scenario::{self, BROWSING_HOST, VPN_HOST, VPN_SERVER},
+    vpnfp_bin,
+};
+
+#[test]
+fn reports_the_vpn_like_host_and_never_the_browsing_host() {
+    if !privileged("reports_the_vpn_like_host_and_never_the_browsing_host") {
+        return;
+    }
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let outcome = scenario::vpn_and_browser(&vpnfp_bin(), |_| {});
+    let ended = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(outcome.status.success(), "vpnfp exit: {}", outcome.status);
+    assert_eq!(outcome.sent[0], outcome.sent[1]);
+    // 5 s of traffic with 2 s windows: at least one window closes and is
+    // judged (a close needs a packet after the window expired).
+    assert!(
+        !outcome.reports.is_empty(),
+        "no report for the VPN-like host"
+    );
+    for r in &outcome.reports {
+        assert_eq!(r["event"], "suspected_vpn", "{r}");
+        assert_eq!(r["mode"], "xdp", "{r}");
+        assert_eq!(
+            r["host"],
+            VPN_HOST.to_string(),
+            "only the VPN-like host: {r}"
+        );
+        assert_eq!(r["peer"], VPN_SERVER.to_string(), "{r}");
+        assert_eq!(r["reason"], "count", "{r}");
+        let start = r["window_start"].as_f64().expect("window_start");
+        let end = r["window_end"].as_f64().expect("window_end");
+        let secs = r["window_secs"].as_f64().expect("window_secs");
+        assert!(
+            start >= started - 1.0 && end <= ended + 1.0,
+            "Unix times within the test: {r}"
+        );
+        assert!(
+            secs > 2.0 && secs < 3.0,
+            "a window closes just after 2 s: {r}"
+        );
+        assert!((end - start - secs).abs() < 2e-6, "{r}");
+        // 300 packets/s for a little over 2 s.
+        let count = r["count_this"].as_u64().expect("count_this");
+        assert!((550..=800).contains(&count), "{r}");
+        assert!(r["count_prev"].as_u64().is_some(), "{r}");
+    }
+    assert!(
+        outcome
+            .reports
+            .iter()
+            .all(|r| r["host"] != BROWSING_HOST.to_string()),
+        "the browsing host is never reported"
+    );
+}
+
+#[test]
+fn monitor_mode_passes_every_packet() {
+    if !privileged("monitor_mode_passes_every_packet") {
+        return;
+    }
+    let host = Ipv4Addr::new(192, 168, 77, 30);
+    let lab = Lab::new(&[host]);
+    let receiver = lab
+        .router
+        .enter(|| UdpSocket::bind(SocketAddrV4::new(ROUTER_ADDR, 9)).expect("bind receiver"));
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args([
+                "run", "--iface", ROUTER_IF, "--count", "10", "--window", "0.1",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_xdp(child.child(), Duration::from_secs(20));
+    // Read while sending, so the socket buffer never overflows.
+    let counting = std::thread::spawn(move || {
+        let mut received = 0u64;
+        let mut buf = [0u8; 64];
+        while receiver.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        received
+    });
+    let mut senders = [Sender::new(lab.socket(host), vec![ROUTER_ADDR])];
+    let sent = send_paced(&mut senders, 1_000, Duration::from_millis(500))[0];
+    let received = counting.join().expect("receiver");
+    assert_eq!(received, sent, "every packet reached the router's socket");
+    assert!(child.terminate(Duration::from_secs(10)).success());
+    assert!(!lab.router.has_xdp(ROUTER_IF), "detached on SIGTERM");
+}
+
+#[test]
+fn clear_errors_for_bad_interfaces_and_settings() {
+    if !privileged("clear_errors_for_bad_interfaces_and_settings") {
+        return;
+    }
+    for (args, message) in [
+        (
+            &["run", "--iface", "vpnfp-nope0"][..],
+            "unknown network interface 'vpnfp-nope0'",
+        ),
+        (
+            &["run", "--iface", "lo", "--window", "0"],
+            "--window must be a positive number",
+        ),
+        (
+            &["run", "--iface", "lo", "--overlap-ratio", "1.5"],
+            "--overlap-ratio must be in (0, 1]",
+        ),
+        (
+            &["run", "--iface", "lo", "--count", "0"],
+            "--count must be at least 1",
+        ),
+    ] {
+        let out = std::process::Command::new(vpnfp_bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    }
+}
