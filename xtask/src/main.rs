@@ -118,7 +118,47 @@ fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
         cmd.arg("--").args(args);
     }
     cmd.env("VPNFP_BIN", &built.controller);
-    check(cmd)
+    run_tests(cmd)
+}
+
+/// Runs cargo test, echoing its output, and closes with one total line
+/// (`N passed, N failed, N ignored`) over every test binary, since cargo's
+/// own last line is that of whichever binary ran last.
+fn run_tests(mut cmd: Command) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let mut totals = [0u64; 3];
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for (i, word) in ["passed", "failed", "ignored"].iter().enumerate() {
+                totals[i] += rest
+                    .split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .trim_start_matches("ok. ")
+                            .trim_start_matches("FAILED. ")
+                            .strip_suffix(word)
+                    })
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    println!(
+        "all tests: {} passed, {} failed, {} skipped",
+        totals[0], totals[1], totals[2]
+    );
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
 }
 
 fn lint(root: &Path) -> anyhow::Result<()> {
