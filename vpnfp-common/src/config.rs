@@ -1,7 +1,7 @@
 //! The configuration userspace writes into the kernel's config map. The XDP
 //! program reads it on every packet, so changes need no reload.
 
-use crate::InternalRanges;
+use crate::{Direction, InternalRanges, Ipv4Fields, Orientation, Outcome};
 
 /// Set in [`KernelConfig::magic`] by userspace. A zeroed (never written)
 /// config, or one written by another layout version, is not used.
@@ -45,6 +45,25 @@ impl KernelConfig {
     #[inline(always)]
     pub const fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
+    }
+
+    /// Step 1 with this config's ranges and filters: the packet's (host,
+    /// peer, direction), or why it is not analysed.
+    #[inline(always)]
+    pub fn analysed(&self, ip: &Ipv4Fields) -> Result<(u32, u32, Direction), Outcome> {
+        match self.internal.orient(ip.src, ip.dst) {
+            Orientation::LanInternal => Err(Outcome::IgnoredLanInternal),
+            Orientation::Outbound {
+                host,
+                peer,
+                direction,
+            } => Ok((host, peer, direction)),
+            Orientation::Transit { .. } if self.has(FLAG_INTERNAL_HOSTS_ONLY) => {
+                Err(Outcome::IgnoredTransit)
+            }
+            // The source was external, so host is the original destination.
+            Orientation::Transit { host, peer } => Ok((host, peer, Direction::Inbound)),
+        }
     }
 }
 

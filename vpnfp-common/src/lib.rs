@@ -13,6 +13,7 @@ pub mod counters;
 pub mod decision;
 pub mod flow;
 pub mod maps;
+pub mod parse;
 pub mod window;
 
 #[cfg(feature = "user")]
@@ -23,6 +24,7 @@ pub use config::KernelConfig;
 pub use counters::{Counters, Outcome};
 pub use decision::{Reason, Thresholds, decide};
 pub use flow::{Direction, FlowCounters, FlowKey};
+pub use parse::Ipv4Fields;
 pub use window::{HostState, WindowClose};
 
 /// Nanoseconds per second: timestamps are `u64` nanoseconds everywhere.

@@ -15,9 +15,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::info;
 use vpnfp_common::{
-    Counters, Direction, FlowCounters, FlowKey, HostState, KernelConfig, Orientation, Outcome,
-    WindowClose,
-    config::{FLAG_INTERNAL_HOSTS_ONLY, FLAG_LOG_WINDOWS, FLAG_TEST_CLOCK},
+    Counters, FlowCounters, FlowKey, HostState, KernelConfig, Outcome, WindowClose,
+    config::{FLAG_LOG_WINDOWS, FLAG_TEST_CLOCK},
     counters::OUTCOME_COUNT,
     maps::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES},
 };
@@ -58,25 +57,12 @@ pub fn vpnfp(ctx: XdpContext) -> u32 {
 /// the state machine or the transit filter.
 #[inline(always)]
 fn try_fingerprint(ctx: &XdpContext, counters: &mut Counters) -> Result<Outcome, Outcome> {
-    let ip = parse::ipv4_header(ctx)?;
+    let ip = vpnfp_common::parse::ethernet(&parse::XdpFrame(ctx))?;
     let config = match VPNFP_CONFIG.get(0) {
         Some(config) if config.is_valid() => config,
         _ => return Err(Outcome::IgnoredUnconfigured),
     };
-    let (host, peer, direction) = match config.internal.orient(ip.src, ip.dst) {
-        Orientation::LanInternal => return Err(Outcome::IgnoredLanInternal),
-        Orientation::Outbound {
-            host,
-            peer,
-            direction,
-        } => (host, peer, direction),
-        Orientation::Transit { host, peer } => {
-            if config.has(FLAG_INTERNAL_HOSTS_ONLY) {
-                return Err(Outcome::IgnoredTransit);
-            }
-            (host, peer, Direction::Inbound)
-        }
-    };
+    let (host, peer, direction) = config.analysed(&ip)?;
     let now_ns = if config.has(FLAG_TEST_CLOCK) {
         config.test_clock_ns
     } else {
