@@ -35,6 +35,29 @@ Examples:
   vpnfp run --iface veth0 --window 2 --count 100 --duration 30
       Small numbers for a lab, stop after 30 s.")]
     Run(RunArgs),
+    /// Replay capture files (pcap or pcapng) through the same decisions, each
+    /// packet at its own timestamp; several files are read as one stream.
+    ///
+    /// Link types: Ethernet, Linux cooked v1/v2 (tcpdump -i any), raw IPv4.
+    /// A summary goes to stderr; a truncated or corrupt file stops the replay
+    /// with the file and byte offset, after reporting what came before.
+    #[command(after_help = "\
+Examples:
+  vpnfp replay capture.pcap
+  vpnfp replay monday.pcapng tuesday.pcapng --json --internal-hosts-only
+      The research's offline entry point also skips transit traffic.")]
+    Replay(ReplayArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// Capture files, read in this order as one stream.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub fingerprint: FingerprintArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -47,9 +70,8 @@ pub struct RunArgs {
     pub xdp_mode: AttachMode,
     #[command(flatten)]
     pub fingerprint: FingerprintArgs,
-    /// Print each report as one JSON object per line on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -65,6 +87,17 @@ pub struct RunArgs {
     /// Size of the window-close ring buffer in bytes (a power of two, at least one page).
     #[arg(long, default_value_t = DEFAULT_RING_BYTES)]
     pub ring_bytes: u32,
+}
+
+/// How reports are printed, shared by every mode.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Print each report as one JSON object per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// With --json, also print windows that were not suspected ("event": "window_closed").
+    #[arg(long)]
+    pub all_windows: bool,
 }
 
 /// The research's knobs, shared by every mode.

@@ -2,8 +2,11 @@
 //! ([`clock`]) and report output ([`report`]). The decision logic itself is
 //! `vpnfp_common`'s.
 
+pub mod capture;
 pub mod clock;
+pub mod engine;
 pub mod privileges;
+pub mod replay;
 pub mod report;
 pub mod settings;
 pub mod xdp;

@@ -2,7 +2,7 @@
 //! reports suspected VPN users.
 
 mod cli;
-mod run;
+mod commands;
 
 use std::process::ExitCode;
 
@@ -20,7 +20,8 @@ fn main() -> ExitCode {
         .format_target(false)
         .init();
     let result = match cli.command {
-        cli::Command::Run(args) => run::run(args, cli.verbose),
+        cli::Command::Run(args) => commands::run::run(args, cli.verbose),
+        cli::Command::Replay(args) => commands::replay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

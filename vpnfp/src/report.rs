@@ -1,5 +1,6 @@
-//! What vpnfp says when a closed window makes a host a suspected VPN user:
-//! one human-readable log line, and with `--json` one JSON object per line.
+//! What vpnfp says about a closed window: for a suspected VPN user one
+//! human-readable log line, and with `--json` one JSON object per line
+//! (`--all-windows` adds the windows that were not suspected).
 
 use std::{fmt::Write as _, net::Ipv4Addr};
 
@@ -24,7 +25,7 @@ impl Mode {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SuspectedVpn {
+pub struct WindowReport {
     pub mode: Mode,
     pub host: Ipv4Addr,
     pub peer: Ipv4Addr,
@@ -33,10 +34,11 @@ pub struct SuspectedVpn {
     pub window_end_ns: u64,
     pub count_this: u64,
     pub count_prev: u64,
-    pub reason: Reason,
+    /// `Some` when the window makes the host a suspected VPN user.
+    pub reason: Option<Reason>,
 }
 
-impl SuspectedVpn {
+impl WindowReport {
     /// Applies the research's decision to a closed window; `to_unix_ns` maps
     /// the record's clock to Unix time.
     pub fn judge(
@@ -44,9 +46,8 @@ impl SuspectedVpn {
         closed: &WindowClose,
         thresholds: &Thresholds,
         to_unix_ns: impl Fn(u64) -> u64,
-    ) -> Option<Self> {
-        let reason = decide(closed, thresholds)?;
-        Some(Self {
+    ) -> Self {
+        Self {
             mode,
             host: Ipv4Addr::from(closed.host),
             peer: Ipv4Addr::from(closed.peer),
@@ -54,8 +55,8 @@ impl SuspectedVpn {
             window_end_ns: to_unix_ns(closed.window_end_ns),
             count_this: closed.count_this,
             count_prev: closed.count_prev,
-            reason,
-        })
+            reason: decide(closed, thresholds),
+        }
     }
 
     pub fn window_ns(&self) -> u64 {
@@ -65,13 +66,18 @@ impl SuspectedVpn {
     /// One line, the fields in the order a reader scans them.
     pub fn human(&self) -> String {
         format!(
-            "suspected VPN: host {} -> peer {}: {} packets in a {} s window (previous window {}; rule: {})",
+            "{}: host {} -> peer {}: {} packets in a {} s window (previous window {}; rule: {})",
+            if self.reason.is_some() {
+                "suspected VPN"
+            } else {
+                "window closed"
+            },
             self.host,
             self.peer,
             self.count_this,
             seconds(self.window_ns()),
             self.count_prev,
-            self.reason.as_str()
+            self.reason.map_or("none", Reason::as_str)
         )
     }
 
@@ -82,10 +88,15 @@ impl SuspectedVpn {
         let _ = write!(
             s,
             concat!(
-                "{{\"event\":\"suspected_vpn\",\"mode\":\"{}\",\"host\":\"{}\",\"peer\":\"{}\",",
+                "{{\"event\":\"{}\",\"mode\":\"{}\",\"host\":\"{}\",\"peer\":\"{}\",",
                 "\"window_start\":{},\"window_end\":{},\"window_secs\":{},",
-                "\"count_this\":{},\"count_prev\":{},\"reason\":\"{}\"}}"
+                "\"count_this\":{},\"count_prev\":{},\"reason\":{}}}"
             ),
+            if self.reason.is_some() {
+                "suspected_vpn"
+            } else {
+                "window_closed"
+            },
             self.mode.as_str(),
             self.host,
             self.peer,
@@ -94,9 +105,58 @@ impl SuspectedVpn {
             seconds(self.window_ns()),
             self.count_this,
             self.count_prev,
-            self.reason.as_str()
+            match self.reason {
+                Some(reason) => format!("\"{}\"", reason.as_str()),
+                None => "null".to_string(),
+            }
         );
         s
+    }
+}
+
+/// Prints window reports: suspected VPN users always (log line, and a JSON
+/// line with `json`), other windows only with `all_windows`.
+pub struct Reporter {
+    pub thresholds: Thresholds,
+    pub json: bool,
+    pub all_windows: bool,
+    /// Windows closed and suspected-VPN reports so far.
+    pub closes: u64,
+    pub reports: u64,
+}
+
+impl Reporter {
+    pub fn new(thresholds: Thresholds, json: bool, all_windows: bool) -> Self {
+        Self {
+            thresholds,
+            json,
+            all_windows,
+            closes: 0,
+            reports: 0,
+        }
+    }
+
+    pub fn window_closed(
+        &mut self,
+        mode: Mode,
+        closed: &WindowClose,
+        to_unix_ns: impl Fn(u64) -> u64,
+    ) -> WindowReport {
+        let report = WindowReport::judge(mode, closed, &self.thresholds, to_unix_ns);
+        self.closes += 1;
+        if report.reason.is_some() {
+            self.reports += 1;
+            log::info!("{}", report.human());
+        } else {
+            log::debug!("{}", report.human());
+        }
+        if self.json && (report.reason.is_some() || self.all_windows) {
+            use std::io::Write;
+            // A closed stdout (a pipe whose reader left) must not kill the
+            // fingerprinter; the log line above still stands.
+            let _ = writeln!(std::io::stdout().lock(), "{}", report.json());
+        }
+        report
     }
 }
 
@@ -124,22 +184,24 @@ mod tests {
     #[test]
     fn judges_with_the_shared_decision() {
         let th = Thresholds::from_ratio(10, 0.75);
-        assert!(SuspectedVpn::judge(Mode::Xdp, &closed(4), &th, |t| t).is_none());
-        let r = SuspectedVpn::judge(Mode::Xdp, &closed(14), &th, |t| {
+        let quiet = WindowReport::judge(Mode::Xdp, &closed(4), &th, |t| t);
+        assert_eq!(quiet.reason, None);
+        let v: serde_json::Value = serde_json::from_str(&quiet.json()).unwrap();
+        assert_eq!(v["event"], "window_closed");
+        assert!(v["reason"].is_null());
+        let r = WindowReport::judge(Mode::Xdp, &closed(14), &th, |t| {
             t + 1_700_000_000_000_000_000
-        })
-        .unwrap();
-        assert_eq!(r.reason, Reason::Count);
+        });
+        assert_eq!(r.reason, Some(Reason::Count));
         assert_eq!(r.window_start_ns, 1_700_000_000_000_001_000);
     }
 
     #[test]
     fn json_has_the_documented_fields() {
         let th = Thresholds::from_ratio(10, 0.75);
-        let r = SuspectedVpn::judge(Mode::Replay, &closed(14), &th, |t| {
+        let r = WindowReport::judge(Mode::Replay, &closed(14), &th, |t| {
             t + 1_700_000_000_000_000_000
-        })
-        .unwrap();
+        });
         let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["event"], "suspected_vpn");
         assert_eq!(v["mode"], "replay");

@@ -13,7 +13,7 @@ use tokio::{
 use vpnfp::{
     clock::BootClock,
     privileges,
-    report::{Mode, SuspectedVpn, seconds},
+    report::{Mode, Reporter, seconds},
     settings::Settings,
     xdp::{Capacities, XdpFingerprinter, if_index},
 };
@@ -93,13 +93,11 @@ async fn run_xdp(
     );
 
     let clock = BootClock::now().context("reading the clocks")?;
-    let mut reporter = Reporter {
-        settings: &settings,
-        clock,
-        json: args.json,
-        reports: 0,
-        closes: 0,
-    };
+    let mut reporter = Reporter::new(
+        settings.thresholds,
+        args.output.json,
+        args.output.all_windows,
+    );
     let mut ring = watch_readable(fingerprinter.take_window_closes()?)
         .context("watching the window-close ring buffer")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -121,7 +119,7 @@ async fn run_xdp(
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting for window-close records")?;
-                reporter.drain(guard.get_inner_mut());
+                drain(guard.get_inner_mut(), &mut reporter, clock);
                 guard.clear_ready();
             }
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
@@ -141,7 +139,7 @@ async fn run_xdp(
         }
     }
     // Records committed before the stop are still reported.
-    reporter.drain(ring.get_mut());
+    drain(ring.get_mut(), &mut reporter, clock);
     let counters = fingerprinter.counters()?;
     let hosts = fingerprinter.hosts().map(|h| h.len()).unwrap_or(0);
     info!("{}", describe(&counters));
@@ -154,46 +152,18 @@ async fn run_xdp(
     Ok(())
 }
 
-struct Reporter<'a> {
-    settings: &'a Settings,
-    clock: BootClock,
-    json: bool,
-    reports: u64,
-    closes: u64,
-}
-
-impl Reporter<'_> {
-    fn drain(&mut self, ring: &mut RingBuf<MapData>) {
-        while let Some(item) = ring.next() {
-            let Some(closed) = WindowClose::from_bytes(&item) else {
-                warn!(
-                    "ignoring a ring-buffer record of {} bytes (expected {}): object and controller differ",
-                    item.len(),
-                    size_of::<WindowClose>()
-                );
-                continue;
-            };
-            self.closes += 1;
-            debug!(
-                "window closed: host {} peer {}: {} packets in {} s (previous {})",
-                std::net::Ipv4Addr::from(closed.host),
-                std::net::Ipv4Addr::from(closed.peer),
-                closed.count_this,
-                seconds(closed.window_ns()),
-                closed.count_prev
-            );
-            let clock = self.clock;
-            if let Some(report) =
-                SuspectedVpn::judge(Mode::Xdp, &closed, &self.settings.thresholds, |ns| {
-                    clock.to_unix_ns(ns)
-                })
-            {
-                self.reports += 1;
-                info!("{}", report.human());
-                if self.json {
-                    println!("{}", report.json());
-                }
+/// Reads every committed window-close record and reports it.
+fn drain(ring: &mut RingBuf<MapData>, reporter: &mut Reporter, clock: BootClock) {
+    while let Some(item) = ring.next() {
+        match WindowClose::from_bytes(&item) {
+            Some(closed) => {
+                reporter.window_closed(Mode::Xdp, &closed, |ns| clock.to_unix_ns(ns));
             }
+            None => warn!(
+                "ignoring a ring-buffer record of {} bytes (expected {}): object and controller differ",
+                item.len(),
+                size_of::<WindowClose>()
+            ),
         }
     }
 }

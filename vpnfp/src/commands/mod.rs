@@ -1,0 +1,4 @@
+//! One module per subcommand of the `vpnfp` binary.
+
+pub mod replay;
+pub mod run;
