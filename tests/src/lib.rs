@@ -2,12 +2,14 @@
 //! guards, a two-namespace lab, frame builders and a BPF_PROG_TEST_RUN
 //! harness around the real XDP program.
 
+pub mod captures;
 pub mod fixtures;
 pub mod frames;
 pub mod harness;
 pub mod lab;
 pub mod netns;
 pub mod scenario;
+pub mod script;
 
 /// Whether a privileged test can run. As root: yes. Otherwise in CI the test
 /// fails loudly; outside CI it skips with the reason.

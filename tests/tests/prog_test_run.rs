@@ -3,8 +3,10 @@
 
 use std::{collections::HashMap, net::Ipv4Addr};
 
+use vpnfp::{capture::LinkType, engine::Engine};
+
 use vpnfp_common::{
-    HostState, InternalRanges, Ipv4Range, KernelConfig, NANOS_PER_SEC, Outcome, WindowClose,
+    InternalRanges, Ipv4Range, KernelConfig, NANOS_PER_SEC, Outcome, WindowClose,
     config::FLAG_INTERNAL_HOSTS_ONLY,
 };
 use vpnfp_tests::{
@@ -12,6 +14,7 @@ use vpnfp_tests::{
     frames::{self, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IPV6},
     harness::{TestProgram, XDP_PASS},
     privileged,
+    script::mixed_traffic,
 };
 
 const MS: u64 = 1_000_000;
@@ -178,95 +181,42 @@ fn malformed_and_foreign_frames_pass_change_nothing_and_are_counted() {
     );
 }
 
-/// A deterministic pseudo-random sequence (xorshift64*), no extra crates.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 #[test]
 fn scripted_sequence_yields_exactly_the_shared_state_machines_records() {
     if !privileged("scripted_sequence_yields_exactly_the_shared_state_machines_records") {
         return;
     }
-    let window_ns = 300 * MS;
-    let config = research_config(window_ns);
+    let config = research_config(300 * MS);
     let mut program = TestProgram::load(config);
-    let lan = [
-        ip(192, 168, 1, 10),
-        ip(192, 168, 1, 11),
-        ip(10, 0, 0, 5),
-        ip(172, 16, 3, 3),
-    ];
-    let wan = [
-        ip(198, 51, 100, 7),
-        ip(198, 51, 100, 8),
-        ip(192, 0, 2, 1),
-        ip(192, 0, 2, 99),
-    ];
-    let tag_sets: [&[u16]; 4] = [
-        &[],
-        &[ETH_P_8021Q],
-        &[ETH_P_8021AD, ETH_P_8021Q],
-        &[ETH_P_8021Q; 3],
-    ];
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    // The same frames through the userspace engine (the shared parser and
+    // state machine, as replay and NFQUEUE mode use them).
+    let mut engine = Engine::new(config);
     let mut expected_closes = Vec::new();
-    let mut states: HashMap<u32, HostState> = HashMap::new();
-    let mut current_peer = [wan[0], wan[1], wan[0], wan[1]];
-    let mut t = 0u64;
-    for _ in 0..6_000 {
-        t += rng.below(4 * MS);
-        // Each host keeps its peer for a few hundred packets, with a peer
-        // change now and then; a mix of directions, VLAN depths,
-        // LAN-internal and transit traffic.
-        let h = rng.below(4) as usize;
-        if rng.below(400) == 0 {
-            current_peer[h] = wan[rng.below(4) as usize];
-        }
-        let (host, peer) = (lan[h], current_peer[h]);
-        let (src, dst) = match rng.below(20) {
-            0 => (host, lan[rng.below(4) as usize]),
-            1 => (wan[2], wan[3]),
-            2..=7 => (peer, host),
-            _ => (host, peer),
-        };
-        let frame = frames::udp(src, dst, tag_sets[rng.below(4) as usize]);
-        program.run_at(&frame, t).expect("test_run");
-        // The same packet through the shared state machine, in userspace.
-        let (s, d) = (u32::from(src), u32::from(dst));
-        let oriented = match config.internal.orient(s, d) {
-            vpnfp_common::Orientation::LanInternal => None,
-            vpnfp_common::Orientation::Outbound { host, peer, .. } => Some((host, peer)),
-            vpnfp_common::Orientation::Transit { host, peer } => Some((host, peer)),
-        };
-        if let Some((h, p)) = oriented {
-            let state = states.entry(h).or_insert(HostState::NEW);
-            expected_closes.extend(state.observe(h, p, t, window_ns));
-        }
+    let script = mixed_traffic(0x5eed_1234_abcd_ef01, 6_000);
+    for s in &script {
+        program.run_at(&s.frame, s.ts_ns).expect("test_run");
+        expected_closes.extend(engine.frame(LinkType::Ethernet.parse(&s.frame), s.ts_ns));
     }
     let closes = program.window_closes();
     assert!(
-        expected_closes.len() >= 10,
+        expected_closes.len() >= 100,
         "the script closes windows ({})",
         expected_closes.len()
     );
     assert_eq!(closes, expected_closes);
-    for (host, state) in program.fingerprinter.hosts().unwrap() {
-        assert_eq!(Some(&state), states.get(&u32::from(host)), "{host}");
+    let hosts = program.fingerprinter.hosts().unwrap();
+    assert_eq!(hosts.len(), engine.hosts().len());
+    for (host, state) in hosts {
+        assert_eq!(Some(&state), engine.hosts().get(&u32::from(host)), "{host}");
     }
     let c = program.counters();
-    assert_eq!(c.windows_closed, expected_closes.len() as u64);
+    let mut e = *engine.counters();
+    // Only the kernel keeps flows.
+    e.flows_created = c.flows_created;
+    assert_eq!(c, e, "kernel and userspace count every outcome alike");
     assert_eq!(c.seen, 6_000);
     assert_eq!(c.seen, c.analysed() + c.ignored() + c.malformed());
+    assert!(c.malformed() > 0 && c.outcome(Outcome::IgnoredNotIpv4) > 0);
 }
 
 #[test]
