@@ -1,9 +1,9 @@
-//! A home network in two namespaces: `lan` holds the hosts, `router` the
-//! router's LAN-facing interface where vpnfp watches. Every LAN packet is
-//! routed to the router; the router forwards nothing (XDP sees it first).
+//! A home network in three namespaces: `lan` holds the hosts, `router`
+//! forwards their traffic (vpnfp watches its LAN-facing interface), `wan`
+//! stands for the Internet and silently drops what it gets.
 //!
 //! ```text
-//!  [lan ns] lan0 192.168.77.1/24 (+ host addrs) ==veth== router0 192.168.77.254/24 [router ns]
+//!  [lan] lan0 192.168.77.1/24 (+ hosts) == router0 192.168.77.254/24 [router] up0 10.200.0.1/30 == wan0 10.200.0.2/30 [wan]
 //! ```
 
 use std::{
@@ -21,6 +21,7 @@ pub const ROUTER_ADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 254);
 pub struct Lab {
     pub lan: NetNs,
     pub router: NetNs,
+    pub wan: NetNs,
 }
 
 impl Lab {
@@ -56,7 +57,30 @@ impl Lab {
         lan.ip(&["link", "set", LAN_IF, "up"]);
         router.ip(&["link", "set", ROUTER_IF, "up"]);
         lan.ip(&["route", "add", "default", "via", &ROUTER_ADDR.to_string()]);
-        Self { lan, router }
+
+        let wan = NetNs::new("wan");
+        router.ip(&[
+            "link",
+            "add",
+            "up0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "wan0",
+            "netns",
+            wan.name(),
+        ]);
+        router.ip(&["addr", "add", "10.200.0.1/30", "dev", "up0"]);
+        wan.ip(&["addr", "add", "10.200.0.2/30", "dev", "wan0"]);
+        router.ip(&["link", "set", "up0", "up"]);
+        wan.ip(&["link", "set", "wan0", "up"]);
+        router.ip(&["route", "add", "default", "via", "10.200.0.2"]);
+        // The namespace's own sysctl: forwarding here touches nothing else.
+        router
+            .enter(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))
+            .expect("enable forwarding in the router namespace");
+        Self { lan, router, wan }
     }
 
     /// A UDP socket in the LAN namespace sending from `host`.
@@ -69,39 +93,70 @@ impl Lab {
 
     /// Waits until `child` (a vpnfp attached to the router side) has attached.
     pub fn wait_for_xdp(&self, child: &mut Child, timeout: Duration) {
+        self.wait_until(child, timeout, "attach XDP", || {
+            self.router.has_xdp(ROUTER_IF)
+        });
+    }
+
+    /// Waits until vpnfp has bound its queue and its NFQUEUE rule is in the
+    /// router's mangle table.
+    pub fn wait_for_rule(&self, child: &mut Child, timeout: Duration) {
+        self.wait_until(
+            child,
+            timeout,
+            "bind its queue and install its rule",
+            || self.router.nfqueue_bound() && !self.router.vpnfp_rules().is_empty(),
+        );
+    }
+
+    fn wait_until(
+        &self,
+        child: &mut Child,
+        timeout: Duration,
+        what: &str,
+        ready: impl Fn() -> bool,
+    ) {
         let start = Instant::now();
-        while !self.router.has_xdp(ROUTER_IF) {
+        while !ready() {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("vpnfp exited before attaching: {status}");
+                panic!("vpnfp exited before it could {what}: {status}");
             }
             assert!(
                 start.elapsed() < timeout,
-                "vpnfp did not attach XDP to {ROUTER_IF} within {timeout:?}"
+                "vpnfp did not {what} within {timeout:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
-/// One traffic source: a host sending to peers in turn at a fixed rate.
+/// One traffic source: a host sending to its peers in turn, `dwell`
+/// packets to each before moving on.
 pub struct Sender {
     pub socket: UdpSocket,
     pub peers: Vec<Ipv4Addr>,
+    dwell: usize,
     next: usize,
 }
 
 impl Sender {
+    /// A new peer for every packet (one peer: always that one).
     pub fn new(socket: UdpSocket, peers: Vec<Ipv4Addr>) -> Self {
-        assert!(!peers.is_empty());
+        Self::with_dwell(socket, peers, 1)
+    }
+
+    pub fn with_dwell(socket: UdpSocket, peers: Vec<Ipv4Addr>, dwell: usize) -> Self {
+        assert!(!peers.is_empty() && dwell > 0);
         Self {
             socket,
             peers,
+            dwell,
             next: 0,
         }
     }
 
     fn send_one(&mut self) {
-        let peer = self.peers[self.next % self.peers.len()];
+        let peer = self.peers[(self.next / self.dwell) % self.peers.len()];
         self.next += 1;
         // Errors (an ICMP error reported back) do not matter: the frame left.
         let _ = self
@@ -165,5 +220,51 @@ impl Drop for ChildGuard {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Lab {
+    /// Sends raw Ethernet frames out of the LAN interface (AF_PACKET), with
+    /// the destination MAC set to the router's so the router's stack takes
+    /// them; `gap` between frames.
+    pub fn send_raw(&self, frames: &[Vec<u8>], gap: Duration) {
+        let router_mac = self.router.mac(ROUTER_IF);
+        let index = self.lan.if_index(LAN_IF);
+        self.lan.enter(|| {
+            // SAFETY: plain socket calls on a socket we own and close.
+            unsafe {
+                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+                assert!(
+                    fd >= 0,
+                    "AF_PACKET socket: {}",
+                    std::io::Error::last_os_error()
+                );
+                let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+                addr.sll_family = libc::AF_PACKET as u16;
+                addr.sll_ifindex = index as i32;
+                addr.sll_halen = 6;
+                addr.sll_addr[..6].copy_from_slice(&router_mac);
+                for frame in frames {
+                    let mut frame = frame.clone();
+                    frame[..6].copy_from_slice(&router_mac);
+                    let sent = libc::sendto(
+                        fd,
+                        frame.as_ptr().cast(),
+                        frame.len(),
+                        0,
+                        (&addr as *const libc::sockaddr_ll).cast(),
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    );
+                    assert_eq!(
+                        sent,
+                        frame.len() as isize,
+                        "send: {}",
+                        std::io::Error::last_os_error()
+                    );
+                    std::thread::sleep(gap);
+                }
+                libc::close(fd);
+            }
+        });
     }
 }

@@ -74,11 +74,58 @@ impl NetNs {
         })
     }
 
-    /// Whether `iface` in this namespace has an XDP program attached.
-    pub fn has_xdp(&self, iface: &str) -> bool {
+    fn link(&self, iface: &str) -> serde_json::Value {
         let out = self.ip(&["-j", "link", "show", "dev", iface]);
         let links: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
-        links[0].get("xdp").is_some()
+        links[0].clone()
+    }
+
+    pub fn mac(&self, iface: &str) -> [u8; 6] {
+        let text = self.link(iface)["address"]
+            .as_str()
+            .expect("address")
+            .to_string();
+        let bytes: Vec<u8> = text
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+            .collect();
+        bytes.try_into().expect("6 bytes")
+    }
+
+    pub fn if_index(&self, iface: &str) -> u32 {
+        self.link(iface)["ifindex"].as_u64().expect("ifindex") as u32
+    }
+
+    /// vpnfp's iptables rules (by their comment) in this namespace.
+    pub fn vpnfp_rules(&self) -> Vec<String> {
+        let out = self
+            .command("iptables")
+            .args(["-w", "-t", "mangle", "-S"])
+            .output()
+            .expect("iptables -S");
+        assert!(
+            out.status.success(),
+            "iptables -S: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("vpnfp-queue-"))
+            .map(String::from)
+            .collect()
+    }
+
+    /// Whether some process has bound a netfilter queue in this namespace.
+    pub fn nfqueue_bound(&self) -> bool {
+        self.enter(|| {
+            std::fs::read_to_string("/proc/thread-self/net/netfilter/nfnetlink_queue")
+                .is_ok_and(|s| !s.trim().is_empty())
+        })
+    }
+
+    /// Whether `iface` in this namespace has an XDP program attached.
+    pub fn has_xdp(&self, iface: &str) -> bool {
+        self.link(iface).get("xdp").is_some()
     }
 }
 

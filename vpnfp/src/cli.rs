@@ -1,5 +1,5 @@
 use clap::{Args, Parser, Subcommand};
-use vpnfp::{settings::Cidr, xdp::AttachMode};
+use vpnfp::{nfqueue::Chain, settings::Cidr, xdp::AttachMode};
 use vpnfp_common::{
     decision::{DEFAULT_COUNT, DEFAULT_OVERLAP_RATIO, DEFAULT_WINDOW_SECS},
     maps::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES},
@@ -20,10 +20,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Attach the XDP fingerprinter to interfaces and report suspected VPN users.
+    /// Watch live traffic (XDP, NFQUEUE or both) and report suspected VPN users.
     ///
-    /// Monitor mode: every packet is passed on unchanged. Needs root (or
-    /// CAP_BPF + CAP_NET_ADMIN). Stops on Ctrl-C / SIGTERM and detaches.
+    /// Monitor mode: every packet is passed on unchanged (XDP_PASS; NFQUEUE
+    /// accepts every packet, its rule carries --queue-bypass and the queue is
+    /// fail-open). Needs root (or CAP_BPF + CAP_NET_ADMIN). Stops on Ctrl-C /
+    /// SIGTERM, detaches and removes its rule.
     #[command(after_help = "\
 Examples:
   vpnfp run --iface eth0
@@ -33,7 +35,11 @@ Examples:
   vpnfp run --iface eth0 --iface eth1 --json > reports.jsonl
       Two interfaces, one shared state; one JSON object per report on stdout.
   vpnfp run --iface veth0 --window 2 --count 100 --duration 30
-      Small numbers for a lab, stop after 30 s.")]
+      Small numbers for a lab, stop after 30 s.
+  vpnfp run --mode nfqueue --chain FORWARD --iface eth1
+      The research's own path: netfilter queue 1, first 20 bytes of each packet.
+  vpnfp run --mode both --iface eth1 --chain FORWARD --compare-interval 60
+      XDP and NFQUEUE on the same traffic; an agreement report every minute.")]
     Run(RunArgs),
     /// Replay capture files (pcap or pcapng) through the same decisions, each
     /// packet at its own timestamp; several files are read as one stream.
@@ -60,14 +66,34 @@ pub struct ReplayArgs {
     pub output: OutputArgs,
 }
 
+/// Which path sees the packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunMode {
+    /// The XDP program (line rate, no packet copies).
+    Xdp,
+    /// Netfilter queue, as the research's Python version (fallback, slower).
+    Nfqueue,
+    /// Both on the same traffic, with an agreement report.
+    Both,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Interface to watch (repeat for several; they share one state).
-    #[arg(long = "iface", short = 'i', required = true, value_name = "IF")]
+    /// Where packets are read: XDP, NFQUEUE, or both side by side.
+    #[arg(long, value_enum, default_value_t = RunMode::Xdp)]
+    pub mode: RunMode,
+    /// Interface to watch (XDP: repeat for several, one shared state;
+    /// NFQUEUE: at most one, the rule's `-i`, or all interfaces if none).
+    #[arg(long = "iface", short = 'i', value_name = "IF")]
     pub ifaces: Vec<String>,
     /// XDP attach mode: native (driver) first with fallback to skb (generic), or one of them only.
     #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
     pub xdp_mode: AttachMode,
+    #[command(flatten)]
+    pub nfqueue: NfqueueArgs,
+    /// With --mode both: print the agreement report every SECS too (0: only at exit).
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub compare_interval: f64,
     #[command(flatten)]
     pub fingerprint: FingerprintArgs,
     #[command(flatten)]
@@ -87,6 +113,23 @@ pub struct RunArgs {
     /// Size of the window-close ring buffer in bytes (a power of two, at least one page).
     #[arg(long, default_value_t = DEFAULT_RING_BYTES)]
     pub ring_bytes: u32,
+}
+
+/// NFQUEUE mode's settings (the research: queue 1, 20-byte copy range, 2048 packets).
+#[derive(Args, Debug, Clone)]
+pub struct NfqueueArgs {
+    /// Netfilter queue number.
+    #[arg(long, default_value_t = 1)]
+    pub queue_num: u16,
+    /// Chain of the mangle table the NFQUEUE rule goes in (FORWARD on a router).
+    #[arg(long, value_enum, default_value_t = Chain::Forward)]
+    pub chain: Chain,
+    /// Queue length in packets; beyond it the kernel passes packets unseen (fail-open) and they are counted as missed.
+    #[arg(long, default_value_t = 2048)]
+    pub queue_len: u32,
+    /// Bytes of each packet copied to vpnfp (20: the IPv4 header, as the research).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(20..))]
+    pub copy_range: u16,
 }
 
 /// How reports are printed, shared by every mode.

@@ -30,6 +30,14 @@ impl BootClock {
         })
     }
 
+    /// A clock that leaves timestamps as they are (for records already in
+    /// Unix time).
+    pub const fn zero() -> Self {
+        Self {
+            realtime_minus_boottime_ns: 0,
+        }
+    }
+
     /// Current boot-time nanoseconds (what the XDP program sees).
     pub fn boot_now_ns() -> io::Result<u64> {
         clock_ns(libc::CLOCK_BOOTTIME).map(|ns| ns as u64)

@@ -4,7 +4,9 @@
 
 pub mod capture;
 pub mod clock;
+pub mod compare;
 pub mod engine;
+pub mod nfqueue;
 pub mod privileges;
 pub mod replay;
 pub mod report;

@@ -4,13 +4,22 @@ const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_BPF: u32 = 39;
 
-/// What is missing to load and attach XDP, or `None` if nothing is.
-pub fn missing_for_xdp() -> Option<String> {
+/// The effective capability set, if /proc says.
+fn effective() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let effective = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())?;
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+}
+
+pub fn has_net_admin() -> bool {
+    effective().is_some_and(|caps| caps & (1u64 << CAP_NET_ADMIN) != 0)
+}
+
+/// What is missing to load and attach XDP, or `None` if nothing is.
+pub fn missing_for_xdp() -> Option<String> {
+    let effective = effective()?;
     let has = |cap: u32| effective & (1u64 << cap) != 0;
     let mut missing = Vec::new();
     if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {

@@ -40,6 +40,18 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Run XDP and NFQUEUE side by side on one interface and print how far
+    /// they agree (`vpnfp run --mode both`), as root.
+    ///
+    /// Example: cargo xtask compare --iface eth1 -- --chain FORWARD --compare-interval 60
+    Compare {
+        /// The interface both modes watch.
+        #[arg(long, short = 'i')]
+        iface: String,
+        /// More arguments for `vpnfp run`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Run every test: host unit tests, BPF_PROG_TEST_RUN tests and end-to-end
     /// tests in network namespaces (those need root; in CI they never skip).
     Test {
@@ -76,6 +88,13 @@ fn run(task: Task) -> anyhow::Result<()> {
             for iface in &ifaces {
                 cmd.args(["--iface", iface]);
             }
+            cmd.args(&args);
+            exec(cmd)
+        }
+        Task::Compare { iface, args } => {
+            let built = build::all(&root, true)?;
+            let mut cmd = as_root(&built.controller)?;
+            cmd.args(["run", "--mode", "both", "--iface", &iface]);
             cmd.args(&args);
             exec(cmd)
         }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use vpnfp_tests::scenario::{self, BROWSING_HOST, VPN_HOST, VPN_SERVER};
+use vpnfp_tests::scenario::{self, BROWSING_HOST, SWITCHING_HOST, VPN_HOST, VPN_SERVER, Watch};
 
 fn main() -> ExitCode {
     // SAFETY: no arguments.
@@ -15,12 +15,13 @@ fn main() -> ExitCode {
         "vpnfp demo: a LAN in a network namespace, watched at the router's LAN interface.\n  \
          {VPN_HOST} sends all its traffic to {VPN_SERVER} (a VPN user)\n  \
          {BROWSING_HOST} sends to 200 different addresses (an ordinary host)\n  \
+         {SWITCHING_HOST} changes its one peer every half second\n  \
          {} packets/s each for {} s; vpnfp runs with {} (the research uses 20-minute windows and 10000 packets).\n",
         scenario::RATE_PPS,
         scenario::TRAFFIC.as_secs(),
         scenario::LAB_ARGS.join(" ")
     );
-    let outcome = scenario::vpn_and_browser(&vpnfp_tests::vpnfp_bin(), |line| {
+    let outcome = scenario::vpn_and_browser(&vpnfp_tests::vpnfp_bin(), Watch::Xdp, |line| {
         println!("JSON report: {line}")
     });
     let flagged: Vec<&str> = outcome
@@ -30,10 +31,11 @@ fn main() -> ExitCode {
         .collect();
     println!();
     let vpn_found = flagged.contains(&VPN_HOST.to_string().as_str());
-    let browser_flagged = flagged.contains(&BROWSING_HOST.to_string().as_str());
+    let browser_flagged = flagged.contains(&BROWSING_HOST.to_string().as_str())
+        || flagged.contains(&SWITCHING_HOST.to_string().as_str());
     if vpn_found && !browser_flagged && outcome.status.success() {
         println!(
-            "Result: {VPN_HOST} flagged as a suspected VPN user ({} reports); {BROWSING_HOST} not flagged.",
+            "Result: {VPN_HOST} flagged as a suspected VPN user ({} reports); {BROWSING_HOST} and {SWITCHING_HOST} not flagged.",
             outcome.reports.len()
         );
         println!("The lab's namespaces are gone. On a real network: cargo xtask run --iface eth0");

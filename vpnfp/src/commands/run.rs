@@ -1,6 +1,15 @@
-//! `vpnfp run`: attach, read window-close records, decide, report, detach.
+//! `vpnfp run`: XDP, NFQUEUE or both on live traffic; read window closes,
+//! decide, report; on exit detach and remove the rule.
 
-use std::{future::pending, time::Duration};
+use std::{
+    future::pending,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use aya::maps::{MapData, RingBuf};
@@ -8,10 +17,13 @@ use log::{debug, info, warn};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
+    sync::mpsc,
     time::{Instant, Interval, interval_at},
 };
 use vpnfp::{
     clock::BootClock,
+    compare::Comparison,
+    nfqueue::{NfqueueError, NfqueueFingerprinter, NfqueueOptions, NfqueueStats},
     privileges,
     report::{Mode, Reporter, seconds},
     settings::Settings,
@@ -19,11 +31,18 @@ use vpnfp::{
 };
 use vpnfp_common::{Counters, Outcome, WindowClose, config::FLAG_LOG_WINDOWS};
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, RunMode};
 
 pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
-    // Everything that can be checked is checked before anything is attached.
+    // Everything that can be checked is checked before anything is attached
+    // or any rule is added.
     let settings = args.fingerprint.settings()?;
+    let positive = |secs: f64, flag: &str| -> anyhow::Result<Option<Duration>> {
+        if !(secs.is_finite() && secs >= 0.0) {
+            bail!("--{flag} must be 0 or a positive number of seconds (got {secs})");
+        }
+        Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
+    };
     let duration = match args.duration {
         Some(secs) if !(secs.is_finite() && secs > 0.0) => {
             bail!("--duration must be a positive number of seconds (got {secs})")
@@ -31,9 +50,8 @@ pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
         Some(secs) => Some(Duration::from_secs_f64(secs)),
         None => None,
     };
-    if !(args.stats_interval.is_finite() && args.stats_interval >= 0.0) {
-        bail!("--stats-interval must be 0 or a positive number of seconds");
-    }
+    let stats_every = positive(args.stats_interval, "stats-interval")?;
+    let compare_every = positive(args.compare_interval, "compare-interval")?;
     if !args.ring_bytes.is_power_of_two() || args.ring_bytes < 4096 {
         bail!(
             "--ring-bytes must be a power of two of at least 4096 (got {})",
@@ -43,42 +61,83 @@ pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
     if args.max_hosts == 0 || args.max_flows == 0 {
         bail!("--max-hosts and --max-flows must be at least 1");
     }
+    if args.mode != RunMode::Nfqueue && args.ifaces.is_empty() {
+        bail!("--mode xdp and --mode both need at least one --iface");
+    }
+    if args.mode != RunMode::Xdp && args.ifaces.len() > 1 {
+        bail!("NFQUEUE mode takes at most one --iface (its rule's input interface)");
+    }
+    if args.nfqueue.queue_len == 0 {
+        bail!("--queue-len must be at least 1");
+    }
     for iface in &args.ifaces {
         if_index(iface)?;
     }
-    if let Some(missing) = privileges::missing_for_xdp() {
+    if args.mode != RunMode::Nfqueue
+        && let Some(missing) = privileges::missing_for_xdp()
+    {
         bail!(missing);
     }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run_xdp(args, settings, duration, verbose))
+        .block_on(run_modes(
+            args,
+            settings,
+            Timers {
+                duration,
+                stats_every,
+                compare_every,
+            },
+            verbose,
+        ))
 }
 
-async fn run_xdp(
+struct Timers {
+    duration: Option<Duration>,
+    stats_every: Option<Duration>,
+    compare_every: Option<Duration>,
+}
+
+/// The XDP side: the loaded program and its window-close ring buffer.
+struct XdpSide {
+    fingerprinter: XdpFingerprinter,
+    ring: AsyncFd<RingBuf<MapData>>,
+    clock: BootClock,
+}
+
+/// The NFQUEUE side: its own thread, window closes over a channel.
+struct NfqueueSide {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Result<NfqueueStats, NfqueueError>>,
+    closes: mpsc::UnboundedReceiver<WindowClose>,
+    live: Arc<Mutex<Counters>>,
+}
+
+async fn run_modes(
     args: RunArgs,
     settings: Settings,
-    duration: Option<Duration>,
+    timers: Timers,
     verbose: u8,
 ) -> anyhow::Result<()> {
-    let capacities = Capacities {
-        max_hosts: args.max_hosts,
-        max_flows: args.max_flows,
-        ring_bytes: args.ring_bytes,
-    };
-    let mut fingerprinter = XdpFingerprinter::load(capacities, u8::MAX)?;
-    spawn_kernel_log_reader(&mut fingerprinter);
-
+    // Signals first: a SIGTERM during start-up is handled once started,
+    // instead of killing us between installing a rule and removing it.
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut config = settings.kernel_config();
     if verbose > 0 {
         config.flags |= FLAG_LOG_WINDOWS;
     }
-    fingerprinter.configure(&config)?;
-    for iface in &args.ifaces {
-        let mode = fingerprinter.attach(iface, args.xdp_mode)?;
-        info!("attached to {iface} in {mode} mode (monitor: every packet passes)");
-    }
+    let mut nfqueue = match args.mode {
+        RunMode::Xdp => None,
+        RunMode::Nfqueue | RunMode::Both => Some(start_nfqueue(&args, &settings)?),
+    };
+    let mut xdp = match args.mode {
+        RunMode::Nfqueue => None,
+        // If this fails, dropping `nfqueue` stops its thread and rule.
+        RunMode::Xdp | RunMode::Both => Some(start_xdp(&args, &config)?),
+    };
     info!(
         "fingerprinting with COUNT={} WINDOW={} s OVERLAP={} ({} internal ranges{})",
         settings.thresholds.count,
@@ -92,79 +151,263 @@ async fn run_xdp(
         }
     );
 
-    let clock = BootClock::now().context("reading the clocks")?;
     let mut reporter = Reporter::new(
         settings.thresholds,
         args.output.json,
         args.output.all_windows,
     );
-    let mut ring = watch_readable(fingerprinter.take_window_closes()?)
-        .context("watching the window-close ring buffer")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut comparison = (args.mode == RunMode::Both).then(|| Comparison::new(settings.thresholds));
     let deadline = async {
-        match duration {
+        match timers.duration {
             Some(d) => tokio::time::sleep(d).await,
             None => pending().await,
         }
     };
     tokio::pin!(deadline);
-    let mut stats = (args.stats_interval > 0.0).then(|| {
-        let period = Duration::from_secs_f64(args.stats_interval);
-        interval_at(Instant::now() + period, period)
-    });
+    let every = |d: Option<Duration>| d.map(|d| interval_at(Instant::now() + d, d));
+    let mut stats = every(timers.stats_every);
+    let mut compare = every(timers.compare_every);
     let mut records_lost_seen = 0;
+    let mut nfqueue_failed = false;
+    let xdp_clock = xdp.as_ref().map_or(BootClock::zero(), |side| side.clock);
 
     loop {
         tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard.context("waiting for window-close records")?;
-                drain(guard.get_inner_mut(), &mut reporter, clock);
+            ready = ring_ready(&mut xdp) => {
+                let mut guard = ready.context("waiting for window-close records")?;
+                drain_ring(guard.get_inner_mut(), &mut reporter, comparison.as_mut(), xdp_clock);
                 guard.clear_ready();
             }
+            closed = next_close(&mut nfqueue) => match closed {
+                Some(closed) => on_close(Mode::Nfqueue, &closed, |ns| ns, &mut reporter, comparison.as_mut()),
+                None => { nfqueue_failed = true; break; }
+            },
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = &mut deadline => { info!("--duration reached: stopping"); break; }
             _ = tick(&mut stats) => {
-                let counters = fingerprinter.counters()?;
-                if counters.records_lost > records_lost_seen {
-                    warn!(
-                        "{} window-close records lost: the ring buffer was full (raise --ring-bytes)",
-                        counters.records_lost - records_lost_seen
-                    );
-                    records_lost_seen = counters.records_lost;
+                if let Some(side) = &xdp {
+                    let counters = side.fingerprinter.counters()?;
+                    if counters.records_lost > records_lost_seen {
+                        warn!(
+                            "{} window-close records lost: the ring buffer was full (raise --ring-bytes)",
+                            counters.records_lost - records_lost_seen
+                        );
+                        records_lost_seen = counters.records_lost;
+                    }
+                    info!("xdp: {}", describe(&counters));
                 }
-                info!("{}", describe(&counters));
+                if let Some(side) = &nfqueue {
+                    let counters = *side.live.lock().expect("counters lock");
+                    info!("nfqueue: {}", describe(&counters));
+                }
+            }
+            _ = tick(&mut compare) => {
+                if let Some(c) = &comparison {
+                    print_comparison(c, false, args.output.json);
+                }
             }
         }
     }
-    // Records committed before the stop are still reported.
-    drain(ring.get_mut(), &mut reporter, clock);
-    let counters = fingerprinter.counters()?;
-    let hosts = fingerprinter.hosts().map(|h| h.len()).unwrap_or(0);
-    info!("{}", describe(&counters));
+
+    // Stop both sides; what they committed before the stop is still reported.
+    let mut result = Ok(());
+    if let Some(mut side) = xdp {
+        drain_ring(
+            side.ring.get_mut(),
+            &mut reporter,
+            comparison.as_mut(),
+            side.clock,
+        );
+        let counters = side.fingerprinter.counters()?;
+        let hosts = side.fingerprinter.hosts().map(|h| h.len()).unwrap_or(0);
+        info!(
+            "xdp: {}; {hosts} hosts tracked; detaching",
+            describe(&counters)
+        );
+    }
+    if let Some(mut side) = nfqueue {
+        side.stop.store(true, Ordering::Relaxed);
+        let stats = tokio::task::spawn_blocking(move || side.thread.join())
+            .await
+            .context("joining the NFQUEUE thread")?
+            .map_err(|_| anyhow::anyhow!("the NFQUEUE thread panicked"))?;
+        while let Ok(closed) = side.closes.try_recv() {
+            on_close(
+                Mode::Nfqueue,
+                &closed,
+                |ns| ns,
+                &mut reporter,
+                comparison.as_mut(),
+            );
+        }
+        match stats {
+            Ok(stats) => {
+                info!(
+                    "nfqueue: {}; rule matched {}, missed {} (passed unseen by fail-open); rule removed",
+                    describe(&stats.counters),
+                    stats.matched,
+                    stats.missed
+                );
+                if stats.missed > 0 {
+                    warn!(
+                        "NFQUEUE missed {} packets: the queue was full (raise --queue-len, or use XDP mode)",
+                        stats.missed
+                    );
+                }
+            }
+            Err(e) => result = Err(e).context("NFQUEUE mode failed"),
+        }
+    }
+    if let Some(c) = &comparison {
+        print_comparison(c, true, args.output.json);
+    }
     info!(
-        "{} windows closed, {} suspected VPN reports, {} hosts tracked; detaching",
-        reporter.closes, reporter.reports, hosts
+        "{} windows closed, {} suspected VPN reports",
+        reporter.closes, reporter.reports
     );
-    drop(ring);
-    drop(fingerprinter);
-    Ok(())
+    if nfqueue_failed && result.is_ok() {
+        bail!("NFQUEUE mode stopped unexpectedly");
+    }
+    result
+}
+
+fn start_xdp(args: &RunArgs, config: &vpnfp_common::KernelConfig) -> anyhow::Result<XdpSide> {
+    let capacities = Capacities {
+        max_hosts: args.max_hosts,
+        max_flows: args.max_flows,
+        ring_bytes: args.ring_bytes,
+    };
+    let mut fingerprinter = XdpFingerprinter::load(capacities, u8::MAX)?;
+    spawn_kernel_log_reader(&mut fingerprinter);
+    fingerprinter.configure(config)?;
+    for iface in &args.ifaces {
+        let mode = fingerprinter.attach(iface, args.xdp_mode)?;
+        info!("xdp: attached to {iface} in {mode} mode (monitor: every packet passes)");
+    }
+    let ring = watch_readable(fingerprinter.take_window_closes()?)
+        .context("watching the window-close ring buffer")?;
+    Ok(XdpSide {
+        fingerprinter,
+        ring,
+        clock: BootClock::now().context("reading the clocks")?,
+    })
+}
+
+fn start_nfqueue(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueSide> {
+    let options = NfqueueOptions {
+        queue_num: args.nfqueue.queue_num,
+        chain: args.nfqueue.chain,
+        iface: args.ifaces.first().cloned(),
+        queue_len: args.nfqueue.queue_len,
+        copy_range: args.nfqueue.copy_range,
+    };
+    let mut fingerprinter = NfqueueFingerprinter::start(options.clone(), settings.kernel_config())?;
+    info!(
+        "nfqueue: queue {} (fail-open, {} packets, copy range {}), rule in mangle {}{} with --queue-bypass",
+        options.queue_num,
+        options.queue_len,
+        options.copy_range,
+        options.chain.name(),
+        options
+            .iface
+            .as_ref()
+            .map_or(String::new(), |i| format!(" -i {i}"))
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(Mutex::new(Counters::default()));
+    let (tx, closes) = mpsc::unbounded_channel();
+    let thread = {
+        let (stop, live) = (stop.clone(), live.clone());
+        std::thread::Builder::new()
+            .name("vpnfp-nfqueue".into())
+            .spawn(move || {
+                let send = |closed: &WindowClose| {
+                    let _ = tx.send(*closed);
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    match fingerprinter.poll(send) {
+                        // Nothing queued: the packets wait in the kernel
+                        // queue meanwhile (and fail open if it fills).
+                        Ok(0) => std::thread::sleep(Duration::from_millis(1)),
+                        Ok(_) => *live.lock().expect("counters lock") = *fingerprinter.counters(),
+                        Err(e) => return Err(e),
+                    }
+                }
+                fingerprinter.stop(send)
+            })
+            .context("starting the NFQUEUE thread")?
+    };
+    Ok(NfqueueSide {
+        stop,
+        thread,
+        closes,
+        live,
+    })
+}
+
+fn on_close(
+    mode: Mode,
+    closed: &WindowClose,
+    to_unix_ns: impl Fn(u64) -> u64,
+    reporter: &mut Reporter,
+    comparison: Option<&mut Comparison>,
+) {
+    reporter.window_closed(mode, closed, to_unix_ns);
+    if let Some(c) = comparison {
+        c.record(mode, closed);
+    }
 }
 
 /// Reads every committed window-close record and reports it.
-fn drain(ring: &mut RingBuf<MapData>, reporter: &mut Reporter, clock: BootClock) {
+fn drain_ring(
+    ring: &mut RingBuf<MapData>,
+    reporter: &mut Reporter,
+    mut comparison: Option<&mut Comparison>,
+    clock: BootClock,
+) {
     while let Some(item) = ring.next() {
         match WindowClose::from_bytes(&item) {
-            Some(closed) => {
-                reporter.window_closed(Mode::Xdp, &closed, |ns| clock.to_unix_ns(ns));
-            }
+            Some(closed) => on_close(
+                Mode::Xdp,
+                &closed,
+                |ns| clock.to_unix_ns(ns),
+                reporter,
+                comparison.as_deref_mut(),
+            ),
             None => warn!(
                 "ignoring a ring-buffer record of {} bytes (expected {}): object and controller differ",
                 item.len(),
                 size_of::<WindowClose>()
             ),
         }
+    }
+}
+
+fn print_comparison(comparison: &Comparison, final_report: bool, json: bool) {
+    let report = comparison.report(final_report);
+    for line in report.human().lines() {
+        info!("{line}");
+    }
+    if json {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "{}", report.json());
+    }
+}
+
+async fn ring_ready(
+    xdp: &mut Option<XdpSide>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
+    match xdp {
+        Some(side) => side.ring.readable_mut().await,
+        None => pending().await,
+    }
+}
+
+async fn next_close(nfqueue: &mut Option<NfqueueSide>) -> Option<WindowClose> {
+    match nfqueue {
+        Some(side) => side.closes.recv().await,
+        None => pending().await,
     }
 }
 
@@ -192,16 +435,15 @@ fn describe(c: &Counters) -> String {
         .map(|&o| format!("{} {}", o.name(), c.outcome(o)))
         .collect();
     format!(
-        "frames: {} seen, {} analysed, {} ignored, {} malformed{}{}; windows closed {}, records lost {}",
+        "frames: {} seen, {} analysed, {} ignored, {} malformed{}; windows closed {}, records lost {}",
         c.seen,
         c.analysed(),
         c.ignored(),
         c.malformed(),
-        if outcomes.is_empty() { "" } else { " (" },
         if outcomes.is_empty() {
             String::new()
         } else {
-            outcomes.join(", ") + ")"
+            format!(" ({})", outcomes.join(", "))
         },
         c.windows_closed,
         c.records_lost

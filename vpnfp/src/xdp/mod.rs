@@ -25,7 +25,7 @@ pub enum XdpError {
         "this vpnfp binary was built without the XDP program; build it with `cargo xtask build` (or run `cargo xtask run`)"
     )]
     NoEmbeddedObject,
-    #[error("loading the eBPF object failed: {0}")]
+    #[error("loading the eBPF object failed")]
     Load(#[source] aya::EbpfError),
     #[error(
         "the kernel's verifier rejected the XDP program ({io_error}); run with -v to see the verifier log"
@@ -34,11 +34,11 @@ pub enum XdpError {
         io_error: std::io::Error,
         verifier_log: String,
     },
-    #[error("loading the XDP program failed: {0}")]
+    #[error("loading the XDP program failed")]
     Program(#[source] ProgramError),
     #[error("unknown network interface '{0}' (see `ip link`)")]
     UnknownInterface(String),
-    #[error("attaching XDP to {iface} in {mode} mode failed: {source}")]
+    #[error("attaching XDP to {iface} in {mode} mode failed")]
     Attach {
         iface: String,
         mode: &'static str,
@@ -49,7 +49,7 @@ pub enum XdpError {
     MissingMap(&'static str),
     #[error("the object has no XDP program {0}: it does not match this vpnfp")]
     MissingProgram(&'static str),
-    #[error("map {name}: {source}")]
+    #[error("map {name}")]
     Map {
         name: &'static str,
         #[source]

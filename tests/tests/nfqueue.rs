@@ -1,0 +1,291 @@
+//! NFQUEUE mode and `--mode both` on real traffic in network namespaces:
+//! the same decisions as XDP, every packet accepted, rules cleaned up.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
+    process::Stdio,
+    time::Duration,
+};
+
+use vpnfp_tests::{
+    fixtures::{Expected, parse_vectors},
+    lab::{ChildGuard, Lab, ROUTER_ADDR, ROUTER_IF, Sender, send_paced},
+    privileged,
+    scenario::{self, VPN_HOST, VPN_SERVER, Watch},
+    vpnfp_bin,
+};
+
+#[test]
+fn nfqueue_mode_reports_the_vpn_like_host_only() {
+    if !privileged("nfqueue_mode_reports_the_vpn_like_host_only") {
+        return;
+    }
+    let outcome = scenario::vpn_and_browser(&vpnfp_bin(), Watch::Nfqueue, |_| {});
+    assert!(outcome.status.success(), "vpnfp exit: {}", outcome.status);
+    assert!(
+        !outcome.reports.is_empty(),
+        "no report for the VPN-like host"
+    );
+    for r in &outcome.reports {
+        assert_eq!(r["event"], "suspected_vpn", "{r}");
+        assert_eq!(r["mode"], "nfqueue", "{r}");
+        assert_eq!(r["host"], VPN_HOST.to_string(), "{r}");
+        assert_eq!(r["peer"], VPN_SERVER.to_string(), "{r}");
+        let count = r["count_this"].as_u64().unwrap();
+        assert!((550..=800).contains(&count), "{r}");
+    }
+}
+
+/// XDP and NFQUEUE on the same traffic: the same hosts flagged, the same
+/// windows with counts within the packets in flight at a boundary.
+#[test]
+fn both_modes_agree_on_live_traffic() {
+    if !privileged("both_modes_agree_on_live_traffic") {
+        return;
+    }
+    let outcome = scenario::vpn_and_browser(&vpnfp_bin(), Watch::Both, |_| {});
+    assert!(outcome.status.success(), "vpnfp exit: {}", outcome.status);
+    let mut flagged: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut windows: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut comparison = None;
+    for r in &outcome.reports {
+        match r["event"].as_str() {
+            Some("suspected_vpn") => {
+                let mode = r["mode"].as_str().unwrap();
+                let mode = if mode == "xdp" { "xdp" } else { "nfqueue" };
+                flagged
+                    .entry(mode)
+                    .or_default()
+                    .insert(r["host"].as_str().unwrap().to_string());
+                windows
+                    .entry(mode)
+                    .or_default()
+                    .push(r["count_this"].as_u64().unwrap());
+            }
+            Some("comparison") => comparison = Some(r.clone()),
+            other => panic!("unexpected event {other:?}: {r}"),
+        }
+    }
+    let vpn: BTreeSet<String> = [VPN_HOST.to_string()].into();
+    assert_eq!(flagged.get("xdp"), Some(&vpn));
+    assert_eq!(flagged.get("nfqueue"), Some(&vpn));
+    let (x, n) = (&windows["xdp"], &windows["nfqueue"]);
+    assert_eq!(x.len(), n.len(), "xdp {x:?} nfqueue {n:?}");
+    // 300 packets/s: 3.3 ms apart. The two paths stamp a packet microseconds
+    // to a millisecond apart, so a boundary can move by a packet or two.
+    for (a, b) in x.iter().zip(n) {
+        assert!(a.abs_diff(*b) <= 3, "xdp {x:?} nfqueue {n:?}");
+    }
+    let c = comparison.expect("a final comparison report");
+    assert_eq!(
+        c["hosts_flagged_xdp"],
+        serde_json::json!([VPN_HOST.to_string()])
+    );
+    assert_eq!(
+        c["hosts_flagged_nfqueue"],
+        serde_json::json!([VPN_HOST.to_string()])
+    );
+    assert_eq!(c["share_identical"].as_f64(), Some(1.0), "{c}");
+    assert!(c["max_count_difference"].as_u64().unwrap() <= 3, "{c}");
+    eprintln!("measured: XDP {x:?} vs NFQUEUE {n:?} packets per window; {c}");
+}
+
+/// The research's parse vectors on the wire: each frame twice, 20 ms apart,
+/// with a 1 ms window, so every analysed frame closes one window that names
+/// its host and peer. XDP sees every frame; NFQUEUE (PREROUTING) sees those
+/// the router's stack takes: the untagged IPv4 ones.
+#[test]
+fn parse_vectors_on_the_wire_in_both_modes() {
+    if !privileged("parse_vectors_on_the_wire_in_both_modes") {
+        return;
+    }
+    let lab = Lab::new(&[]);
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args([
+                "run",
+                "--mode",
+                "both",
+                "--chain",
+                "PREROUTING",
+                "--iface",
+                ROUTER_IF,
+            ])
+            .args([
+                "--window",
+                "0.001",
+                "--count",
+                "1000",
+                "--json",
+                "--all-windows",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_xdp(child.child(), Duration::from_secs(20));
+    lab.wait_for_rule(child.child(), Duration::from_secs(20));
+    let vectors = parse_vectors();
+    let frames: Vec<Vec<u8>> = vectors
+        .iter()
+        .flat_map(|v| [v.frame.clone(), v.frame.clone()])
+        .collect();
+    lab.send_raw(&frames, Duration::from_millis(20));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(child.terminate(Duration::from_secs(10)).success());
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    let mut seen: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        if r["event"] == "window_closed" || r["event"] == "suspected_vpn" {
+            seen.entry(r["mode"].as_str().unwrap().to_string())
+                .or_default()
+                .insert((
+                    r["host"].as_str().unwrap().to_string(),
+                    r["peer"].as_str().unwrap().to_string(),
+                ));
+        }
+    }
+    let analysed = |untagged_only: bool| -> BTreeSet<(String, String)> {
+        vectors
+            .iter()
+            .filter(|v| !untagged_only || v.frame[12..14] == [0x08, 0x00])
+            .filter_map(|v| match v.expected {
+                Expected::Analysed { host, peer } => Some((host.to_string(), peer.to_string())),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(seen.get("xdp"), Some(&analysed(false)), "xdp");
+    assert_eq!(seen.get("nfqueue"), Some(&analysed(true)), "nfqueue");
+    // Frames 4 and 5 are one (host, peer) pair.
+    assert_eq!(analysed(false).len(), 4);
+    assert_eq!(analysed(true).len(), 2);
+}
+
+fn udp_receiver(lab: &Lab) -> std::thread::JoinHandle<u64> {
+    let receiver = lab
+        .router
+        .enter(|| UdpSocket::bind(SocketAddrV4::new(ROUTER_ADDR, 9)).expect("bind receiver"));
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut received = 0u64;
+        let mut buf = [0u8; 64];
+        while receiver.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        received
+    })
+}
+
+/// Sends 300 packets from a LAN host to the router itself; returns how many
+/// arrived.
+fn traffic_flows(lab: &Lab, host: Ipv4Addr) -> (u64, u64) {
+    let counting = udp_receiver(lab);
+    let mut senders = [Sender::new(lab.socket(host), vec![ROUTER_ADDR])];
+    let sent = send_paced(&mut senders, 1_000, Duration::from_millis(300))[0];
+    (sent, counting.join().unwrap())
+}
+
+fn start_nfqueue(lab: &Lab, extra: &[&str]) -> ChildGuard {
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args([
+                "run", "--mode", "nfqueue", "--chain", "INPUT", "--iface", ROUTER_IF,
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_rule(child.child(), Duration::from_secs(20));
+    child
+}
+
+#[test]
+fn nfqueue_rules_are_removed_and_traffic_always_flows() {
+    if !privileged("nfqueue_rules_are_removed_and_traffic_always_flows") {
+        return;
+    }
+    let host = Ipv4Addr::new(192, 168, 77, 40);
+    let lab = Lab::new(&[host]);
+    let rule_count = || lab.router.vpnfp_rules().len();
+
+    // Running: every packet is accepted.
+    let mut child = start_nfqueue(&lab, &[]);
+    let rule = lab.router.vpnfp_rules();
+    assert_eq!(rule.len(), 1);
+    assert!(rule[0].contains("--queue-bypass"), "{rule:?}");
+    let (sent, received) = traffic_flows(&lab, host);
+    assert_eq!(received, sent, "NFQUEUE accepts every packet");
+
+    // SIGTERM: the rule goes, traffic flows.
+    assert!(child.terminate(Duration::from_secs(10)).success());
+    let stderr = std::io::read_to_string(child.0.take().unwrap().stderr.unwrap()).unwrap();
+    assert!(
+        stderr.contains(&format!("{} seen", sent)),
+        "counted every packet: {stderr}"
+    );
+    assert!(stderr.contains("missed 0"), "{stderr}");
+    assert_eq!(rule_count(), 0, "rule removed on SIGTERM");
+    let (sent, received) = traffic_flows(&lab, host);
+    assert_eq!(received, sent);
+
+    // SIGKILL: the rule stays, but --queue-bypass keeps traffic flowing.
+    let mut child = start_nfqueue(&lab, &[]);
+    child.child().kill().unwrap();
+    child.child().wait().unwrap();
+    assert_eq!(rule_count(), 1, "a killed vpnfp cannot clean up");
+    let (sent, received) = traffic_flows(&lab, host);
+    assert_eq!(
+        received, sent,
+        "queue-bypass passes packets with nobody listening"
+    );
+
+    // The next start removes the stale rule (one rule while running), the
+    // next stop leaves none.
+    let mut child = start_nfqueue(&lab, &[]);
+    assert_eq!(rule_count(), 1);
+    assert!(child.terminate(Duration::from_secs(10)).success());
+    let stderr = std::io::read_to_string(child.0.take().unwrap().stderr.unwrap()).unwrap();
+    assert!(stderr.contains("removed 1 stale iptables rule"), "{stderr}");
+    assert_eq!(rule_count(), 0);
+}
+
+#[test]
+fn a_queue_in_use_is_refused_before_any_rule_is_added() {
+    if !privileged("a_queue_in_use_is_refused_before_any_rule_is_added") {
+        return;
+    }
+    let lab = Lab::new(&[]);
+    let mut first = start_nfqueue(&lab, &["--queue-num", "7"]);
+    let second = lab
+        .router
+        .command(vpnfp_bin())
+        .args([
+            "run",
+            "--mode",
+            "nfqueue",
+            "--chain",
+            "FORWARD",
+            "--queue-num",
+            "7",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("queue 7 is in use"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let rules = lab.router.vpnfp_rules();
+    assert_eq!(rules.len(), 1, "only the first instance's rule: {rules:?}");
+    assert!(rules[0].starts_with("-A INPUT"), "{rules:?}");
+    assert!(first.terminate(Duration::from_secs(10)).success());
+    assert!(lab.router.vpnfp_rules().is_empty());
+}
