@@ -53,14 +53,13 @@ fn reports_the_vpn_like_host_and_never_the_browsing_host() {
             start >= started - 1.0 && end <= ended + 1.0,
             "Unix times within the test: {r}"
         );
-        assert!(
-            secs > 2.0 && secs < 3.0,
-            "a window closes just after 2 s: {r}"
-        );
+        // Strictly more than WINDOW; the upper bound leaves room for a busy
+        // machine delaying the closing packet.
+        assert!(secs > 2.0 && secs < 4.0, "a window closes after 2 s: {r}");
         assert!((end - start - secs).abs() < 2e-6, "{r}");
-        // 300 packets/s for a little over 2 s.
-        let count = r["count_this"].as_u64().expect("count_this");
-        assert!((550..=800).contains(&count), "{r}");
+        // 300 packets/s, paced against the clock, over the window.
+        let count = r["count_this"].as_u64().expect("count_this") as f64;
+        assert!(count >= 480.0 && count <= 300.0 * secs * 1.2 + 10.0, "{r}");
         assert!(r["count_prev"].as_u64().is_some(), "{r}");
     }
     assert!(

@@ -102,7 +102,7 @@ impl WindowReport {
             self.peer,
             seconds(self.window_start_ns),
             seconds(self.window_end_ns),
-            seconds(self.window_ns()),
+            seconds_ns(self.window_ns()),
             self.count_this,
             self.count_prev,
             match self.reason {
@@ -160,6 +160,13 @@ impl Reporter {
     }
 }
 
+/// Nanoseconds as seconds with nanosecond precision: a window length is
+/// compared with WINDOW to the nanosecond, so it is printed in full (at
+/// microseconds a 2.0000004 s window would read as exactly 2 s).
+pub fn seconds_ns(ns: u64) -> String {
+    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
 /// Nanoseconds as seconds with microsecond precision (the research's pcap
 /// timestamps), truncated rather than rounded so it never claims a later time.
 pub fn seconds(ns: u64) -> String {
@@ -209,7 +216,7 @@ mod tests {
         assert_eq!(v["peer"], "198.51.100.7");
         assert_eq!(v["window_start"].as_f64().unwrap(), 1_700_000_000.000001);
         assert_eq!(v["window_end"].as_f64().unwrap(), 1_700_000_005.200001);
-        assert_eq!(v["window_secs"].as_f64().unwrap(), 5.2);
+        assert_eq!(v["window_secs"].as_f64().unwrap(), 5.200000999);
         assert_eq!(v["count_this"], 14);
         assert_eq!(v["count_prev"], 3);
         assert_eq!(v["reason"], "count");

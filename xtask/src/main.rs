@@ -132,7 +132,14 @@ fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
         );
     }
     let mut cmd = build::cargo(root, &built);
-    cmd.args(["test", "--workspace", "--exclude", "vpnfp-ebpf"]);
+    // Every test binary runs even when one fails, so one run shows all.
+    cmd.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "vpnfp-ebpf",
+        "--no-fail-fast",
+    ]);
     if !args.is_empty() {
         cmd.arg("--").args(args);
     }

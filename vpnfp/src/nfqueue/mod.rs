@@ -148,10 +148,12 @@ impl NfqueueFingerprinter {
                     });
                 }
             };
-            let now_ns = msg
-                .get_timestamp()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or_else(unix_now_ns, |d| d.as_nanos() as u64);
+            // The time we read the packet, not the kernel's receive stamp:
+            // nfq 0.2.5's get_timestamp reads the netlink attribute through a
+            // misaligned pointer (a panic in debug builds, undefined
+            // behaviour in release), so it is not called. The kernel only
+            // includes the stamp when timestamping is on anyway.
+            let now_ns = unix_now_ns();
             if let Some(closed) = self.engine.frame(parse::raw_ip(msg.get_payload()), now_ns) {
                 on_close(&closed);
             }
