@@ -57,6 +57,41 @@ impl LinkType {
     }
 }
 
+/// The message for a link type replay does not read.
+fn unsupported_link(code: u32) -> String {
+    format!(
+        "unsupported link type {code} (supported: Ethernet 1, Linux cooked v1 113 and v2 276, raw IP 101/228)"
+    )
+}
+
+/// The byte order a file (pcap) or section (pcapng) was written in.
+#[derive(Clone, Copy)]
+struct Endian {
+    big: bool,
+}
+
+impl Endian {
+    #[inline]
+    fn u16(self, b: &[u8], at: usize) -> u16 {
+        let b = [b[at], b[at + 1]];
+        if self.big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    #[inline]
+    fn u32(self, b: &[u8], at: usize) -> u32 {
+        let b = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        if self.big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+}
+
 /// One captured packet, borrowed from the read buffer.
 pub struct Packet<'a> {
     /// Unix time, nanoseconds.

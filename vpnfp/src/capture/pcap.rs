@@ -2,21 +2,21 @@
 
 use std::io::Read;
 
-use super::{LinkType, Packet, ReadError, Source, to_ns};
+use super::{Endian, LinkType, Packet, ReadError, Source, to_ns, unsupported_link};
 
 /// Larger records are corruption, not packets.
 const MAX_RECORD: u32 = 256 << 20;
 
 #[derive(Clone, Copy)]
 pub struct Format {
-    big_endian: bool,
+    endian: Endian,
     /// Fraction units per second: microseconds or nanoseconds.
     per_second: u64,
 }
 
 impl Format {
     pub fn from_magic(magic: [u8; 4]) -> Option<Self> {
-        let (big_endian, per_second) = match magic {
+        let (big, per_second) = match magic {
             [0xd4, 0xc3, 0xb2, 0xa1] => (false, 1_000_000),
             [0xa1, 0xb2, 0xc3, 0xd4] => (true, 1_000_000),
             [0x4d, 0x3c, 0xb2, 0xa1] => (false, 1_000_000_000),
@@ -24,19 +24,9 @@ impl Format {
             _ => return None,
         };
         Some(Self {
-            big_endian,
+            endian: Endian { big },
             per_second,
         })
-    }
-
-    #[inline]
-    fn u32(&self, b: &[u8], at: usize) -> u32 {
-        let b = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if self.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
     }
 }
 
@@ -51,15 +41,8 @@ pub fn read<R: Read>(
     }
     let header = source.peek(24);
     // The low 16 bits are the link type; the high bits may carry FCS info.
-    let code = format.u32(header, 20) & 0xffff;
-    let link = LinkType::from_code(code).ok_or_else(|| {
-        (
-            20,
-            format!(
-                "unsupported link type {code} (supported: Ethernet 1, Linux cooked v1 113 and v2 276, raw IP 101/228)"
-            ),
-        )
-    })?;
+    let code = format.endian.u32(header, 20) & 0xffff;
+    let link = LinkType::from_code(code).ok_or_else(|| (20, unsupported_link(code)))?;
     source.consume(24);
     loop {
         let at = source.offset();
@@ -71,7 +54,11 @@ pub fn read<R: Read>(
             return Err((at, format!("truncated record header ({have} of 16 bytes)")));
         }
         let h = source.peek(16);
-        let (secs, frac, caplen) = (format.u32(h, 0), format.u32(h, 4), format.u32(h, 8));
+        let (secs, frac, caplen) = (
+            format.endian.u32(h, 0),
+            format.endian.u32(h, 4),
+            format.endian.u32(h, 8),
+        );
         if caplen > MAX_RECORD {
             return Err((
                 at,

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use super::{LinkType, Packet, ReadError, Source, to_ns};
+use super::{Endian, LinkType, Packet, ReadError, Source, to_ns, unsupported_link};
 
 const SHB: u32 = 0x0a0d_0d0a;
 const IDB: u32 = 1;
@@ -25,28 +25,19 @@ struct Interface {
 }
 
 struct Section {
-    big_endian: bool,
+    endian: Endian,
     interfaces: Vec<Interface>,
 }
 
 impl Section {
     #[inline]
     fn u32(&self, b: &[u8], at: usize) -> u32 {
-        let b = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if self.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        }
+        self.endian.u32(b, at)
     }
 
+    #[inline]
     fn u16(&self, b: &[u8], at: usize) -> u16 {
-        let b = [b[at], b[at + 1]];
-        if self.big_endian {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_le_bytes(b)
-        }
+        self.endian.u16(b, at)
     }
 }
 
@@ -76,7 +67,7 @@ pub fn read<R: Read>(
                 _ => return Err((at + 8, "corrupt section header (byte-order magic)".into())),
             };
             section = Some(Section {
-                big_endian,
+                endian: Endian { big: big_endian },
                 interfaces: Vec::new(),
             });
         }
@@ -138,14 +129,7 @@ pub fn read<R: Read>(
                     .interfaces
                     .get(iface_id)
                     .ok_or_else(|| (at, format!("packet of undeclared interface {iface_id}")))?;
-                let link = iface.link.map_err(|code| {
-                    (
-                        at,
-                        format!(
-                            "unsupported link type {code} (supported: Ethernet 1, Linux cooked v1 113 and v2 276, raw IP 101/228)"
-                        ),
-                    )
-                })?;
+                let link = iface.link.map_err(|code| (at, unsupported_link(code)))?;
                 let ts_ns = (to_ns(ticks, iface.per_second) as i128
                     + iface.offset_secs as i128 * 1_000_000_000)
                     .clamp(0, u64::MAX as i128) as u64;
@@ -189,7 +173,7 @@ fn read_interface_options(sec: &Section, mut options: &[u8], iface: &mut Interfa
             }
             (14, 8) => {
                 let b: [u8; 8] = value.try_into().unwrap_or([0; 8]);
-                iface.offset_secs = if sec.big_endian {
+                iface.offset_secs = if sec.endian.big {
                     i64::from_be_bytes(b)
                 } else {
                     i64::from_le_bytes(b)

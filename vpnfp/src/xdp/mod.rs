@@ -4,8 +4,8 @@
 use std::net::Ipv4Addr;
 
 use aya::{
-    Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    Ebpf, EbpfLoader, Pod,
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, RingBuf},
     programs::{ProgramError, Xdp, XdpMode},
 };
 use vpnfp_common::{Counters, FlowCounters, FlowKey, HostState, KernelConfig, maps};
@@ -192,14 +192,21 @@ impl XdpFingerprinter {
         RingBuf::try_from(map).map_err(map_err(maps::WINDOW_CLOSES))
     }
 
+    fn map(&self, name: &'static str) -> Result<&Map, XdpError> {
+        self.ebpf.map(name).ok_or(XdpError::MissingMap(name))
+    }
+
+    fn hash_map<K: Pod, V: Pod>(
+        &self,
+        name: &'static str,
+    ) -> Result<HashMap<&MapData, K, V>, XdpError> {
+        HashMap::try_from(self.map(name)?).map_err(map_err(name))
+    }
+
     /// Counters summed over CPUs.
     pub fn counters(&self) -> Result<Counters, XdpError> {
-        let map = self
-            .ebpf
-            .map(maps::COUNTERS)
-            .ok_or(XdpError::MissingMap(maps::COUNTERS))?;
         let array: PerCpuArray<_, Counters> =
-            PerCpuArray::try_from(map).map_err(map_err(maps::COUNTERS))?;
+            PerCpuArray::try_from(self.map(maps::COUNTERS)?).map_err(map_err(maps::COUNTERS))?;
         let per_cpu = array.get(&0, 0).map_err(map_err(maps::COUNTERS))?;
         let mut total = Counters::default();
         for c in per_cpu.iter() {
@@ -209,13 +216,10 @@ impl XdpFingerprinter {
     }
 
     pub fn host_state(&self, host: Ipv4Addr) -> Result<Option<HostState>, XdpError> {
-        let map = self
-            .ebpf
-            .map(maps::HOSTS)
-            .ok_or(XdpError::MissingMap(maps::HOSTS))?;
-        let hosts: HashMap<_, u32, HostState> =
-            HashMap::try_from(map).map_err(map_err(maps::HOSTS))?;
-        match hosts.get(&u32::from(host), 0) {
+        match self
+            .hash_map::<u32, HostState>(maps::HOSTS)?
+            .get(&u32::from(host), 0)
+        {
             Ok(state) => Ok(Some(state)),
             Err(MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(map_err(maps::HOSTS)(e)),
@@ -224,13 +228,7 @@ impl XdpFingerprinter {
 
     /// Every tracked host (a snapshot; entries may change while iterating).
     pub fn hosts(&self) -> Result<Vec<(Ipv4Addr, HostState)>, XdpError> {
-        let map = self
-            .ebpf
-            .map(maps::HOSTS)
-            .ok_or(XdpError::MissingMap(maps::HOSTS))?;
-        let hosts: HashMap<_, u32, HostState> =
-            HashMap::try_from(map).map_err(map_err(maps::HOSTS))?;
-        hosts
+        self.hash_map::<u32, HostState>(maps::HOSTS)?
             .iter()
             .map(|r| r.map(|(k, v)| (Ipv4Addr::from(k), v)))
             .collect::<Result<_, _>>()
@@ -238,13 +236,7 @@ impl XdpFingerprinter {
     }
 
     pub fn flows(&self) -> Result<Vec<(FlowKey, FlowCounters)>, XdpError> {
-        let map = self
-            .ebpf
-            .map(maps::FLOWS)
-            .ok_or(XdpError::MissingMap(maps::FLOWS))?;
-        let flows: HashMap<_, FlowKey, FlowCounters> =
-            HashMap::try_from(map).map_err(map_err(maps::FLOWS))?;
-        flows
+        self.hash_map::<FlowKey, FlowCounters>(maps::FLOWS)?
             .iter()
             .collect::<Result<_, _>>()
             .map_err(map_err(maps::FLOWS))
