@@ -2,6 +2,7 @@
 //! guards, a two-namespace lab, frame builders and a BPF_PROG_TEST_RUN
 //! harness around the real XDP program.
 
+pub mod bench;
 pub mod captures;
 pub mod fixtures;
 pub mod frames;

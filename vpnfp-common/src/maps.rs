@@ -2,6 +2,9 @@
 
 /// The XDP entry point.
 pub const PROGRAM: &str = "vpnfp";
+/// Benchmark-only programs in the same object (never attached by vpnfp).
+pub const BENCH_BASELINE: &str = "vpnfp_baseline";
+pub const BENCH_TX: &str = "vpnfp_bench_tx";
 
 /// `Array<KernelConfig>`, one entry.
 pub const CONFIG: &str = "VPNFP_CONFIG";

@@ -52,6 +52,16 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Performance figures, each next to its baseline (under 10 minutes):
+    /// prints a table and writes bench/results.json. As root.
+    Bench {
+        /// A run of seconds with tiny sizes (what the test suite runs).
+        #[arg(long)]
+        smoke: bool,
+        /// Only these parts (comma-separated): cost, live, replay, memory.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Run every test: host unit tests, BPF_PROG_TEST_RUN tests and end-to-end
     /// tests in network namespaces (those need root; in CI they never skip).
     Test {
@@ -99,6 +109,30 @@ fn run(task: Task) -> anyhow::Result<()> {
             exec(cmd)
         }
         Task::Test { args } => test(&root, &args),
+        Task::Bench { smoke, only } => {
+            let built = build::all(&root, true)?;
+            let mut cmd = build::cargo(&root, &built);
+            cmd.args([
+                "build",
+                "--release",
+                "-p",
+                "vpnfp-tests",
+                "--bin",
+                "vpnfp-bench",
+            ]);
+            check(cmd)?;
+            let mut bench = as_root(&root.join("target/release/vpnfp-bench"))?;
+            bench
+                .env("VPNFP_BIN", &built.controller)
+                .env("VPNFP_ROOT", &root);
+            if smoke {
+                bench.arg("--smoke");
+            }
+            if let Some(only) = only {
+                bench.args(["--only", &only]);
+            }
+            exec(bench)
+        }
         Task::Lint => lint(&root),
         Task::Demo => {
             let built = build::all(&root, true)?;

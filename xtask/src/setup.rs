@@ -11,7 +11,14 @@ use anyhow::{Context, bail};
 use crate::{check, which};
 
 /// Commands the tests and the demo use, and the Debian package of each.
-const DEBIAN_TOOLS: &[(&str, &str)] = &[("ip", "iproute2"), ("iptables", "iptables")];
+const DEBIAN_TOOLS: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("iptables", "iptables"),
+    ("setpriv", "util-linux"),
+    // The benchmark: veth GRO switch, and the libpcap read floor.
+    ("ethtool", "ethtool"),
+    ("tcpdump", "tcpdump"),
+];
 
 /// The bpf-linker release that builds against LLVM 22 (the nightly's).
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -179,6 +179,21 @@ impl XdpFingerprinter {
         program_mut(&mut self.ebpf)
     }
 
+    /// Another XDP program of the same object (the benchmark's baseline and
+    /// transmitter), loaded on first use with the same maps.
+    pub fn other_program_mut(&mut self, name: &'static str) -> Result<&mut Xdp, XdpError> {
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(XdpError::MissingProgram(name))?
+            .try_into()
+            .map_err(XdpError::Program)?;
+        match program.load() {
+            Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(program),
+            Err(e) => Err(XdpError::Program(e)),
+        }
+    }
+
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
@@ -201,6 +216,25 @@ impl XdpFingerprinter {
         name: &'static str,
     ) -> Result<HashMap<&MapData, K, V>, XdpError> {
         HashMap::try_from(self.map(name)?).map_err(map_err(name))
+    }
+
+    /// Kernel memory a map uses, in bytes (what fdinfo reports as memlock).
+    pub fn map_memory(&self, name: &'static str) -> Result<u64, XdpError> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let data = match self.map(name)? {
+            Map::LruHashMap(d) | Map::HashMap(d) | Map::Array(d) | Map::PerCpuArray(d) => d,
+            Map::RingBuf(d) => d,
+            _ => return Err(XdpError::MissingMap(name)),
+        };
+        let fd = data.fd().as_fd().as_raw_fd();
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("memlock:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .ok_or(XdpError::MissingMap(name))
     }
 
     /// Counters summed over CPUs.

@@ -1,0 +1,106 @@
+//! Replay throughput on a generated capture, next to `tcpdump -r FILE -w
+//! /dev/null` on the same file (the libpcap read floor).
+
+use std::{
+    fs::File,
+    io::{BufWriter, Write},
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use super::{Figure, Size, median};
+use crate::frames;
+
+/// Writes (or reuses) a pcap of `frames` Ethernet frames from `hosts` hosts,
+/// each with its own peer, 1 µs apart. Written directly: the record layout
+/// is trivial and the file is large.
+fn capture(dir: &Path, frames_n: u64, hosts: u32) -> PathBuf {
+    let path = dir.join(format!("replay-{frames_n}-{hosts}.pcap"));
+    let expected_len = 24 + frames_n * (16 + 64);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == expected_len) {
+        return path;
+    }
+    std::fs::create_dir_all(dir).expect("scratch dir");
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(&path).expect("create capture"));
+    let mut header = Vec::new();
+    for v in [0xa1b2_c3d4u32] {
+        header.extend_from_slice(&v.to_le_bytes());
+    }
+    header.extend_from_slice(&2u16.to_le_bytes());
+    header.extend_from_slice(&4u16.to_le_bytes());
+    header.extend_from_slice(&[0; 8]);
+    header.extend_from_slice(&65535u32.to_le_bytes());
+    header.extend_from_slice(&1u32.to_le_bytes());
+    w.write_all(&header).unwrap();
+    let templates: Vec<Vec<u8>> = (0..hosts)
+        .map(|i| {
+            let host = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i);
+            let peer = Ipv4Addr::new(198, 51, 100, (i % 250) as u8);
+            frames::udp(host, peer, &[])
+        })
+        .collect();
+    let t0 = 1_700_000_000u64 * 1_000_000;
+    for n in 0..frames_n {
+        let us = t0 + n;
+        let frame = &templates[(n % hosts as u64) as usize];
+        w.write_all(&((us / 1_000_000) as u32).to_le_bytes())
+            .unwrap();
+        w.write_all(&((us % 1_000_000) as u32).to_le_bytes())
+            .unwrap();
+        w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
+        w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
+        w.write_all(frame).unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
+fn time(mut cmd: Command) -> f64 {
+    let start = Instant::now();
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    start.elapsed().as_secs_f64()
+}
+
+pub fn figures(size: Size, scratch: &Path) -> Vec<Figure> {
+    let (frames_n, hosts, runs) = match size {
+        Size::Full => (10_000_000u64, 100_000u32, 3),
+        Size::Smoke => (200_000, 2_000, 1),
+    };
+    let path = capture(scratch, frames_n, hosts);
+    let vpnfp = crate::vpnfp_bin();
+    let replay = || {
+        let mut cmd = Command::new(&vpnfp);
+        // 1 s windows so windows close all through the file.
+        cmd.args(["replay", "--window", "1"]).arg(&path);
+        cmd
+    };
+    let tcpdump = || {
+        let mut cmd = Command::new("tcpdump");
+        cmd.args(["-q", "-r"]).arg(&path).args(["-w", "/dev/null"]);
+        cmd
+    };
+    // Warm the page cache so both read from memory.
+    time(tcpdump());
+    let mut v = Vec::new();
+    let mut t = Vec::new();
+    for _ in 0..runs {
+        t.push(time(tcpdump()));
+        v.push(time(replay()));
+    }
+    let (v, t) = (median(v), median(t));
+    let rate = frames_n as f64 / v;
+    let floor = frames_n as f64 / t;
+    vec![
+        Figure::new("replay throughput", rate, "frames/s", format!("{frames_n} frames, {hosts} hosts, 64-byte frames, 1 s windows; whole `vpnfp replay` process, one core, median of {runs}"))
+            .against(floor)
+            .target(">= 10,000,000 frames/s", rate >= 10_000_000.0),
+        Figure::new("tcpdump -r FILE -w /dev/null", floor, "frames/s", format!("same file; {t:.2} s vs vpnfp {v:.2} s")),
+    ]
+}

@@ -1,0 +1,18 @@
+//! Two trivial programs for `cargo xtask bench`, loaded only by it: the
+//! baseline that per-packet cost is measured against, and a transmitter for
+//! the live-rate test (BPF_F_TEST_XDP_LIVE_FRAMES turns XDP_TX into a send).
+//! The controller never loads them.
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+
+/// Does nothing but pass: what "no fingerprinter" costs under test_run.
+#[xdp]
+pub fn vpnfp_baseline(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// Sends every frame it is given out of the device it runs on.
+#[xdp]
+pub fn vpnfp_bench_tx(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_TX
+}
