@@ -9,7 +9,7 @@ mod parse;
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, xdp_action},
-    helpers::bpf_ktime_get_boot_ns,
+    helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
@@ -17,7 +17,7 @@ use aya_ebpf::{
 use aya_log_ebpf::info;
 use vpnfp_common::{
     Counters, FlowCounters, FlowKey, HostState, KernelConfig, Outcome, WindowClose,
-    config::{FLAG_LOG_WINDOWS, FLAG_TEST_CLOCK},
+    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_TEST_CLOCK},
     counters::OUTCOME_COUNT,
     maps::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES},
 };
@@ -68,7 +68,7 @@ fn try_fingerprint(ctx: &XdpContext, counters: &mut Counters) -> Result<Outcome,
         config.test_clock_ns
     } else {
         // SAFETY: helper without arguments.
-        unsafe { bpf_ktime_get_boot_ns() }
+        unsafe { bpf_ktime_get_ns() }
     };
 
     if let Some(state) = lookup_or_insert(
@@ -98,6 +98,9 @@ fn try_fingerprint(ctx: &XdpContext, counters: &mut Counters) -> Result<Outcome,
         }
     }
 
+    if config.has(FLAG_NO_FLOWS) {
+        return Ok(Outcome::Analysed);
+    }
     let key = FlowKey { host, peer };
     if let Some(flow) = lookup_or_insert(
         &VPNFP_FLOWS,

@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// Capacity of the per-host LRU map (least recently seen hosts are evicted beyond it).
     #[arg(long, default_value_t = DEFAULT_MAX_HOSTS)]
     pub max_hosts: u32,
+    /// XDP: skip the per-flow counters (packets and bytes per host/peer); the
+    /// decisions do not use them, and they are about a third of the per-packet cost.
+    #[arg(long)]
+    pub no_flow_counters: bool,
     /// Capacity of the per-flow LRU map.
     #[arg(long, default_value_t = DEFAULT_MAX_FLOWS)]
     pub max_flows: u32,

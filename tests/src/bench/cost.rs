@@ -115,7 +115,16 @@ pub fn figures(size: Size) -> Vec<Figure> {
     ))
     .expect("configure");
     let mut out = Vec::new();
-    for case in &cases {
+    let mut no_flows = KernelConfig::new(1200 * NANOS_PER_SEC, InternalRanges::research());
+    no_flows.flags |= vpnfp_common::config::FLAG_NO_FLOWS;
+    for (case, flows) in cases
+        .iter()
+        .map(|c| (c, true))
+        .chain(std::iter::once((&cases[0], false)))
+    {
+        if !flows {
+            fp.configure(&no_flows).expect("configure");
+        }
         let mut vpnfp = Vec::new();
         let mut baseline = Vec::new();
         for _ in 0..runs {
@@ -143,9 +152,14 @@ pub fn figures(size: Size) -> Vec<Figure> {
             case.frames.len(),
             case.repeat
         );
+        let name = if flows {
+            case.name.to_string()
+        } else {
+            format!("{}, --no-flow-counters", case.name)
+        };
         out.push(
             Figure::new(
-                format!("XDP cost: {}", case.name),
+                format!("XDP cost: {name}"),
                 v,
                 "ns/packet",
                 conditions.clone(),
@@ -154,7 +168,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
         );
         out.push(
             Figure::new(
-                format!("XDP added cost: {}", case.name),
+                format!("XDP added cost: {name}"),
                 added,
                 "ns/packet",
                 conditions,

@@ -25,9 +25,7 @@ fn capture(dir: &Path, frames_n: u64, hosts: u32) -> PathBuf {
     std::fs::create_dir_all(dir).expect("scratch dir");
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&path).expect("create capture"));
     let mut header = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        header.extend_from_slice(&v.to_le_bytes());
-    }
+    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     header.extend_from_slice(&2u16.to_le_bytes());
     header.extend_from_slice(&4u16.to_le_bytes());
     header.extend_from_slice(&[0; 8]);

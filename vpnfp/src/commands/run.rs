@@ -21,7 +21,7 @@ use tokio::{
     time::{Instant, Interval, interval_at},
 };
 use vpnfp::{
-    clock::BootClock,
+    clock::KernelClock,
     compare::Comparison,
     nfqueue::{NfqueueError, NfqueueFingerprinter, NfqueueOptions, NfqueueStats},
     privileges,
@@ -29,7 +29,10 @@ use vpnfp::{
     settings::Settings,
     xdp::{Capacities, XdpFingerprinter, if_index},
 };
-use vpnfp_common::{Counters, Outcome, WindowClose, config::FLAG_LOG_WINDOWS};
+use vpnfp_common::{
+    Counters, Outcome, WindowClose,
+    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS},
+};
 
 use crate::cli::{RunArgs, RunMode};
 
@@ -104,7 +107,7 @@ struct Timers {
 struct XdpSide {
     fingerprinter: XdpFingerprinter,
     ring: AsyncFd<RingBuf<MapData>>,
-    clock: BootClock,
+    clock: KernelClock,
 }
 
 /// The NFQUEUE side: its own thread, window closes over a channel.
@@ -128,6 +131,9 @@ async fn run_modes(
     let mut config = settings.kernel_config();
     if verbose > 0 {
         config.flags |= FLAG_LOG_WINDOWS;
+    }
+    if args.no_flow_counters {
+        config.flags |= FLAG_NO_FLOWS;
     }
     let mut nfqueue = match args.mode {
         RunMode::Xdp => None,
@@ -169,7 +175,7 @@ async fn run_modes(
     let mut compare = every(timers.compare_every);
     let mut records_lost_seen = 0;
     let mut nfqueue_failed = false;
-    let xdp_clock = xdp.as_ref().map_or(BootClock::zero(), |side| side.clock);
+    let xdp_clock = xdp.as_ref().map_or(KernelClock::zero(), |side| side.clock);
 
     loop {
         tokio::select! {
@@ -290,7 +296,7 @@ fn start_xdp(args: &RunArgs, config: &vpnfp_common::KernelConfig) -> anyhow::Res
     Ok(XdpSide {
         fingerprinter,
         ring,
-        clock: BootClock::now().context("reading the clocks")?,
+        clock: KernelClock::now().context("reading the clocks")?,
     })
 }
 
@@ -364,7 +370,7 @@ fn drain_ring(
     ring: &mut RingBuf<MapData>,
     reporter: &mut Reporter,
     mut comparison: Option<&mut Comparison>,
-    clock: BootClock,
+    clock: KernelClock,
 ) {
     while let Some(item) = ring.next() {
         match WindowClose::from_bytes(&item) {
