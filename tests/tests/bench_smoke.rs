@@ -40,8 +40,17 @@ fn every_bench_part_runs_and_yields_sane_figures() {
     // Correctness, not speed: the fingerprinter saw every frame, and every
     // eviction was counted.
     assert_eq!(value("XDP packets missed by the fingerprinter"), 0.0);
-    let evictions = figures.iter().find(|f| f.name == "host evictions at 2x capacity").unwrap();
-    assert!(evictions.target.as_deref().is_some_and(|t| t.ends_with("met")), "{evictions:?}");
+    let evictions = figures
+        .iter()
+        .find(|f| f.name == "host evictions at 2x capacity")
+        .unwrap();
+    assert!(
+        evictions
+            .target
+            .as_deref()
+            .is_some_and(|t| t.ends_with("met")),
+        "{evictions:?}"
+    );
     let table = bench::table(&figures);
     assert_eq!(table.lines().count(), figures.len() + 2);
     let json: Vec<serde_json::Value> = figures.iter().map(|f| f.json()).collect();

@@ -145,3 +145,51 @@ fn clear_errors_for_bad_interfaces_and_settings() {
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     }
 }
+
+/// kill -9: the kernel detaches the program with the process (aya attaches
+/// through a BPF link), and traffic keeps flowing.
+#[test]
+fn a_killed_vpnfp_leaves_no_program_and_traffic_flows() {
+    if !privileged("a_killed_vpnfp_leaves_no_program_and_traffic_flows") {
+        return;
+    }
+    let host = Ipv4Addr::new(192, 168, 77, 50);
+    let lab = Lab::new(&[host]);
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args(["run", "--iface", ROUTER_IF])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_xdp(child.child(), Duration::from_secs(20));
+    child.child().kill().unwrap();
+    child.child().wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lab.router.has_xdp(ROUTER_IF) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "XDP still attached after kill -9"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let receiver = lab
+        .router
+        .enter(|| UdpSocket::bind(SocketAddrV4::new(ROUTER_ADDR, 9)).expect("bind receiver"));
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let counting = std::thread::spawn(move || {
+        let mut received = 0u64;
+        let mut buf = [0u8; 64];
+        while receiver.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        received
+    });
+    let mut senders = [Sender::new(lab.socket(host), vec![ROUTER_ADDR])];
+    let sent = send_paced(&mut senders, 1_000, Duration::from_millis(300))[0];
+    assert_eq!(counting.join().unwrap(), sent);
+}

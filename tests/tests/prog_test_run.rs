@@ -369,3 +369,42 @@ fn unconfigured_program_ignores_everything() {
     );
     assert!(program.fingerprinter.hosts().unwrap().is_empty());
 }
+
+/// Userspace stops reading: the ring buffer fills, records are lost and
+/// counted, the program keeps passing every frame; reading resumes it.
+#[test]
+fn a_full_ring_buffer_loses_records_counts_them_and_never_blocks() {
+    if !privileged("a_full_ring_buffer_loses_records_counts_them_and_never_blocks") {
+        return;
+    }
+    // The smallest ring (one page): 85 records of 40 bytes plus headers.
+    let mut program = TestProgram::load_with(
+        research_config(1),
+        vpnfp::xdp::Capacities {
+            ring_bytes: 4096,
+            ..vpnfp::xdp::Capacities::default()
+        },
+    );
+    let frame = frames::udp(ip(192, 168, 1, 10), ip(198, 51, 100, 7), &[]);
+    // A 1 ns window: every packet after the first closes one.
+    for i in 0..300u64 {
+        assert_eq!(program.run_at(&frame, 10 * i).unwrap(), XDP_PASS);
+    }
+    let c = program.counters();
+    assert_eq!(c.windows_closed, 299);
+    assert!(c.records_lost > 150, "lost {}", c.records_lost);
+    let delivered = program.window_closes();
+    assert_eq!(
+        delivered.len() as u64 + c.records_lost,
+        299,
+        "every close delivered or counted"
+    );
+    // The first ones got through, in order.
+    assert_eq!(delivered[0].window_end_ns, 10);
+    // Reading made room: reporting resumes, nothing more is lost.
+    for i in 300..310u64 {
+        program.run_at(&frame, 10 * i).unwrap();
+    }
+    assert_eq!(program.window_closes().len(), 10);
+    assert_eq!(program.counters().records_lost, c.records_lost);
+}
