@@ -6,6 +6,7 @@ pub mod bench;
 pub mod captures;
 pub mod fixtures;
 pub mod frames;
+pub mod fuzz;
 pub mod harness;
 pub mod lab;
 pub mod netns;

@@ -62,6 +62,15 @@ enum Task {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Hostile input through the userspace parser, engine and capture
+    /// readers (deterministic per seed).
+    Fuzz {
+        /// How many inputs.
+        #[arg(long, default_value_t = 10_000_000)]
+        inputs: u64,
+        #[arg(long, default_value_t = 0x5eed)]
+        seed: u64,
+    },
     /// Run every test: host unit tests, BPF_PROG_TEST_RUN tests and end-to-end
     /// tests in network namespaces (those need root; in CI they never skip).
     Test {
@@ -109,6 +118,22 @@ fn run(task: Task) -> anyhow::Result<()> {
             exec(cmd)
         }
         Task::Test { args } => test(&root, &args),
+        Task::Fuzz { inputs, seed } => {
+            let built = build::all(&root, true)?;
+            let mut cmd = build::cargo(&root, &built);
+            cmd.args([
+                "build",
+                "--release",
+                "-p",
+                "vpnfp-tests",
+                "--bin",
+                "vpnfp-fuzz",
+            ]);
+            check(cmd)?;
+            let mut fuzz = Command::new(root.join("target/release/vpnfp-fuzz"));
+            fuzz.args(["--inputs", &inputs.to_string(), "--seed", &seed.to_string()]);
+            exec(fuzz)
+        }
         Task::Bench { smoke, only } => {
             let built = build::all(&root, true)?;
             let mut cmd = build::cargo(&root, &built);

@@ -121,12 +121,12 @@ impl fmt::Display for CaptureError {
 impl std::error::Error for CaptureError {}
 
 /// An opened capture: the format is known from its first bytes.
-pub struct Capture {
+pub struct Capture<R = File> {
     path: String,
-    source: Source<File>,
+    source: Source<R>,
 }
 
-impl Capture {
+impl Capture<File> {
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let name = path.display().to_string();
         let file = File::open(path).map_err(|e| CaptureError {
@@ -134,10 +134,17 @@ impl Capture {
             offset: None,
             message: format!("cannot open: {e}"),
         })?;
-        Ok(Self {
+        Ok(Self::from_reader(name, file))
+    }
+}
+
+impl<R: std::io::Read> Capture<R> {
+    /// A capture read from anything (`name` is what errors call it).
+    pub fn from_reader(name: String, reader: R) -> Self {
+        Self {
             path: name,
-            source: Source::new(file),
-        })
+            source: Source::new(reader),
+        }
     }
 
     pub fn path(&self) -> &str {
