@@ -188,7 +188,8 @@ fn generated_capture_gives_the_known_decisions() {
 
     // The summary: every frame counted once, ARP/IPv6 ignored.
     let config = KernelConfig::new(60 * NANOS_PER_SEC, InternalRanges::research());
-    let (engine, result) = replay_files(&[f1, f2], config, |_| {});
+    let (engine, result) =
+        replay_files(&[f1, f2], config, vpnfp::engine::DEFAULT_MAX_HOSTS, |_| {});
     result.unwrap();
     let c = engine.counters();
     assert_eq!(c.seen, scene.len() as u64);
@@ -308,7 +309,10 @@ fn every_link_type_reads_alike() {
         let path = dir.path(name);
         write_pcap(&path, link, frames, TsResolution::NanoSecond);
         let mut closes: Vec<WindowClose> = Vec::new();
-        let (engine, result) = replay_files(&[path], config, |c| closes.push(*c));
+        let (engine, result) =
+            replay_files(&[path], config, vpnfp::engine::DEFAULT_MAX_HOSTS, |c| {
+                closes.push(*c)
+            });
         result.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(engine.counters().seen, packets.len() as u64, "{name}");
         results.push((name, closes, *engine.counters()));
@@ -350,7 +354,12 @@ fn bad_input_gives_clear_errors_after_what_came_before() {
     for len in (0..2_000).chain((bytes.len() - 200)..bytes.len()) {
         std::fs::write(&cut, &bytes[..len]).unwrap();
         let config = KernelConfig::new(NANOS_PER_SEC, InternalRanges::research());
-        let (_, result) = replay_files(std::slice::from_ref(&cut), config, |_| {});
+        let (_, result) = replay_files(
+            std::slice::from_ref(&cut),
+            config,
+            vpnfp::engine::DEFAULT_MAX_HOSTS,
+            |_| {},
+        );
         let at_boundary = len == 24 || result.is_ok();
         if !at_boundary {
             let e = result.unwrap_err();
@@ -369,7 +378,12 @@ fn bad_input_gives_clear_errors_after_what_came_before() {
         }
         std::fs::write(&broken, &b).unwrap();
         let config = KernelConfig::new(NANOS_PER_SEC, InternalRanges::research());
-        let _ = replay_files(std::slice::from_ref(&broken), config, |_| {});
+        let _ = replay_files(
+            std::slice::from_ref(&broken),
+            config,
+            vpnfp::engine::DEFAULT_MAX_HOSTS,
+            |_| {},
+        );
     }
 
     // Not a capture, an unsupported link type, a missing file.
@@ -418,7 +432,9 @@ fn replay_and_xdp_give_identical_records() {
     let path = dir.path("parity.pcapng");
     write_pcapng(&path, DataLink::ETHERNET, &script);
     let mut replayed = Vec::new();
-    let (engine, result) = replay_files(&[path], config, |c| replayed.push(*c));
+    let (engine, result) = replay_files(&[path], config, vpnfp::engine::DEFAULT_MAX_HOSTS, |c| {
+        replayed.push(*c)
+    });
     result.unwrap();
     assert!(xdp.len() > 100, "{}", xdp.len());
     assert_eq!(replayed, xdp);

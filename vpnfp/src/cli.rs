@@ -64,6 +64,10 @@ pub struct ReplayArgs {
     pub fingerprint: FingerprintArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Hosts kept at most; beyond it the least recently seen are evicted
+    /// (counted in the summary). About 72 bytes per host.
+    #[arg(long, default_value_t = vpnfp::engine::DEFAULT_MAX_HOSTS)]
+    pub max_hosts: usize,
 }
 
 /// Which path sees the packets.
@@ -104,7 +108,8 @@ pub struct RunArgs {
     /// Print the program's counters every SECS seconds (0: only at exit).
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     pub stats_interval: f64,
-    /// Capacity of the per-host LRU map (least recently seen hosts are evicted beyond it).
+    /// Hosts kept at most (XDP: the kernel's LRU map; NFQUEUE: the engine's
+    /// table); beyond it the least recently seen are evicted, and counted.
     #[arg(long, default_value_t = DEFAULT_MAX_HOSTS)]
     pub max_hosts: u32,
     /// XDP: skip the per-flow counters (packets and bytes per host/peer); the

@@ -31,17 +31,93 @@ impl Hasher for AddrHasher {
 
 pub type HostMap = HashMap<u32, HostState, BuildHasherDefault<AddrHasher>>;
 
+/// Host states within a capacity, least recently seen evicted first (as
+/// the kernel's LRU map does). Two generations: hosts seen in the current
+/// one stay; when it fills half the capacity, the previous generation (hosts
+/// not seen since) is dropped. A host seen again moves to the current one, so
+/// an active host survives any flood of new addresses.
+pub struct HostTable {
+    current: HostMap,
+    previous: HostMap,
+    generation: usize,
+    evicted: u64,
+}
+
+impl HostTable {
+    /// `capacity` hosts at most (at least 2).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            current: HostMap::default(),
+            previous: HostMap::default(),
+            generation: (capacity / 2).max(1),
+            evicted: 0,
+        }
+    }
+
+    /// The host's state, and whether it was created now.
+    #[inline]
+    fn entry(&mut self, host: u32) -> (&mut HostState, bool) {
+        if self.current.contains_key(&host) {
+            return (self.current.get_mut(&host).expect("present"), false);
+        }
+        let (state, created) = match self.previous.remove(&host) {
+            Some(state) => (state, false),
+            None => (HostState::NEW, true),
+        };
+        if self.current.len() >= self.generation {
+            self.evicted += self.previous.len() as u64;
+            self.previous.clear();
+            std::mem::swap(&mut self.current, &mut self.previous);
+        }
+        (self.current.entry(host).or_insert(state), created)
+    }
+
+    pub fn get(&self, host: &u32) -> Option<&HostState> {
+        self.current.get(host).or_else(|| self.previous.get(host))
+    }
+
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hosts dropped to stay within capacity.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Bytes the tables have allocated (slots and control bytes).
+    pub fn allocated_bytes(&self) -> usize {
+        (self.current.capacity() + self.previous.capacity()) * (size_of::<(u32, HostState)>() + 1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&u32, &HostState)> {
+        self.current.iter().chain(self.previous.iter())
+    }
+}
+
+/// Default host capacity of the userspace engine: 1,000,000 hosts, about
+/// 72 MiB (see the README's Performance section).
+pub const DEFAULT_MAX_HOSTS: usize = 1_000_000;
+
 pub struct Engine {
     config: KernelConfig,
-    hosts: HostMap,
+    hosts: HostTable,
     counters: Counters,
 }
 
 impl Engine {
     pub fn new(config: KernelConfig) -> Self {
+        Self::with_capacity(config, DEFAULT_MAX_HOSTS)
+    }
+
+    pub fn with_capacity(config: KernelConfig, max_hosts: usize) -> Self {
         Self {
             config,
-            hosts: HostMap::default(),
+            hosts: HostTable::new(max_hosts),
             counters: Counters::default(),
         }
     }
@@ -64,11 +140,10 @@ impl Engine {
             }
         };
         self.counters.outcomes[Outcome::Analysed as usize] += 1;
-        let counters = &mut self.counters;
-        let state = self.hosts.entry(host).or_insert_with(|| {
-            counters.hosts_created += 1;
-            HostState::NEW
-        });
+        let (state, created) = self.hosts.entry(host);
+        if created {
+            self.counters.hosts_created += 1;
+        }
         let closed = state.observe(host, peer, now_ns, self.config.window_ns);
         if closed.is_some() {
             self.counters.windows_closed += 1;
@@ -80,7 +155,7 @@ impl Engine {
         &self.counters
     }
 
-    pub fn hosts(&self) -> &HostMap {
+    pub fn hosts(&self) -> &HostTable {
         &self.hosts
     }
 }
@@ -114,5 +189,44 @@ mod tests {
         assert_eq!(c.outcome(Outcome::IgnoredLanInternal), 1);
         assert_eq!(c.malformed(), 1);
         assert_eq!((c.hosts_created, c.windows_closed), (1, 1));
+    }
+
+    #[test]
+    fn capacity_holds_under_a_flood_and_active_hosts_survive() {
+        let mut e = Engine::with_capacity(
+            KernelConfig::new(NANOS_PER_SEC, InternalRanges::research()),
+            1_000,
+        );
+        let vpn = Ipv4Fields {
+            src: 0xc0a8_010a,
+            dst: 0xc633_6407,
+            total_len: 40,
+        };
+        let mut closes = Vec::new();
+        for i in 0..100_000u32 {
+            let spoofed = Ipv4Fields {
+                src: 0x0a00_0000 + i,
+                ..vpn
+            };
+            e.frame(Ok(spoofed), i as u64 * 100_000);
+            if i % 100 == 0 {
+                closes.extend(e.frame(Ok(vpn), i as u64 * 100_000));
+            }
+            assert!(e.hosts().len() <= 1_000);
+        }
+        assert_eq!(
+            e.counters().hosts_created,
+            100_001,
+            "the VPN host was created once"
+        );
+        assert_eq!(e.hosts().evicted() + e.hosts().len() as u64, 100_001);
+        // 1,000 packets over 10 s in 1 s windows: every window after the
+        // first carries the previous count, so the host was never evicted.
+        assert!(closes.len() >= 9, "{}", closes.len());
+        assert!(
+            closes[1..]
+                .iter()
+                .all(|c| c.count_prev > 0 && c.count_this >= 99)
+        );
     }
 }

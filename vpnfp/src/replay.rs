@@ -16,9 +16,10 @@ use crate::{
 pub fn replay_files(
     paths: &[PathBuf],
     config: KernelConfig,
+    max_hosts: usize,
     mut on_close: impl FnMut(&WindowClose),
 ) -> (Engine, Result<(), CaptureError>) {
-    let mut engine = Engine::new(config);
+    let mut engine = Engine::with_capacity(config, max_hosts);
     let captures = match paths
         .iter()
         .map(|p| Capture::open(p))

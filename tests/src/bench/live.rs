@@ -174,6 +174,7 @@ fn nfqueue_trial(pair: &Pair, packets: u64, rate: Option<f64>) -> (bool, Trial) 
         iface: Some(RX_IF.to_string()),
         queue_len: 2048,
         copy_range: 20,
+        max_hosts: 1_000,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {

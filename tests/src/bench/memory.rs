@@ -8,7 +8,7 @@ use vpnfp::{
     engine::Engine,
     xdp::{Capacities, XdpFingerprinter},
 };
-use vpnfp_common::{HostState, InternalRanges, Ipv4Fields, KernelConfig, NANOS_PER_SEC, maps};
+use vpnfp_common::{InternalRanges, Ipv4Fields, KernelConfig, NANOS_PER_SEC, maps};
 
 use super::{Figure, Size};
 use crate::frames;
@@ -56,7 +56,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
 
     // Userspace (NFQUEUE and replay keep host state in a hash map; XDP mode
     // keeps none in userspace).
-    let mut engine = Engine::new(config());
+    let mut engine = Engine::with_capacity(config(), hosts as usize);
     for i in 0..hosts {
         let ip = Ipv4Fields {
             src: u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i,
@@ -67,15 +67,15 @@ pub fn figures(size: Size) -> Vec<Figure> {
     }
     let table = engine.hosts();
     // hashbrown: one (key, value) slot and one control byte per bucket.
-    let user_bytes = table.capacity() as f64 * (size_of::<(u32, HostState)>() + 1) as f64;
+    let user_bytes = table.allocated_bytes() as f64;
     out.push(Figure::new(
         "userspace bytes per tracked host (NFQUEUE, replay)",
         user_bytes / table.len() as f64,
         "bytes",
         format!(
-            "{} hosts in the engine's hash map (capacity {})",
+            "{} hosts in the engine's host table of capacity {hosts} ({} evicted)",
             table.len(),
-            table.capacity()
+            table.evicted()
         ),
     ));
 

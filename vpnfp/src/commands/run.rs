@@ -307,6 +307,7 @@ fn start_nfqueue(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueS
         iface: args.ifaces.first().cloned(),
         queue_len: args.nfqueue.queue_len,
         copy_range: args.nfqueue.copy_range,
+        max_hosts: args.max_hosts as usize,
     };
     let mut fingerprinter = NfqueueFingerprinter::start(options.clone(), settings.kernel_config())?;
     info!(

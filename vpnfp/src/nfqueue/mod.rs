@@ -47,6 +47,8 @@ pub struct NfqueueOptions {
     pub iface: Option<String>,
     pub queue_len: u32,
     pub copy_range: u16,
+    /// Hosts kept at most (least recently seen evicted beyond).
+    pub max_hosts: usize,
 }
 
 /// What NFQUEUE mode saw, at exit.
@@ -123,8 +125,8 @@ impl NfqueueFingerprinter {
         Ok(Self {
             queue,
             rule: Some(rule),
+            engine: Engine::with_capacity(config, options.max_hosts),
             options,
-            engine: Engine::new(config),
         })
     }
 
@@ -172,6 +174,10 @@ impl NfqueueFingerprinter {
 
     pub fn hosts_tracked(&self) -> usize {
         self.engine.hosts().len()
+    }
+
+    pub fn hosts_evicted(&self) -> u64 {
+        self.engine.hosts().evicted()
     }
 
     /// Removes the rule, then accepts what is still queued (unbinding with
