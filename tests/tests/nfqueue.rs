@@ -293,3 +293,97 @@ fn a_queue_in_use_is_refused_before_any_rule_is_added() {
     assert!(first.terminate(Duration::from_secs(10)).success());
     assert!(lab.router.vpnfp_rules().is_empty());
 }
+
+/// `--metrics`: a real HTTP client (curl) scrapes the Prometheus text while
+/// both modes run.
+#[test]
+fn metrics_are_served_in_prometheus_format() {
+    if !privileged("metrics_are_served_in_prometheus_format") {
+        return;
+    }
+    let lab = Lab::new(&[VPN_HOST]);
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args([
+                "run", "--mode", "both", "--chain", "FORWARD", "--iface", ROUTER_IF,
+            ])
+            .args([
+                "--window",
+                "0.5",
+                "--count",
+                "50",
+                "--metrics",
+                "127.0.0.1:9105",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_xdp(child.child(), Duration::from_secs(20));
+    lab.wait_for_rule(child.child(), Duration::from_secs(20));
+    let mut senders = [Sender::new(lab.socket(VPN_HOST), vec![VPN_SERVER])];
+    let sent = send_paced(&mut senders, 400, Duration::from_millis(1500))[0];
+    std::thread::sleep(Duration::from_millis(300));
+    let out = lab
+        .router
+        .command("curl")
+        .args(["-sS", "--max-time", "5", "http://127.0.0.1:9105/metrics"])
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let value = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    for mode in ["xdp", "nfqueue"] {
+        let seen = value(&format!("vpnfp_frames_seen_total{{mode=\"{mode}\"}}"));
+        assert!(seen >= sent, "{mode}: {seen} < {sent}");
+        assert_eq!(
+            value(&format!(
+                "vpnfp_frames_verdict_total{{mode=\"{mode}\",verdict=\"pass\"}}"
+            )),
+            seen
+        );
+        assert!(
+            value(&format!(
+                "vpnfp_frames_total{{mode=\"{mode}\",outcome=\"analysed\"}}"
+            )) >= sent
+        );
+        assert!(value(&format!("vpnfp_windows_closed_total{{mode=\"{mode}\"}}")) >= 2);
+        assert_eq!(value(&format!("vpnfp_hosts_tracked{{mode=\"{mode}\"}}")), 1);
+        assert_eq!(
+            value(&format!("vpnfp_host_evictions_total{{mode=\"{mode}\"}}")),
+            0
+        );
+    }
+    assert_eq!(value("vpnfp_ringbuf_records_lost_total{mode=\"xdp\"}"), 0);
+    assert_eq!(
+        value("vpnfp_nfqueue_packets_missed_total{mode=\"nfqueue\"}"),
+        0
+    );
+    assert!(value("vpnfp_reports_total") >= 4, "both modes report");
+    assert!(text.contains("# TYPE vpnfp_frames_total counter"));
+    // Anything but /metrics is a 404.
+    let out = lab
+        .router
+        .command("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://127.0.0.1:9105/other",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    assert!(child.terminate(Duration::from_secs(10)).success());
+}

@@ -95,6 +95,10 @@ pub struct RunArgs {
     pub xdp_mode: AttachMode,
     #[command(flatten)]
     pub nfqueue: NfqueueArgs,
+    /// Serve vpnfp's own counters in Prometheus text format at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9105).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// With --mode both: print the agreement report every SECS too (0: only at exit).
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     pub compare_interval: f64,

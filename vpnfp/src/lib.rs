@@ -6,6 +6,7 @@ pub mod capture;
 pub mod clock;
 pub mod compare;
 pub mod engine;
+pub mod metrics;
 pub mod nfqueue;
 pub mod privileges;
 pub mod replay;

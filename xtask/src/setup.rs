@@ -15,6 +15,8 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("iptables", "iptables"),
     ("setpriv", "util-linux"),
+    // The metrics test scrapes with a real HTTP client.
+    ("curl", "curl"),
     // The benchmark: veth GRO switch, and the libpcap read floor.
     ("ethtool", "ethtool"),
     ("tcpdump", "tcpdump"),

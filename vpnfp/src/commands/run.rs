@@ -23,7 +23,8 @@ use tokio::{
 use vpnfp::{
     clock::KernelClock,
     compare::Comparison,
-    nfqueue::{NfqueueError, NfqueueFingerprinter, NfqueueOptions, NfqueueStats},
+    metrics::{self, ModeMetrics},
+    nfqueue::{NfqueueError, NfqueueFingerprinter, NfqueueOptions, NfqueueStats, QueueRule},
     privileges,
     report::{Mode, Reporter, seconds},
     settings::Settings,
@@ -115,7 +116,9 @@ struct NfqueueSide {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Result<NfqueueStats, NfqueueError>>,
     closes: mpsc::UnboundedReceiver<WindowClose>,
-    live: Arc<Mutex<Counters>>,
+    /// What the thread has counted so far (for stats and metrics).
+    live: Arc<Mutex<ModeMetrics>>,
+    rule: Option<QueueRule>,
 }
 
 async fn run_modes(
@@ -128,6 +131,14 @@ async fn run_modes(
     // instead of killing us between installing a rule and removing it.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let metrics_listener = match args.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics {addr}: cannot listen there"))?,
+        ),
+        None => None,
+    };
     let mut config = settings.kernel_config();
     if verbose > 0 {
         config.flags |= FLAG_LOG_WINDOWS;
@@ -191,6 +202,12 @@ async fn run_modes(
             _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
             _ = &mut deadline => { info!("--duration reached: stopping"); break; }
+            accepted = accept(&metrics_listener) => {
+                if let Ok((stream, _)) = accepted {
+                    let body = metrics_text(xdp.as_ref(), nfqueue.as_ref(), &reporter);
+                    tokio::spawn(metrics::respond(stream, body));
+                }
+            }
             _ = tick(&mut stats) => {
                 if let Some(side) = &xdp {
                     let counters = side.fingerprinter.counters()?;
@@ -204,8 +221,8 @@ async fn run_modes(
                     info!("xdp: {}", describe(&counters));
                 }
                 if let Some(side) = &nfqueue {
-                    let counters = *side.live.lock().expect("counters lock");
-                    info!("nfqueue: {}", describe(&counters));
+                    let live = *side.live.lock().expect("counters lock");
+                    info!("nfqueue: {}", describe(&live.counters));
                 }
             }
             _ = tick(&mut compare) => {
@@ -322,7 +339,8 @@ fn start_nfqueue(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueS
             .map_or(String::new(), |i| format!(" -i {i}"))
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let live = Arc::new(Mutex::new(Counters::default()));
+    let live = Arc::new(Mutex::new(ModeMetrics::default()));
+    let rule = fingerprinter.rule().cloned();
     let (tx, closes) = mpsc::unbounded_channel();
     let thread = {
         let (stop, live) = (stop.clone(), live.clone());
@@ -337,7 +355,14 @@ fn start_nfqueue(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueS
                         // Nothing queued: the packets wait in the kernel
                         // queue meanwhile (and fail open if it fills).
                         Ok(0) => std::thread::sleep(Duration::from_millis(1)),
-                        Ok(_) => *live.lock().expect("counters lock") = *fingerprinter.counters(),
+                        Ok(_) => {
+                            *live.lock().expect("counters lock") = ModeMetrics {
+                                counters: *fingerprinter.counters(),
+                                hosts_tracked: fingerprinter.hosts_tracked() as u64,
+                                hosts_evicted: fingerprinter.hosts_evicted(),
+                                missed: None,
+                            }
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -350,6 +375,7 @@ fn start_nfqueue(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueS
         thread,
         closes,
         live,
+        rule,
     })
 }
 
@@ -407,6 +433,45 @@ async fn ring_ready(
 ) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
     match xdp {
         Some(side) => side.ring.readable_mut().await,
+        None => pending().await,
+    }
+}
+
+/// The metrics of every running mode, now.
+fn metrics_text(
+    xdp: Option<&XdpSide>,
+    nfqueue: Option<&NfqueueSide>,
+    reporter: &Reporter,
+) -> String {
+    let mut modes = Vec::new();
+    if let Some(side) = xdp {
+        let counters = side.fingerprinter.counters().unwrap_or_default();
+        // The kernel's LRU evicts silently: evicted = created - tracked.
+        let tracked = side.fingerprinter.hosts().map_or(0, |h| h.len() as u64);
+        modes.push((
+            Mode::Xdp,
+            ModeMetrics {
+                counters,
+                hosts_tracked: tracked,
+                hosts_evicted: counters.hosts_created.saturating_sub(tracked),
+                missed: None,
+            },
+        ));
+    }
+    if let Some(side) = nfqueue {
+        let mut live = *side.live.lock().expect("counters lock");
+        let matched = side.rule.as_ref().and_then(|r| r.packets_matched().ok());
+        live.missed = Some(matched.map_or(0, |m| m.saturating_sub(live.counters.seen)));
+        modes.push((Mode::Nfqueue, live));
+    }
+    metrics::render(&modes, reporter.reports, reporter.closes)
+}
+
+async fn accept(
+    listener: &Option<tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
         None => pending().await,
     }
 }
