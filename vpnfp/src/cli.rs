@@ -116,6 +116,11 @@ pub struct RunArgs {
     /// table); beyond it the least recently seen are evicted, and counted.
     #[arg(long, default_value_t = DEFAULT_MAX_HOSTS)]
     pub max_hosts: u32,
+    /// XDP: keep the state maps pinned in a BPF filesystem (default
+    /// /sys/fs/bpf/vpnfp, mounted if needed), so a restart continues every
+    /// window; without it each run starts fresh.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = vpnfp::xdp::pin::DEFAULT_PIN_DIR)]
+    pub pin: Option<std::path::PathBuf>,
     /// XDP: skip the per-flow counters (packets and bytes per host/peer); the
     /// decisions do not use them, and they are about a third of the per-packet cost.
     #[arg(long)]

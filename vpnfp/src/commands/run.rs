@@ -71,6 +71,9 @@ pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
     if args.mode != RunMode::Xdp && args.ifaces.len() > 1 {
         bail!("NFQUEUE mode takes at most one --iface (its rule's input interface)");
     }
+    if args.mode == RunMode::Nfqueue && args.pin.is_some() {
+        bail!("--pin keeps the XDP program's maps; NFQUEUE mode has none to keep");
+    }
     if args.nfqueue.queue_len == 0 {
         bail!("--queue-len must be at least 1");
     }
@@ -300,6 +303,7 @@ fn start_xdp(args: &RunArgs, config: &vpnfp_common::KernelConfig) -> anyhow::Res
         max_hosts: args.max_hosts,
         max_flows: args.max_flows,
         ring_bytes: args.ring_bytes,
+        pin_dir: args.pin.clone(),
     };
     let mut fingerprinter = XdpFingerprinter::load(capacities, u8::MAX)?;
     spawn_kernel_log_reader(&mut fingerprinter);

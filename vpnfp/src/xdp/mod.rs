@@ -8,7 +8,11 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, RingBuf},
     programs::{ProgramError, Xdp, XdpMode},
 };
-use vpnfp_common::{Counters, FlowCounters, FlowKey, HostState, KernelConfig, maps};
+use vpnfp_common::{
+    Counters, FlowCounters, FlowKey, HostState, KernelConfig, config::CONFIG_MAGIC, maps,
+};
+
+pub mod pin;
 
 /// The object `cargo xtask build` compiled, embedded by build.rs (empty when
 /// the crate was built without it).
@@ -49,6 +53,12 @@ pub enum XdpError {
     MissingMap(&'static str),
     #[error("the object has no XDP program {0}: it does not match this vpnfp")]
     MissingProgram(&'static str),
+    #[error(transparent)]
+    Pin(#[from] pin::PinError),
+    #[error(
+        "{dir}/VPNFP_CONFIG holds a config of layout {found:#x}, this vpnfp writes {CONFIG_MAGIC:#x}: the pins come from another version; remove them to start fresh: rm -r {dir}"
+    )]
+    StaleConfig { dir: String, found: u32 },
     #[error("map {name}")]
     Map {
         name: &'static str,
@@ -75,12 +85,15 @@ pub enum AttachMode {
     Skb,
 }
 
-/// Map sizes, fixed at load time.
-#[derive(Clone, Copy, Debug)]
+/// Map sizes, fixed at load time, and where the state maps are pinned.
+#[derive(Clone, Debug)]
 pub struct Capacities {
     pub max_hosts: u32,
     pub max_flows: u32,
     pub ring_bytes: u32,
+    /// `Some(dir)`: keep config, hosts, flows and counters pinned there, and
+    /// continue from what is pinned.
+    pub pin_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Capacities {
@@ -89,6 +102,7 @@ impl Default for Capacities {
             max_hosts: maps::DEFAULT_MAX_HOSTS,
             max_flows: maps::DEFAULT_MAX_FLOWS,
             ring_bytes: maps::DEFAULT_RING_BYTES,
+            pin_dir: None,
         }
     }
 }
@@ -116,13 +130,19 @@ impl XdpFingerprinter {
         capacities: Capacities,
         kernel_log_level: u8,
     ) -> Result<Self, XdpError> {
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .map_max_entries(maps::HOSTS, capacities.max_hosts)
             .map_max_entries(maps::FLOWS, capacities.max_flows)
             .map_max_entries(maps::WINDOW_CLOSES, capacities.ring_bytes)
-            .override_global(aya_log::LEVEL, &kernel_log_level, false)
-            .load(object)
-            .map_err(XdpError::Load)?;
+            .override_global(aya_log::LEVEL, &kernel_log_level, false);
+        if let Some(dir) = &capacities.pin_dir {
+            pin::prepare(dir, &capacities)?;
+            for (name, _, _) in pin::pinned_maps() {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(object).map_err(XdpError::Load)?;
         let program = program_mut(&mut ebpf)?;
         program.load().map_err(|e| match e {
             ProgramError::LoadError {
@@ -134,7 +154,25 @@ impl XdpFingerprinter {
             },
             other => XdpError::Program(other),
         })?;
-        Ok(Self { ebpf })
+        let fingerprinter = Self { ebpf };
+        if let Some(dir) = &capacities.pin_dir {
+            // A pinned config written by another layout version is refused
+            // (a zero magic is a fresh map).
+            let found = fingerprinter.pinned_config_magic()?;
+            if found != 0 && found != CONFIG_MAGIC {
+                return Err(XdpError::StaleConfig {
+                    dir: dir.display().to_string(),
+                    found,
+                });
+            }
+        }
+        Ok(fingerprinter)
+    }
+
+    fn pinned_config_magic(&self) -> Result<u32, XdpError> {
+        let array: Array<_, KernelConfig> =
+            Array::try_from(self.map(maps::CONFIG)?).map_err(map_err(maps::CONFIG))?;
+        Ok(array.get(&0, 0).map_err(map_err(maps::CONFIG))?.magic)
     }
 
     /// Writes the config the program reads on every packet (no reload).

@@ -1,0 +1,178 @@
+//! `--pin`: a restarted controller continues the window the last one began;
+//! stale pins are refused with an explanation.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use vpnfp::xdp::{Capacities, XdpFingerprinter};
+use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
+use vpnfp_tests::{
+    lab::{ChildGuard, Lab, ROUTER_IF, Sender, send_paced},
+    privileged,
+    scenario::{VPN_HOST, VPN_SERVER},
+    vpnfp_bin,
+};
+
+/// A BPF filesystem of the test's own, mounted in the root mount namespace
+/// (so pins outlive `ip netns exec`'s private mounts), removed on drop.
+struct BpfFs(PathBuf);
+
+impl BpfFs {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("vpnfp-bpffs-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -t bpf");
+        Self(dir)
+    }
+    fn pins(&self) -> PathBuf {
+        self.0.join("vpnfp")
+    }
+}
+
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.pins());
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn run_vpnfp(lab: &Lab, pins: &Path, extra: &[&str]) -> ChildGuard {
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args([
+                "run", "--iface", ROUTER_IF, "--window", "3", "--count", "100", "--json", "--pin",
+            ])
+            .arg(pins)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_xdp(child.child(), Duration::from_secs(20));
+    child
+}
+
+fn stop(mut child: ChildGuard) -> Vec<serde_json::Value> {
+    assert!(child.terminate(Duration::from_secs(10)).success());
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn a_restart_with_pin_continues_the_window() {
+    if !privileged("a_restart_with_pin_continues_the_window") {
+        return;
+    }
+    let fs = BpfFs::new("restart");
+    let lab = Lab::new(&[VPN_HOST]);
+    let mut senders = [Sender::new(lab.socket(VPN_HOST), vec![VPN_SERVER])];
+
+    // First run: one second of a 3 s window, then stop.
+    let first = run_vpnfp(&lab, &fs.pins(), &[]);
+    let started = unix_now();
+    let phase1 = send_paced(&mut senders, 300, Duration::from_secs(1))[0];
+    assert!(stop(first).is_empty(), "no window closed yet");
+    assert!(fs.pins().join(maps::HOSTS).exists());
+
+    // Second run: the window goes on and closes with both runs' packets.
+    let second = run_vpnfp(&lab, &fs.pins(), &[]);
+    let restarted = unix_now();
+    let phase2 = send_paced(&mut senders, 300, Duration::from_secs(3))[0];
+    let reports = stop(second);
+    let first_report = reports
+        .first()
+        .expect("the window closed in the second run");
+    let start = first_report["window_start"].as_f64().unwrap();
+    let count = first_report["count_this"].as_u64().unwrap();
+    assert!(
+        start < restarted && start >= started - 1.0,
+        "began in the first run: {first_report}"
+    );
+    assert!(
+        count > phase1 + 300,
+        "{count} packets: the first run's {phase1} are in: {first_report}"
+    );
+    assert!(count <= phase1 + phase2, "{first_report}");
+}
+
+#[test]
+fn stale_pins_are_refused_with_an_explanation() {
+    if !privileged("stale_pins_are_refused_with_an_explanation") {
+        return;
+    }
+    let fs = BpfFs::new("stale");
+    let lab = Lab::new(&[]);
+    let config = KernelConfig::new(NANOS_PER_SEC, InternalRanges::research());
+    let refuse = |message: &str| {
+        let out = lab
+            .router
+            .command(vpnfp_bin())
+            .args(["run", "--iface", ROUTER_IF, "--pin"])
+            .arg(fs.pins())
+            .args(if message.contains("--max-hosts") {
+                &["--max-hosts", "1000"][..]
+            } else {
+                &[]
+            })
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{message:?} in {stderr}");
+        assert!(
+            stderr.contains("rm -r"),
+            "says how to start fresh: {stderr}"
+        );
+        assert!(!lab.router.has_xdp(ROUTER_IF), "nothing attached");
+    };
+
+    // Pins made for another capacity.
+    let mut fp = XdpFingerprinter::load(
+        Capacities {
+            pin_dir: Some(fs.pins()),
+            ..Capacities::default()
+        },
+        0,
+    )
+    .unwrap();
+    fp.configure(&config).unwrap();
+    refuse("holds 131072 entries but this run asks for 1000 (--max-hosts)");
+
+    // A config written by another layout version.
+    let mut other = config;
+    other.magic = 0x7670_0000;
+    fp.configure(&other).unwrap();
+    drop(fp);
+    refuse("from another version");
+    let _ = std::fs::remove_dir_all(fs.pins());
+
+    // A map of another shape where the host map should be.
+    let mut fp = XdpFingerprinter::load(Capacities::default(), 0).unwrap();
+    std::fs::create_dir_all(fs.pins()).unwrap();
+    match fp.ebpf_mut().map_mut(maps::FLOWS).unwrap() {
+        aya::maps::Map::LruHashMap(data) => data.pin(fs.pins().join(maps::HOSTS)).unwrap(),
+        other => panic!("{other:?}"),
+    }
+    drop(fp);
+    refuse("key/value 8/48 bytes, this version uses 4/32");
+}
