@@ -397,7 +397,9 @@ fn bad_input_gives_clear_errors_after_what_came_before() {
         TsResolution::MicroSecond,
     );
     let missing = dir.path("missing.pcap");
+    let directory = dir.0.clone();
     for (path, message) in [
+        (&directory, "read error: Is a directory"),
         (&text, "not a pcap or pcapng file"),
         (&wifi, "unsupported link type 127"),
         (&missing, "cannot open"),
