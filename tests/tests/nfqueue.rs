@@ -387,3 +387,42 @@ fn metrics_are_served_in_prometheus_format() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
     assert!(child.terminate(Duration::from_secs(10)).success());
 }
+
+/// An error after the NFQUEUE rule went in (here: native XDP on loopback,
+/// which has no driver support) still removes the rule.
+#[test]
+fn an_error_after_the_rule_is_installed_still_removes_it() {
+    if !privileged("an_error_after_the_rule_is_installed_still_removes_it") {
+        return;
+    }
+    let ns = vpnfp_tests::netns::NetNs::new("err");
+    let out = ns
+        .command(vpnfp_bin())
+        .args([
+            "run",
+            "--mode",
+            "both",
+            "--iface",
+            "lo",
+            "--chain",
+            "INPUT",
+            "--xdp-mode",
+            "native",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rule in mangle INPUT"),
+        "the rule went in first: {stderr}"
+    );
+    assert!(
+        stderr.contains("attaching XDP to lo in native mode failed"),
+        "{stderr}"
+    );
+    assert!(
+        ns.vpnfp_rules().is_empty(),
+        "rule removed on the error path"
+    );
+}

@@ -117,7 +117,9 @@ struct XdpSide {
 /// The NFQUEUE side: its own thread, window closes over a channel.
 struct NfqueueSide {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Result<NfqueueStats, NfqueueError>>,
+    /// Taken by the orderly stop; if still here on drop (an error path),
+    /// the drop stops the thread, which removes the rule.
+    thread: Option<JoinHandle<Result<NfqueueStats, NfqueueError>>>,
     closes: mpsc::UnboundedReceiver<WindowClose>,
     /// What the thread has counted so far (for stats and metrics).
     live: Arc<Mutex<ModeMetrics>>,
@@ -254,7 +256,11 @@ async fn run_modes(
     }
     if let Some(mut side) = nfqueue {
         side.stop.store(true, Ordering::Relaxed);
-        let stats = tokio::task::spawn_blocking(move || side.thread.join())
+        let thread = side
+            .thread
+            .take()
+            .expect("the NFQUEUE thread runs until stopped");
+        let stats = tokio::task::spawn_blocking(move || thread.join())
             .await
             .context("joining the NFQUEUE thread")?
             .map_err(|_| anyhow::anyhow!("the NFQUEUE thread panicked"))?;
@@ -296,6 +302,19 @@ async fn run_modes(
         bail!("NFQUEUE mode stopped unexpectedly");
     }
     result
+}
+
+impl Drop for NfqueueSide {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.stop.store(true, Ordering::Relaxed);
+            match thread.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!("stopping NFQUEUE: {e:#}"),
+                Err(_) => warn!("the NFQUEUE thread panicked"),
+            }
+        }
+    }
 }
 
 fn start_xdp(args: &RunArgs, config: &vpnfp_common::KernelConfig) -> anyhow::Result<XdpSide> {
@@ -376,7 +395,7 @@ fn start_nfqueue(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueS
     };
     Ok(NfqueueSide {
         stop,
-        thread,
+        thread: Some(thread),
         closes,
         live,
         rule,
