@@ -193,3 +193,54 @@ fn a_killed_vpnfp_leaves_no_program_and_traffic_flows() {
     let sent = send_paced(&mut senders, 1_000, Duration::from_millis(300))[0];
     assert_eq!(counting.join().unwrap(), sent);
 }
+
+/// Two interfaces, one state: the VPN host's packets out (on the router's
+/// LAN side) and the server's packets back (on its WAN side) count in the
+/// same window.
+#[test]
+fn several_interfaces_share_one_state() {
+    if !privileged("several_interfaces_share_one_state") {
+        return;
+    }
+    let lab = Lab::new(&[VPN_HOST]);
+    lab.wan
+        .ip(&["addr", "add", &format!("{VPN_SERVER}/32"), "dev", "wan0"]);
+    lab.wan
+        .ip(&["route", "add", "192.168.77.0/24", "via", "10.200.0.1"]);
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args([
+                "run", "--iface", ROUTER_IF, "--iface", "up0", "--json", "--window", "2",
+                "--count", "100",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_xdp(child.child(), Duration::from_secs(20));
+    assert!(lab.router.has_xdp("up0"));
+    let back = lab
+        .wan
+        .enter(|| UdpSocket::bind(SocketAddrV4::new(VPN_SERVER, 0)).unwrap());
+    let mut senders = [
+        Sender::new(lab.socket(VPN_HOST), vec![VPN_SERVER]),
+        Sender::new(back, vec![VPN_HOST]),
+    ];
+    let sent = send_paced(&mut senders, 150, Duration::from_secs(3));
+    assert!(child.terminate(Duration::from_secs(10)).success());
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = reports.first().expect("a report");
+    assert_eq!(first["host"], VPN_HOST.to_string());
+    // 150 packets/s each way over a little more than 2 s: ~600 together,
+    // ~300 if only one interface counted.
+    let count = first["count_this"].as_u64().unwrap();
+    assert!(
+        count > 450,
+        "both directions, both interfaces: {first} (sent {sent:?})"
+    );
+}
