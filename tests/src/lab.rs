@@ -83,6 +83,35 @@ impl Lab {
         Self { lan, router, wan }
     }
 
+    /// Sends UDP from `host` to the router's own address for `duration` at
+    /// `rate_pps` while a socket in the router counts what arrives; returns
+    /// (sent, received). Reading while sending keeps the socket buffer from
+    /// overflowing, so any difference is packets lost on the way.
+    pub fn traffic_to_router(
+        &self,
+        host: Ipv4Addr,
+        rate_pps: u32,
+        duration: Duration,
+    ) -> (u64, u64) {
+        let receiver = self
+            .router
+            .enter(|| UdpSocket::bind(SocketAddrV4::new(ROUTER_ADDR, 9)).expect("bind receiver"));
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .expect("timeout");
+        let counting = std::thread::spawn(move || {
+            let mut received = 0u64;
+            let mut buf = [0u8; 64];
+            while receiver.recv(&mut buf).is_ok() {
+                received += 1;
+            }
+            received
+        });
+        let mut senders = [Sender::new(self.socket(host), vec![ROUTER_ADDR])];
+        let sent = send_paced(&mut senders, rate_pps, duration)[0];
+        (sent, counting.join().expect("receiver"))
+    }
+
     /// A UDP socket in the LAN namespace sending from `host`.
     pub fn socket(&self, host: Ipv4Addr) -> UdpSocket {
         self.lan.enter(|| {

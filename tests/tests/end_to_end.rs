@@ -8,7 +8,7 @@ use std::{
 };
 
 use vpnfp_tests::{
-    lab::{ChildGuard, Lab, ROUTER_ADDR, ROUTER_IF, Sender, send_paced},
+    lab::{ChildGuard, Lab, ROUTER_IF, Sender, send_paced},
     privileged,
     scenario::{self, BROWSING_HOST, VPN_HOST, VPN_SERVER, Watch},
     vpnfp_bin,
@@ -78,12 +78,6 @@ fn monitor_mode_passes_every_packet() {
     }
     let host = Ipv4Addr::new(192, 168, 77, 30);
     let lab = Lab::new(&[host]);
-    let receiver = lab
-        .router
-        .enter(|| UdpSocket::bind(SocketAddrV4::new(ROUTER_ADDR, 9)).expect("bind receiver"));
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
     let mut child = ChildGuard(Some(
         lab.router
             .command(vpnfp_bin())
@@ -95,18 +89,7 @@ fn monitor_mode_passes_every_packet() {
             .expect("starting vpnfp"),
     ));
     lab.wait_for_xdp(child.child(), Duration::from_secs(20));
-    // Read while sending, so the socket buffer never overflows.
-    let counting = std::thread::spawn(move || {
-        let mut received = 0u64;
-        let mut buf = [0u8; 64];
-        while receiver.recv(&mut buf).is_ok() {
-            received += 1;
-        }
-        received
-    });
-    let mut senders = [Sender::new(lab.socket(host), vec![ROUTER_ADDR])];
-    let sent = send_paced(&mut senders, 1_000, Duration::from_millis(500))[0];
-    let received = counting.join().expect("receiver");
+    let (sent, received) = lab.traffic_to_router(host, 1_000, Duration::from_millis(500));
     assert_eq!(received, sent, "every packet reached the router's socket");
     assert!(child.terminate(Duration::from_secs(10)).success());
     assert!(!lab.router.has_xdp(ROUTER_IF), "detached on SIGTERM");
@@ -175,23 +158,8 @@ fn a_killed_vpnfp_leaves_no_program_and_traffic_flows() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let receiver = lab
-        .router
-        .enter(|| UdpSocket::bind(SocketAddrV4::new(ROUTER_ADDR, 9)).expect("bind receiver"));
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(1)))
-        .unwrap();
-    let counting = std::thread::spawn(move || {
-        let mut received = 0u64;
-        let mut buf = [0u8; 64];
-        while receiver.recv(&mut buf).is_ok() {
-            received += 1;
-        }
-        received
-    });
-    let mut senders = [Sender::new(lab.socket(host), vec![ROUTER_ADDR])];
-    let sent = send_paced(&mut senders, 1_000, Duration::from_millis(300))[0];
-    assert_eq!(counting.join().unwrap(), sent);
+    let (sent, received) = lab.traffic_to_router(host, 1_000, Duration::from_millis(300));
+    assert_eq!(received, sent);
 }
 
 /// Two interfaces, one state: the VPN host's packets out (on the router's

@@ -3,14 +3,14 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
+    net::Ipv4Addr,
     process::Stdio,
     time::Duration,
 };
 
 use vpnfp_tests::{
     fixtures::{Expected, parse_vectors},
-    lab::{ChildGuard, Lab, ROUTER_ADDR, ROUTER_IF, Sender, send_paced},
+    lab::{ChildGuard, Lab, ROUTER_IF, Sender, send_paced},
     privileged,
     scenario::{self, VPN_HOST, VPN_SERVER, Watch},
     vpnfp_bin,
@@ -169,30 +169,10 @@ fn parse_vectors_on_the_wire_in_both_modes() {
     assert_eq!(analysed(true).len(), 2);
 }
 
-fn udp_receiver(lab: &Lab) -> std::thread::JoinHandle<u64> {
-    let receiver = lab
-        .router
-        .enter(|| UdpSocket::bind(SocketAddrV4::new(ROUTER_ADDR, 9)).expect("bind receiver"));
-    receiver
-        .set_read_timeout(Some(Duration::from_secs(1)))
-        .unwrap();
-    std::thread::spawn(move || {
-        let mut received = 0u64;
-        let mut buf = [0u8; 64];
-        while receiver.recv(&mut buf).is_ok() {
-            received += 1;
-        }
-        received
-    })
-}
-
-/// Sends 300 packets from a LAN host to the router itself; returns how many
-/// arrived.
+/// Sends 300 packets from a LAN host to the router itself; returns (sent,
+/// arrived).
 fn traffic_flows(lab: &Lab, host: Ipv4Addr) -> (u64, u64) {
-    let counting = udp_receiver(lab);
-    let mut senders = [Sender::new(lab.socket(host), vec![ROUTER_ADDR])];
-    let sent = send_paced(&mut senders, 1_000, Duration::from_millis(300))[0];
-    (sent, counting.join().unwrap())
+    lab.traffic_to_router(host, 1_000, Duration::from_millis(300))
 }
 
 fn start_nfqueue(lab: &Lab, extra: &[&str]) -> ChildGuard {

@@ -38,6 +38,15 @@ pub fn all(root: &Path, release: bool) -> anyhow::Result<Built> {
     Ok(built)
 }
 
+/// Builds one of the tests crate's programs (demo, bench, fuzz) in release
+/// mode; returns its path.
+pub fn tool(root: &Path, built: &Built, name: &str) -> anyhow::Result<PathBuf> {
+    let mut cmd = cargo(root, built);
+    cmd.args(["build", "--release", "-p", "vpnfp-tests", "--bin", name]);
+    check(cmd)?;
+    Ok(root.join("target/release").join(name))
+}
+
 /// Always an optimised build: the verifier rejects unoptimised BPF code.
 fn ebpf(root: &Path) -> anyhow::Result<PathBuf> {
     check(ebpf_cargo(root, "build", &[])?)?;

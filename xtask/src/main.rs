@@ -120,33 +120,13 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Test { args } => test(&root, &args),
         Task::Fuzz { inputs, seed } => {
             let built = build::all(&root, true)?;
-            let mut cmd = build::cargo(&root, &built);
-            cmd.args([
-                "build",
-                "--release",
-                "-p",
-                "vpnfp-tests",
-                "--bin",
-                "vpnfp-fuzz",
-            ]);
-            check(cmd)?;
-            let mut fuzz = Command::new(root.join("target/release/vpnfp-fuzz"));
+            let mut fuzz = Command::new(build::tool(&root, &built, "vpnfp-fuzz")?);
             fuzz.args(["--inputs", &inputs.to_string(), "--seed", &seed.to_string()]);
             exec(fuzz)
         }
         Task::Bench { smoke, only } => {
             let built = build::all(&root, true)?;
-            let mut cmd = build::cargo(&root, &built);
-            cmd.args([
-                "build",
-                "--release",
-                "-p",
-                "vpnfp-tests",
-                "--bin",
-                "vpnfp-bench",
-            ]);
-            check(cmd)?;
-            let mut bench = as_root(&root.join("target/release/vpnfp-bench"))?;
+            let mut bench = as_root(&build::tool(&root, &built, "vpnfp-bench")?)?;
             bench
                 .env("VPNFP_BIN", &built.controller)
                 .env("VPNFP_ROOT", &root);
@@ -161,17 +141,7 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Lint => lint(&root),
         Task::Demo => {
             let built = build::all(&root, true)?;
-            let mut cmd = build::cargo(&root, &built);
-            cmd.args([
-                "build",
-                "--release",
-                "-p",
-                "vpnfp-tests",
-                "--bin",
-                "vpnfp-demo",
-            ]);
-            check(cmd)?;
-            let mut demo = as_root(&root.join("target/release/vpnfp-demo"))?;
+            let mut demo = as_root(&build::tool(&root, &built, "vpnfp-demo")?)?;
             demo.env("VPNFP_BIN", &built.controller);
             exec(demo)
         }
