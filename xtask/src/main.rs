@@ -96,6 +96,7 @@ fn main() -> ExitCode {
 }
 
 fn run(task: Task) -> anyhow::Result<()> {
+    with_sbin_on_path();
     let root = workspace_root();
     match task {
         Task::Setup => setup::ensure(&root),
@@ -238,6 +239,23 @@ fn lint(root: &Path) -> anyhow::Result<()> {
         "clippy",
         &["--", "-D", "warnings"],
     )?)
+}
+
+/// The tests and tools run `ip`, `iptables` and `ethtool`, which live in
+/// sbin directories that a non-login environment may leave off PATH.
+fn with_sbin_on_path() {
+    let mut paths: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    for dir in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+        if !paths.iter().any(|p| p == Path::new(dir)) {
+            paths.push(PathBuf::from(dir));
+        }
+    }
+    if let Ok(joined) = std::env::join_paths(paths) {
+        // SAFETY: single-threaded at this point, before any command runs.
+        unsafe { std::env::set_var("PATH", joined) };
+    }
 }
 
 fn workspace_root() -> PathBuf {

@@ -50,7 +50,7 @@ pub fn ensure(_root: &Path) -> anyhow::Result<()> {
 fn debian_packages() -> anyhow::Result<()> {
     let missing: Vec<&str> = DEBIAN_TOOLS
         .iter()
-        .filter(|(tool, _)| which(tool).is_none() && !Path::new("/usr/sbin").join(tool).exists())
+        .filter(|(tool, _)| which(tool).is_none())
         .map(|&(_, package)| package)
         .collect();
     if missing.is_empty() {

@@ -53,8 +53,30 @@ pub struct QueueRule {
     pub queue_num: u16,
 }
 
+/// iptables from PATH, or from the sbin directories a root shell has but a
+/// service's environment may lack.
+fn iptables_program() -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("iptables"))
+            .find(|p| p.is_file())
+    });
+    on_path
+        .or_else(|| {
+            [
+                "/usr/sbin/iptables",
+                "/sbin/iptables",
+                "/usr/local/sbin/iptables",
+            ]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| "iptables".into())
+}
+
 fn iptables(action: &'static str, args: &[String]) -> Result<String, RuleError> {
-    let out = Command::new("iptables")
+    let out = Command::new(iptables_program())
         .arg("-w")
         .args(["-t", TABLE])
         .args(args)
