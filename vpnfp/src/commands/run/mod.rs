@@ -1,34 +1,22 @@
 //! `vpnfp run`: XDP, NFQUEUE or both on live traffic; read window closes,
 //! decide, report; on exit detach and remove the rule.
 
-use std::{
-    future::pending,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
-    time::Duration,
-};
+use std::{future::pending, sync::atomic::Ordering, time::Duration};
 
 use anyhow::{Context, bail};
-use aya::maps::{MapData, RingBuf};
-use log::{debug, info, warn};
+use log::{info, warn};
 use tokio::{
-    io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
-    sync::mpsc,
     time::{Instant, Interval, interval_at},
 };
 use vpnfp::{
     clock::KernelClock,
     compare::Comparison,
     metrics::{self, ModeMetrics},
-    nfqueue::{NfqueueError, NfqueueFingerprinter, NfqueueOptions, NfqueueStats, QueueRule},
     privileges,
     report::{Mode, Reporter, seconds},
     settings::Settings,
-    xdp::{Capacities, XdpFingerprinter, if_index},
+    xdp::if_index,
 };
 use vpnfp_common::{
     Counters, Outcome, WindowClose,
@@ -36,6 +24,12 @@ use vpnfp_common::{
 };
 
 use crate::cli::{RunArgs, RunMode};
+
+mod nfqueue_side;
+mod xdp_side;
+
+use nfqueue_side::{NfqueueSide, next_close, start_nfqueue};
+use xdp_side::{XdpSide, drain_ring, ring_ready, start_xdp};
 
 pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
     // Everything that can be checked is checked before anything is attached
@@ -105,25 +99,6 @@ struct Timers {
     duration: Option<Duration>,
     stats_every: Option<Duration>,
     compare_every: Option<Duration>,
-}
-
-/// The XDP side: the loaded program and its window-close ring buffer.
-struct XdpSide {
-    fingerprinter: XdpFingerprinter,
-    ring: AsyncFd<RingBuf<MapData>>,
-    clock: KernelClock,
-}
-
-/// The NFQUEUE side: its own thread, window closes over a channel.
-struct NfqueueSide {
-    stop: Arc<AtomicBool>,
-    /// Taken by the orderly stop; if still here on drop (an error path),
-    /// the drop stops the thread, which removes the rule.
-    thread: Option<JoinHandle<Result<NfqueueStats, NfqueueError>>>,
-    closes: mpsc::UnboundedReceiver<WindowClose>,
-    /// What the thread has counted so far (for stats and metrics).
-    live: Arc<Mutex<ModeMetrics>>,
-    rule: Option<QueueRule>,
 }
 
 async fn run_modes(
@@ -304,105 +279,7 @@ async fn run_modes(
     result
 }
 
-impl Drop for NfqueueSide {
-    fn drop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            self.stop.store(true, Ordering::Relaxed);
-            match thread.join() {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => warn!("stopping NFQUEUE: {e:#}"),
-                Err(_) => warn!("the NFQUEUE thread panicked"),
-            }
-        }
-    }
-}
-
-fn start_xdp(args: &RunArgs, config: &vpnfp_common::KernelConfig) -> anyhow::Result<XdpSide> {
-    let capacities = Capacities {
-        max_hosts: args.max_hosts,
-        max_flows: args.max_flows,
-        ring_bytes: args.ring_bytes,
-        pin_dir: args.pin.clone(),
-    };
-    let mut fingerprinter = XdpFingerprinter::load(capacities, u8::MAX)?;
-    spawn_kernel_log_reader(&mut fingerprinter);
-    fingerprinter.configure(config)?;
-    for iface in &args.ifaces {
-        let mode = fingerprinter.attach(iface, args.xdp_mode)?;
-        info!("xdp: attached to {iface} in {mode} mode (monitor: every packet passes)");
-    }
-    let ring = watch_readable(fingerprinter.take_window_closes()?)
-        .context("watching the window-close ring buffer")?;
-    Ok(XdpSide {
-        fingerprinter,
-        ring,
-        clock: KernelClock::now().context("reading the clocks")?,
-    })
-}
-
-fn start_nfqueue(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueSide> {
-    let options = NfqueueOptions {
-        queue_num: args.nfqueue.queue_num,
-        chain: args.nfqueue.chain,
-        iface: args.ifaces.first().cloned(),
-        queue_len: args.nfqueue.queue_len,
-        copy_range: args.nfqueue.copy_range,
-        max_hosts: args.max_hosts as usize,
-    };
-    let mut fingerprinter = NfqueueFingerprinter::start(options.clone(), settings.kernel_config())?;
-    info!(
-        "nfqueue: queue {} (fail-open, {} packets, copy range {}), rule in mangle {}{} with --queue-bypass",
-        options.queue_num,
-        options.queue_len,
-        options.copy_range,
-        options.chain.name(),
-        options
-            .iface
-            .as_ref()
-            .map_or(String::new(), |i| format!(" -i {i}"))
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let live = Arc::new(Mutex::new(ModeMetrics::default()));
-    let rule = fingerprinter.rule().cloned();
-    let (tx, closes) = mpsc::unbounded_channel();
-    let thread = {
-        let (stop, live) = (stop.clone(), live.clone());
-        std::thread::Builder::new()
-            .name("vpnfp-nfqueue".into())
-            .spawn(move || {
-                let send = |closed: &WindowClose| {
-                    let _ = tx.send(*closed);
-                };
-                while !stop.load(Ordering::Relaxed) {
-                    match fingerprinter.poll(send) {
-                        // Nothing queued: the packets wait in the kernel
-                        // queue meanwhile (and fail open if it fills).
-                        Ok(0) => std::thread::sleep(Duration::from_millis(1)),
-                        Ok(_) => {
-                            *live.lock().expect("counters lock") = ModeMetrics {
-                                counters: *fingerprinter.counters(),
-                                hosts_tracked: fingerprinter.hosts_tracked() as u64,
-                                hosts_evicted: fingerprinter.hosts_evicted(),
-                                missed: None,
-                            }
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                fingerprinter.stop(send)
-            })
-            .context("starting the NFQUEUE thread")?
-    };
-    Ok(NfqueueSide {
-        stop,
-        thread: Some(thread),
-        closes,
-        live,
-        rule,
-    })
-}
-
-fn on_close(
+pub(super) fn on_close(
     mode: Mode,
     closed: &WindowClose,
     to_unix_ns: impl Fn(u64) -> u64,
@@ -415,31 +292,6 @@ fn on_close(
     }
 }
 
-/// Reads every committed window-close record and reports it.
-fn drain_ring(
-    ring: &mut RingBuf<MapData>,
-    reporter: &mut Reporter,
-    mut comparison: Option<&mut Comparison>,
-    clock: KernelClock,
-) {
-    while let Some(item) = ring.next() {
-        match WindowClose::from_bytes(&item) {
-            Some(closed) => on_close(
-                Mode::Xdp,
-                &closed,
-                |ns| clock.to_unix_ns(ns),
-                reporter,
-                comparison.as_deref_mut(),
-            ),
-            None => warn!(
-                "ignoring a ring-buffer record of {} bytes (expected {}): object and controller differ",
-                item.len(),
-                size_of::<WindowClose>()
-            ),
-        }
-    }
-}
-
 fn print_comparison(comparison: &Comparison, final_report: bool, json: bool) {
     let report = comparison.report(final_report);
     for line in report.human().lines() {
@@ -448,15 +300,6 @@ fn print_comparison(comparison: &Comparison, final_report: bool, json: bool) {
     if json {
         use std::io::Write;
         let _ = writeln!(std::io::stdout().lock(), "{}", report.json());
-    }
-}
-
-async fn ring_ready(
-    xdp: &mut Option<XdpSide>,
-) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, RingBuf<MapData>>> {
-    match xdp {
-        Some(side) => side.ring.readable_mut().await,
-        None => pending().await,
     }
 }
 
@@ -499,21 +342,6 @@ async fn accept(
     }
 }
 
-async fn next_close(nfqueue: &mut Option<NfqueueSide>) -> Option<WindowClose> {
-    match nfqueue {
-        Some(side) => side.closes.recv().await,
-        None => pending().await,
-    }
-}
-
-/// Registers a map-backed reader (ring buffer) with the runtime.
-fn watch_readable<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
-    // SAFETY: aya's RingBuf and EbpfLogger own their map fd and keep it open
-    // and unchanged until dropped, which is when the AsyncFd drops them.
-    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
-        .map_err(|e| std::io::Error::other(e.to_string()))
-}
-
 async fn tick(interval: &mut Option<Interval>) {
     match interval {
         Some(i) => {
@@ -543,22 +371,4 @@ fn describe(c: &Counters) -> String {
         c.windows_closed,
         c.records_lost
     )
-}
-
-/// aya-log lines from the program (window closes with -v) go to our logger.
-fn spawn_kernel_log_reader(fingerprinter: &mut XdpFingerprinter) {
-    match aya_log::EbpfLogger::init(fingerprinter.ebpf_mut()) {
-        Ok(logger) => match watch_readable(logger) {
-            Ok(mut logger) => {
-                tokio::spawn(async move {
-                    while let Ok(mut guard) = logger.readable_mut().await {
-                        guard.get_inner_mut().flush();
-                        guard.clear_ready();
-                    }
-                });
-            }
-            Err(e) => warn!("kernel log lines unavailable: {e}"),
-        },
-        Err(e) => debug!("kernel log lines unavailable: {e}"),
-    }
 }
