@@ -74,7 +74,7 @@ fn try_fingerprint(ctx: &XdpContext, counters: &mut Counters) -> Result<Outcome,
     if let Some(state) = lookup_or_insert(
         &VPNFP_HOSTS,
         &host,
-        &HostState::NEW,
+        || HostState::NEW,
         &mut counters.hosts_created,
     ) {
         // SAFETY: a live map value. Two CPUs updating the same host at once
@@ -105,7 +105,7 @@ fn try_fingerprint(ctx: &XdpContext, counters: &mut Counters) -> Result<Outcome,
     if let Some(flow) = lookup_or_insert(
         &VPNFP_FLOWS,
         &key,
-        &FlowCounters::new(now_ns),
+        || FlowCounters::new(now_ns),
         &mut counters.flows_created,
     ) {
         // SAFETY: a live map value; counters only, a lost increment under a
@@ -115,20 +115,21 @@ fn try_fingerprint(ctx: &XdpContext, counters: &mut Counters) -> Result<Outcome,
     Ok(Outcome::Analysed)
 }
 
-/// The value for `key`, inserting `new` first if absent. `None` only if the
-/// entry vanished between insert and lookup (LRU pressure from other CPUs).
+/// The value for `key`, inserting `new()` first if absent (built only
+/// then, off the per-packet path). `None` only if the entry vanished
+/// between insert and lookup (LRU pressure from other CPUs).
 #[inline(always)]
 fn lookup_or_insert<K, V>(
     map: &LruHashMap<K, V>,
     key: &K,
-    new: &V,
+    new: impl FnOnce() -> V,
     created: &mut u64,
 ) -> Option<*mut V> {
     if let Some(value) = map.get_ptr_mut(key) {
         return Some(value);
     }
     // NOEXIST: another CPU may have inserted it meanwhile; keep theirs.
-    if map.insert(key, new, BPF_NOEXIST as u64).is_ok() {
+    if map.insert(key, new(), BPF_NOEXIST as u64).is_ok() {
         *created += 1;
     }
     map.get_ptr_mut(key)
