@@ -22,6 +22,8 @@ pub struct FlowCounters {
     pub bytes_out: u64,
     pub packets_in: u64,
     pub bytes_in: u64,
+    /// Kernel monotonic time; to a clock tick (a few ms) in XDP mode, which
+    /// reads the precise clock only where a decision needs it.
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
 }

@@ -27,6 +27,11 @@ pub struct WindowClose {
     pub count_prev: u64,
 }
 
+/// How far behind the precise clock a coarse one may be: the kernel's
+/// coarse clock is the time of the last tick (4 ms at HZ=250, 10 ms at
+/// HZ=100); 50 ms leaves room for a late tick.
+pub const COARSE_CLOCK_SLACK_NS: u64 = 50_000_000;
+
 impl WindowClose {
     pub const fn window_ns(&self) -> u64 {
         self.window_end_ns.saturating_sub(self.window_start_ns)
@@ -41,6 +46,22 @@ impl HostState {
         count_this: 0,
         count_prev: 0,
     };
+
+    /// Whether the precise time of this packet can matter, given a coarse
+    /// time at most [`COARSE_CLOCK_SLACK_NS`] behind it. It cannot when the
+    /// peer is unchanged and the window is surely still open: then
+    /// [`HostState::observe`] with the coarse time does exactly what it would
+    /// do with the precise one (count the packet, close nothing), and a
+    /// reader of the clock can skip the expensive precise read. Window starts
+    /// and ends are always precise: they happen only when this says so.
+    #[inline(always)]
+    pub fn needs_precise_time(&self, peer: u32, coarse_ns: u64, window_ns: u64) -> bool {
+        self.peer != peer
+            || coarse_ns
+                .saturating_add(COARSE_CLOCK_SLACK_NS)
+                .saturating_sub(self.window_start_ns)
+                > window_ns
+    }
 
     /// One analysed packet of this host at `now_ns`, talking to `peer`.
     /// Returns the closed window when this packet closes it (algorithm.md
@@ -264,6 +285,51 @@ mod tests {
         state.observe(1, 2, 10 * NANOS_PER_SEC, NANOS_PER_SEC);
         assert_eq!(state.observe(1, 2, 0, NANOS_PER_SEC), None);
         assert_eq!(state.count_this, 2);
+    }
+
+    /// With any coarse time within the slack below the precise one, skipping
+    /// the precise read when it is not needed changes nothing.
+    #[test]
+    fn a_coarse_time_is_used_only_where_it_cannot_change_anything() {
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let peers = [ip("192.0.2.1"), ip("192.0.2.2")];
+        for window_ns in [
+            1,
+            1_000_000,
+            40 * MS,
+            2 * NANOS_PER_SEC,
+            1200 * NANOS_PER_SEC,
+        ] {
+            let mut exact = HostState::NEW;
+            let mut lazy = HostState::NEW;
+            let mut t = 10 * NANOS_PER_SEC;
+            let mut coarse_reads = 0;
+            for _ in 0..20_000 {
+                t += next(window_ns / 50 + 2);
+                let peer = peers[(next(100) == 0) as usize];
+                let coarse = t - next(COARSE_CLOCK_SLACK_NS + 1).min(t);
+                let now = if lazy.needs_precise_time(peer, coarse, window_ns) {
+                    t
+                } else {
+                    coarse_reads += 1;
+                    coarse
+                };
+                assert_eq!(
+                    lazy.observe(1, peer, now, window_ns),
+                    exact.observe(1, peer, t, window_ns)
+                );
+                assert_eq!(lazy, exact);
+            }
+            if window_ns >= 2 * NANOS_PER_SEC {
+                assert!(coarse_reads > 10_000, "the coarse time serves most packets");
+            }
+        }
     }
 
     #[test]

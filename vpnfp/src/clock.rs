@@ -1,6 +1,7 @@
 //! The XDP program stamps packets with CLOCK_MONOTONIC (`bpf_ktime_get_ns`,
-//! about 12 ns cheaper per packet here than the boot-time clock); reports
-//! speak Unix time.
+//! about 12 ns cheaper per packet here than the boot-time clock, and its
+//! coarse variant where the exact time cannot matter); reports speak Unix
+//! time.
 
 use std::io;
 
