@@ -57,16 +57,19 @@ impl NetNs {
         cmd
     }
 
+    /// Runs `program args...` inside the namespace; its stdout, panicking
+    /// with its stderr on failure.
+    pub fn run(&self, program: &str, args: &[&str]) -> String {
+        let out = run_checked(self.command(program).args(args));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs `f` on a thread that has entered the namespace. Sockets created
     /// there stay in the namespace after the thread ends.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
         std::thread::scope(|s| {
             s.spawn(|| {
-                let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                // SAFETY: a valid namespace fd; only this thread switches.
-                let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+                move_this_thread(&self.name);
                 f()
             })
             .join()
@@ -98,17 +101,7 @@ impl NetNs {
 
     /// vpnfp's iptables rules (by their comment) in this namespace.
     pub fn vpnfp_rules(&self) -> Vec<String> {
-        let out = self
-            .command("iptables")
-            .args(["-w", "-t", "mangle", "-S"])
-            .output()
-            .expect("iptables -S");
-        assert!(
-            out.status.success(),
-            "iptables -S: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
+        self.run("iptables", &["-w", "-t", "mangle", "-S"])
             .lines()
             .filter(|l| l.contains("vpnfp-queue-"))
             .map(String::from)
@@ -127,6 +120,16 @@ impl NetNs {
     pub fn has_xdp(&self, iface: &str) -> bool {
         self.link(iface).get("xdp").is_some()
     }
+}
+
+/// Moves the calling thread (only it) into the namespace called `name`, for
+/// threads that outlive a call to [`NetNs::enter`].
+pub fn move_this_thread(name: &str) {
+    let path = format!("/var/run/netns/{name}");
+    let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // SAFETY: a valid namespace fd; only this thread switches.
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
 }
 
 impl Drop for NetNs {

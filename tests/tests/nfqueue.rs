@@ -305,18 +305,10 @@ fn metrics_are_served_in_prometheus_format() {
     let mut senders = [Sender::new(lab.socket(VPN_HOST), vec![VPN_SERVER])];
     let sent = send_paced(&mut senders, 400, Duration::from_millis(1500))[0];
     std::thread::sleep(Duration::from_millis(300));
-    let out = lab
-        .router
-        .command("curl")
-        .args(["-sS", "--max-time", "5", "http://127.0.0.1:9105/metrics"])
-        .output()
-        .expect("curl");
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = lab.router.run(
+        "curl",
+        &["-sS", "--max-time", "5", "http://127.0.0.1:9105/metrics"],
     );
-    let text = String::from_utf8(out.stdout).unwrap();
     let value = |series: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())

@@ -26,7 +26,10 @@ use vpnfp::{
 use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
 
 use super::{Figure, Size};
-use crate::{frames, netns::NetNs};
+use crate::{
+    frames,
+    netns::{self, NetNs},
+};
 
 const TX_IF: &str = "btx0";
 const RX_IF: &str = "brx0";
@@ -56,16 +59,8 @@ impl Pair {
         sink.ip(&["addr", "add", "192.168.1.1/24", "dev", RX_IF]);
         sender.ip(&["link", "set", TX_IF, "up"]);
         sink.ip(&["link", "set", RX_IF, "up"]);
-        let out = sink
-            .command("ethtool")
-            .args(["-K", RX_IF, "gro", "on"])
-            .output()
-            .expect("ethtool (cargo xtask setup installs it)");
-        assert!(
-            out.status.success(),
-            "ethtool -K gro on: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // ethtool: `cargo xtask setup` installs it.
+        sink.run("ethtool", &["-K", RX_IF, "gro", "on"]);
         // A VPN-like flow addressed to the sink's MAC, so the sink's stack
         // (and netfilter) takes it.
         let mut frame = frames::udp(
@@ -179,9 +174,9 @@ fn nfqueue_trial(pair: &Pair, packets: u64, rate: Option<f64>) -> (bool, Trial) 
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
         let stop = stop.clone();
-        let sink_path = format!("/var/run/netns/{}", pair.sink.name());
+        let sink = pair.sink.name().to_string();
         std::thread::spawn(move || {
-            enter_path(&sink_path);
+            netns::move_this_thread(&sink);
             let mut fp = NfqueueFingerprinter::start(options, config()).expect("start NFQUEUE");
             while !stop.load(Ordering::Relaxed) {
                 if fp.poll(|_| {}).expect("poll") == 0 {
@@ -209,16 +204,6 @@ fn nfqueue_trial(pair: &Pair, packets: u64, rate: Option<f64>) -> (bool, Trial) 
     (stats.missed == 0 && t.fingerprinted >= t.received, t)
 }
 
-fn enter_path(path: &str) {
-    use std::os::fd::AsRawFd;
-    let ns = std::fs::File::open(path).expect("netns");
-    // SAFETY: a valid namespace fd, this thread only.
-    assert_eq!(
-        unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
-        0
-    );
-}
-
 pub fn figures(size: Size) -> Vec<Figure> {
     let (packets, nfq_trial_secs, steps) = match size {
         Size::Full => (5_000_000u64, 1.0, 7),
@@ -231,17 +216,11 @@ pub fn figures(size: Size) -> Vec<Figure> {
     let bare = trial(&pair, packets, None, || 0);
 
     // (ii) XDP mode.
-    let sink_path = format!("/var/run/netns/{}", pair.sink.name());
-    let fp = std::thread::scope(|s| {
-        s.spawn(|| {
-            enter_path(&sink_path);
-            let mut fp = XdpFingerprinter::load(Capacities::default(), 0).expect("load");
-            fp.configure(&config()).expect("configure");
-            fp.attach(RX_IF, AttachMode::Native).expect("attach");
-            fp
-        })
-        .join()
-        .expect("attach thread")
+    let fp = pair.sink.enter(|| {
+        let mut fp = XdpFingerprinter::load(Capacities::default(), 0).expect("load");
+        fp.configure(&config()).expect("configure");
+        fp.attach(RX_IF, AttachMode::Native).expect("attach");
+        fp
     });
     let seen_before = fp.counters().expect("counters").seen;
     let xdp = trial(&pair, packets, None, || {
