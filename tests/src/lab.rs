@@ -1,14 +1,22 @@
 //! A home network in three namespaces: `lan` holds the hosts, `router`
 //! forwards their traffic (vpnfp watches its LAN-facing interface), `wan`
-//! stands for the Internet and silently drops what it gets.
+//! stands for the Internet and silently drops what it gets, unless it was
+//! given servers. IPv4 and IPv6; optionally NAT on the router (as a home
+//! router masquerades) and a second LAN.
 //!
 //! ```text
-//!  [lan] lan0 192.168.77.1/24 (+ hosts) == router0 192.168.77.254/24 [router] up0 10.200.0.1/30 == wan0 10.200.0.2/30 [wan]
+//!  [lan] lan0 192.168.77.1/24 fd00:77::1/64 (+ hosts) == router0 192.168.77.254/24 fd00:77::fe/64 [router]
+//!        up0 10.200.0.1/30 fd00:200::1/64 == wan0 10.200.0.2/30 fd00:200::2/64 [wan]
+//!  (second LAN) [lan2] lan1 192.168.78.1/24 == router1 192.168.78.254/24 [router]
 //! ```
 
 use std::{
-    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket},
     process::Child,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -17,16 +25,36 @@ use crate::netns::NetNs;
 pub const LAN_IF: &str = "lan0";
 pub const ROUTER_IF: &str = "router0";
 pub const ROUTER_ADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 254);
+pub const ROUTER_ADDR6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 0xfe);
+/// The router's own address towards the WAN (what NAT rewrites to).
+pub const ROUTER_WAN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+pub const LAN2_IF: &str = "lan1";
+pub const ROUTER2_IF: &str = "router1";
+
+/// What the lab has besides the basic three namespaces.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LabOptions {
+    /// The router masquerades what leaves towards the WAN.
+    pub nat: bool,
+    /// A second LAN namespace behind `router1` (192.168.78.0/24).
+    pub second_lan: bool,
+}
 
 pub struct Lab {
     pub lan: NetNs,
     pub router: NetNs,
     pub wan: NetNs,
+    pub lan2: Option<NetNs>,
 }
 
 impl Lab {
-    /// `hosts` are the LAN addresses traffic may come from.
+    /// `hosts` are the LAN addresses traffic may come from (IPv4 and IPv6).
     pub fn new(hosts: &[Ipv4Addr]) -> Self {
+        Self::with(hosts, &[], LabOptions::default())
+    }
+
+    /// `hosts` and `hosts6` are the LAN addresses traffic may come from.
+    pub fn with(hosts: &[Ipv4Addr], hosts6: &[Ipv6Addr], options: LabOptions) -> Self {
         let lan = NetNs::new("lan");
         let router = NetNs::new("rtr");
         // Created directly inside the namespaces: the root namespace never
@@ -44,8 +72,20 @@ impl Lab {
             router.name(),
         ]);
         lan.ip(&["addr", "add", "192.168.77.1/24", "dev", LAN_IF]);
+        lan.ip(&["-6", "addr", "add", "fd00:77::1/64", "dev", LAN_IF, "nodad"]);
         for host in hosts {
             lan.ip(&["addr", "add", &format!("{host}/32"), "dev", LAN_IF]);
+        }
+        for host in hosts6 {
+            lan.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{host}/128"),
+                "dev",
+                LAN_IF,
+                "nodad",
+            ]);
         }
         router.ip(&[
             "addr",
@@ -54,9 +94,26 @@ impl Lab {
             "dev",
             ROUTER_IF,
         ]);
+        router.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ROUTER_ADDR6}/64"),
+            "dev",
+            ROUTER_IF,
+            "nodad",
+        ]);
         lan.ip(&["link", "set", LAN_IF, "up"]);
         router.ip(&["link", "set", ROUTER_IF, "up"]);
         lan.ip(&["route", "add", "default", "via", &ROUTER_ADDR.to_string()]);
+        lan.ip(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &ROUTER_ADDR6.to_string(),
+        ]);
 
         let wan = NetNs::new("wan");
         router.ip(&[
@@ -73,14 +130,119 @@ impl Lab {
         ]);
         router.ip(&["addr", "add", "10.200.0.1/30", "dev", "up0"]);
         wan.ip(&["addr", "add", "10.200.0.2/30", "dev", "wan0"]);
+        router.ip(&["-6", "addr", "add", "fd00:200::1/64", "dev", "up0", "nodad"]);
+        wan.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "fd00:200::2/64",
+            "dev",
+            "wan0",
+            "nodad",
+        ]);
         router.ip(&["link", "set", "up0", "up"]);
         wan.ip(&["link", "set", "wan0", "up"]);
         router.ip(&["route", "add", "default", "via", "10.200.0.2"]);
-        // The namespace's own sysctl: forwarding here touches nothing else.
+        router.ip(&["-6", "route", "add", "default", "via", "fd00:200::2"]);
+        // The WAN reaches the LANs through the router (without NAT the
+        // replies go to the LAN addresses themselves).
+        wan.ip(&["route", "add", "192.168.0.0/16", "via", "10.200.0.1"]);
+        wan.ip(&["-6", "route", "add", "fd00:77::/64", "via", "fd00:200::1"]);
+        // The namespace's own sysctls: forwarding here touches nothing else.
         router
-            .enter(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))
+            .enter(|| {
+                std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+                std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+            })
             .expect("enable forwarding in the router namespace");
-        Self { lan, router, wan }
+        if options.nat {
+            router.run(
+                "iptables",
+                &[
+                    "-w",
+                    "-t",
+                    "nat",
+                    "-A",
+                    "POSTROUTING",
+                    "-o",
+                    "up0",
+                    "-j",
+                    "MASQUERADE",
+                ],
+            );
+        }
+        let lan2 = options.second_lan.then(|| {
+            let lan2 = NetNs::new("lan2");
+            lan2.ip(&[
+                "link",
+                "add",
+                LAN2_IF,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                ROUTER2_IF,
+                "netns",
+                router.name(),
+            ]);
+            lan2.ip(&["addr", "add", "192.168.78.1/24", "dev", LAN2_IF]);
+            router.ip(&["addr", "add", "192.168.78.254/24", "dev", ROUTER2_IF]);
+            lan2.ip(&["link", "set", LAN2_IF, "up"]);
+            router.ip(&["link", "set", ROUTER2_IF, "up"]);
+            lan2.ip(&["route", "add", "default", "via", "192.168.78.254"]);
+            lan2
+        });
+        Self {
+            lan,
+            router,
+            wan,
+            lan2,
+        }
+    }
+
+    /// Gives the WAN namespace `addr` (a server's public address).
+    pub fn add_server(&self, addr: IpAddr) {
+        let len = if addr.is_ipv4() { 32 } else { 128 };
+        let mut args = vec!["addr", "add"];
+        let a = format!("{addr}/{len}");
+        args.push(&a);
+        args.extend(["dev", "wan0"]);
+        if addr.is_ipv6() {
+            args.push("nodad");
+        }
+        self.wan.ip(&args);
+    }
+
+    /// A UDP echo server in the WAN namespace at `addr:port`: answers every
+    /// datagram, until the returned guard is dropped. Returns how many it
+    /// answered.
+    pub fn echo_server(&self, addr: SocketAddr) -> EchoServer {
+        let socket = self
+            .wan
+            .enter(|| UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, answered) = (stop.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = socket.recv_from(&mut buf)
+                        && socket.send_to(&buf[..n], from).is_ok()
+                    {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        EchoServer {
+            stop,
+            answered,
+            thread: Some(thread),
+        }
     }
 
     /// Sends UDP from `host` to the router's own address for `duration` at
@@ -113,10 +275,10 @@ impl Lab {
     }
 
     /// A UDP socket in the LAN namespace sending from `host`.
-    pub fn socket(&self, host: Ipv4Addr) -> UdpSocket {
+    pub fn socket(&self, host: impl Into<IpAddr>) -> UdpSocket {
+        let host = host.into();
         self.lan.enter(|| {
-            UdpSocket::bind(SocketAddrV4::new(host, 0))
-                .unwrap_or_else(|e| panic!("bind {host}: {e}"))
+            UdpSocket::bind(SocketAddr::new(host, 0)).unwrap_or_else(|e| panic!("bind {host}: {e}"))
         })
     }
 
@@ -159,28 +321,55 @@ impl Lab {
     }
 }
 
+/// A UDP echo server in a namespace; stops on drop.
+pub struct EchoServer {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EchoServer {
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// One traffic source: a host sending to its peers in turn, `dwell`
 /// packets to each before moving on.
 pub struct Sender {
     pub socket: UdpSocket,
-    pub peers: Vec<Ipv4Addr>,
+    pub peers: Vec<IpAddr>,
     dwell: usize,
     next: usize,
+    /// Read (and count) whatever comes back, so replies never pile up.
+    pub replies: u64,
 }
 
 impl Sender {
     /// A new peer for every packet (one peer: always that one).
-    pub fn new(socket: UdpSocket, peers: Vec<Ipv4Addr>) -> Self {
+    pub fn new<A: Into<IpAddr>>(socket: UdpSocket, peers: Vec<A>) -> Self {
         Self::with_dwell(socket, peers, 1)
     }
 
-    pub fn with_dwell(socket: UdpSocket, peers: Vec<Ipv4Addr>, dwell: usize) -> Self {
+    pub fn with_dwell<A: Into<IpAddr>>(socket: UdpSocket, peers: Vec<A>, dwell: usize) -> Self {
+        let peers: Vec<IpAddr> = peers.into_iter().map(Into::into).collect();
         assert!(!peers.is_empty() && dwell > 0);
+        socket.set_nonblocking(true).expect("nonblocking");
         Self {
             socket,
             peers,
             dwell,
             next: 0,
+            replies: 0,
         }
     }
 
@@ -188,9 +377,11 @@ impl Sender {
         let peer = self.peers[(self.next / self.dwell) % self.peers.len()];
         self.next += 1;
         // Errors (an ICMP error reported back) do not matter: the frame left.
-        let _ = self
-            .socket
-            .send_to(b"vpnfp test", SocketAddrV4::new(peer, 9));
+        let _ = self.socket.send_to(b"vpnfp test", SocketAddr::new(peer, 9));
+        let mut buf = [0u8; 64];
+        while self.socket.recv(&mut buf).is_ok() {
+            self.replies += 1;
+        }
     }
 }
 

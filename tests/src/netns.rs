@@ -99,13 +99,30 @@ impl NetNs {
         self.link(iface)["ifindex"].as_u64().expect("ifindex") as u32
     }
 
-    /// vpnfp's iptables rules (by their comment) in this namespace.
+    /// vpnfp's iptables and ip6tables rules (by their comment) in this
+    /// namespace, each prefixed with its tool.
     pub fn vpnfp_rules(&self) -> Vec<String> {
-        self.run("iptables", &["-w", "-t", "mangle", "-S"])
-            .lines()
-            .filter(|l| l.contains("vpnfp-queue-"))
-            .map(String::from)
+        ["iptables", "ip6tables"]
+            .iter()
+            .flat_map(|tool| {
+                self.run(tool, &["-w", "-t", "mangle", "-S"])
+                    .lines()
+                    .filter(|l| l.contains("vpnfp-queue-"))
+                    .map(|l| format!("{tool} {l}"))
+                    .collect::<Vec<_>>()
+            })
             .collect()
+    }
+
+    /// Whether `iface` in this namespace has a TC program attached on
+    /// egress through TCX (the link-based attach a killed process takes
+    /// with it).
+    pub fn has_tc_egress(&self, iface: &str) -> bool {
+        self.enter(|| {
+            aya::programs::SchedClassifier::query_tcx(iface, aya::programs::TcAttachType::Egress)
+                .map(|(_, programs)| !programs.is_empty())
+                .unwrap_or_else(|e| panic!("querying TCX egress of {iface}: {e}"))
+        })
     }
 
     /// Whether some process has bound a netfilter queue in this namespace.

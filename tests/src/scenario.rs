@@ -26,7 +26,7 @@ pub const TRAFFIC: Duration = Duration::from_secs(5);
 
 pub struct Outcome {
     /// Every JSON line vpnfp printed, parsed.
-    pub reports: Vec<serde_json::Value>,
+    pub events: Vec<serde_json::Value>,
     pub status: ExitStatus,
     /// Packets sent by the VPN-like, the browsing and the switching host.
     pub sent: Vec<u64>,
@@ -119,8 +119,15 @@ pub fn vpn_and_browser(vpnfp: &Path, watch: Watch, mut on_line: impl FnMut(&str)
         })
         .collect();
     Outcome {
-        reports,
+        events: reports,
         status,
         sent,
+    }
+}
+
+impl Outcome {
+    /// The JSON lines of one event kind.
+    pub fn of(&self, event: &str) -> Vec<&serde_json::Value> {
+        self.events.iter().filter(|e| e["event"] == event).collect()
     }
 }

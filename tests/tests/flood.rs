@@ -3,9 +3,13 @@
 //! evictions are counted, and the active host survives (least recently
 //! seen goes first) and is still detected.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use vpnfp::{capture::LinkType, engine::Engine, xdp::Capacities};
+use vpnfp::{
+    engine::{Engine, EngineSettings},
+    model::{EndReason, Fact},
+    source::{capture::LinkType, kernel::Capacities},
+};
 use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, Thresholds, WindowClose, decide};
 use vpnfp_tests::{frames, harness::TestProgram, privileged};
 
@@ -36,9 +40,9 @@ fn vpn_frame() -> Vec<u8> {
 
 /// The VPN host's windows: a 1 s window holds 1,000 packets; a host that was
 /// evicted would start over with `count_prev` 0.
-fn assert_detected_throughout(closes: &[WindowClose]) {
-    let vpn = u32::from(Ipv4Addr::new(192, 168, 1, 10));
-    let mine: Vec<&WindowClose> = closes.iter().filter(|c| c.host == vpn).collect();
+fn assert_detected_throughout(closes: &[WindowClose<IpAddr>]) {
+    let vpn = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10));
+    let mine: Vec<&WindowClose<IpAddr>> = closes.iter().filter(|c| c.host == vpn).collect();
     assert!(mine.len() >= 95, "{} windows", mine.len());
     let th = Thresholds::from_ratio(500, 0.75);
     for (i, c) in mine.iter().enumerate() {
@@ -99,7 +103,7 @@ fn xdp_flood_stays_within_capacity_counts_evictions_keeps_the_vpn_host() {
     let c = program.counters();
     assert_eq!(c.seen, FLOOD as u64);
     assert_eq!(c.records_lost, 0);
-    let tracked = program.fingerprinter.hosts().unwrap().len() as u64;
+    let tracked = program.fingerprinter.hosts4().unwrap().len() as u64;
     assert!(
         tracked <= CAPACITY as u64,
         "{tracked} hosts in a map of {CAPACITY}"
@@ -114,41 +118,67 @@ fn xdp_flood_stays_within_capacity_counts_evictions_keeps_the_vpn_host() {
     assert!(
         program
             .fingerprinter
-            .host_state(Ipv4Addr::new(192, 168, 1, 10))
+            .host4(Ipv4Addr::new(192, 168, 1, 10))
             .unwrap()
             .is_some()
     );
+    // The flow table is a plain hash: full, it refuses new flows (counted),
+    // never evicting one silently.
+    assert!(c.flow_table_full > 0, "{c:?}");
+    assert_eq!(c.flows_created, CAPACITY as u64);
     assert_detected_throughout(&closes);
 }
 
 #[test]
 fn replay_flood_stays_within_capacity_counts_evictions_keeps_the_vpn_host() {
     let config = KernelConfig::new(NANOS_PER_SEC, InternalRanges::research());
-    let mut engine = Engine::with_capacity(config, CAPACITY as usize);
+    let mut engine = Engine::new(EngineSettings {
+        max_hosts: CAPACITY as usize,
+        max_flows: CAPACITY as usize,
+        ..EngineSettings::new(config)
+    });
     let vpn = vpn_frame();
     let mut frame = spoofed(0);
     let mut closes = Vec::new();
+    let (mut flows_ended, mut flows_evicted, mut flow_packets) = (0u64, 0u64, 0u64);
+    let mut on_fact = |f: Fact<'_>| match f {
+        Fact::Window(w) => closes.push(w),
+        Fact::Flow(f) => {
+            flows_ended += 1;
+            flows_evicted += (f.end == EndReason::Evicted) as u64;
+            flow_packets += f.value.packets_up + f.value.packets_down;
+        }
+        _ => {}
+    };
     for i in 0..FLOOD {
         let t = i as u64 * GAP_NS;
         if i % EVERY == 0 {
-            closes.extend(engine.frame(LinkType::Ethernet.parse(&vpn), t));
+            engine.frame(&vpn, LinkType::Ethernet.parse(&vpn), t, &mut on_fact);
         } else {
             let src = u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i;
             frame[26..30].copy_from_slice(&src.to_be_bytes());
-            closes.extend(engine.frame(LinkType::Ethernet.parse(&frame), t));
+            engine.frame(&frame, LinkType::Ethernet.parse(&frame), t, &mut on_fact);
         }
         if i % 1_000_000 == 0 {
-            assert!(engine.hosts().len() <= CAPACITY as usize);
+            assert!(engine.hosts_tracked() <= CAPACITY as usize);
+            assert!(engine.flows_tracked() <= CAPACITY as usize);
         }
     }
-    let hosts = engine.hosts();
-    assert!(hosts.len() <= CAPACITY as usize);
+    engine.finish(&mut on_fact);
+    assert!(engine.hosts_tracked() <= CAPACITY as usize);
     let created = engine.counters().hosts_created;
     assert_eq!(created, (FLOOD - FLOOD / EVERY) as u64 + 1);
     assert_eq!(
-        hosts.evicted() + hosts.len() as u64,
+        engine.hosts_evicted() + engine.hosts_tracked() as u64,
         created,
         "every eviction counted"
     );
+    // Every flow left the bounded table with its counts: nothing silent.
+    assert_eq!(
+        flow_packets, FLOOD as u64,
+        "every packet in some flow record"
+    );
+    assert!(flows_evicted > FLOOD as u64 / 2, "{flows_evicted}");
+    assert_eq!(flows_ended, engine.counters().flows_created);
     assert_detected_throughout(&closes);
 }

@@ -23,11 +23,9 @@ fn nfqueue_mode_reports_the_vpn_like_host_only() {
     }
     let outcome = scenario::vpn_and_browser(&vpnfp_bin(), Watch::Nfqueue, |_| {});
     assert!(outcome.status.success(), "vpnfp exit: {}", outcome.status);
-    assert!(
-        !outcome.reports.is_empty(),
-        "no report for the VPN-like host"
-    );
-    for r in &outcome.reports {
+    let reports = outcome.of("suspected_vpn");
+    assert!(!reports.is_empty(), "no report for the VPN-like host");
+    for r in &reports {
         assert_eq!(r["event"], "suspected_vpn", "{r}");
         assert_eq!(r["mode"], "nfqueue", "{r}");
         assert_eq!(r["host"], VPN_HOST.to_string(), "{r}");
@@ -53,7 +51,7 @@ fn both_modes_agree_on_live_traffic() {
     let mut flagged: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut windows: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     let mut comparison = None;
-    for r in &outcome.reports {
+    for r in &outcome.events {
         match r["event"].as_str() {
             Some("suspected_vpn") => {
                 let mode = r["mode"].as_str().unwrap();
@@ -68,6 +66,7 @@ fn both_modes_agree_on_live_traffic() {
                     .push(r["count_this"].as_u64().unwrap());
             }
             Some("comparison") => comparison = Some(r.clone()),
+            Some("flow") => {}
             other => panic!("unexpected event {other:?}: {r}"),
         }
     }
@@ -169,6 +168,15 @@ fn parse_vectors_on_the_wire_in_both_modes() {
     assert_eq!(analysed(true).len(), 2);
 }
 
+/// Waits (up to 10 s) until `done`.
+fn wait_for(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Sends 300 packets from a LAN host to the router itself; returns (sent,
 /// arrived).
 fn traffic_flows(lab: &Lab, host: Ipv4Addr) -> (u64, u64) {
@@ -203,17 +211,28 @@ fn nfqueue_rules_are_removed_and_traffic_always_flows() {
 
     // Running: every packet is accepted.
     let mut child = start_nfqueue(&lab, &[]);
+    // INPUT -i router0, in both families.
     let rule = lab.router.vpnfp_rules();
-    assert_eq!(rule.len(), 1);
-    assert!(rule[0].contains("--queue-bypass"), "{rule:?}");
+    assert_eq!(rule.len(), 2, "{rule:?}");
+    assert!(
+        rule.iter().all(|r| r.contains("--queue-bypass")),
+        "{rule:?}"
+    );
     let (sent, received) = traffic_flows(&lab, host);
     assert_eq!(received, sent, "NFQUEUE accepts every packet");
 
     // SIGTERM: the rule goes, traffic flows.
     assert!(child.terminate(Duration::from_secs(10)).success());
     let stderr = std::io::read_to_string(child.0.take().unwrap().stderr.unwrap()).unwrap();
+    // Every packet sent, and maybe an IPv6 neighbour message or two.
+    let seen: u64 = stderr
+        .split("frames: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
     assert!(
-        stderr.contains(&format!("{} seen", sent)),
+        seen >= sent && seen <= sent + 5,
         "counted every packet: {stderr}"
     );
     assert!(stderr.contains("missed 0"), "{stderr}");
@@ -225,20 +244,40 @@ fn nfqueue_rules_are_removed_and_traffic_always_flows() {
     let mut child = start_nfqueue(&lab, &[]);
     child.child().kill().unwrap();
     child.child().wait().unwrap();
-    assert_eq!(rule_count(), 1, "a killed vpnfp cannot clean up");
+    assert_eq!(rule_count(), 2, "a killed vpnfp cannot clean up");
     let (sent, received) = traffic_flows(&lab, host);
     assert_eq!(
         received, sent,
         "queue-bypass passes packets with nobody listening"
     );
 
-    // The next start removes the stale rule (one rule while running), the
+    // The next start removes the stale rules (two while running), the
     // next stop leaves none.
     let mut child = start_nfqueue(&lab, &[]);
-    assert_eq!(rule_count(), 1);
+    // (Its rules read like the stale ones: give it time to swap them.)
+    std::thread::sleep(Duration::from_millis(500));
+    wait_for(|| rule_count() == 2);
     assert!(child.terminate(Duration::from_secs(10)).success());
     let stderr = std::io::read_to_string(child.0.take().unwrap().stderr.unwrap()).unwrap();
     assert!(stderr.contains("removed 1 stale iptables rule"), "{stderr}");
+    assert!(
+        stderr.contains("removed 1 stale ip6tables rule"),
+        "{stderr}"
+    );
+    assert_eq!(rule_count(), 0);
+
+    // A killed vpnfp on another queue: its rules go at the next start
+    // (nobody listens on their queue), whatever queue that start uses.
+    let mut child = start_nfqueue(&lab, &["--queue-num", "5"]);
+    child.child().kill().unwrap();
+    child.child().wait().unwrap();
+    assert_eq!(rule_count(), 2);
+    let mut child = start_nfqueue(&lab, &["--queue-num", "6"]);
+    wait_for(|| {
+        let rules = lab.router.vpnfp_rules();
+        rules.len() == 2 && rules.iter().all(|r| r.contains("vpnfp-queue-6"))
+    });
+    assert!(child.terminate(Duration::from_secs(10)).success());
     assert_eq!(rule_count(), 0);
 }
 
@@ -268,8 +307,8 @@ fn a_queue_in_use_is_refused_before_any_rule_is_added() {
     assert!(stderr.contains("queue 7 is in use"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let rules = lab.router.vpnfp_rules();
-    assert_eq!(rules.len(), 1, "only the first instance's rule: {rules:?}");
-    assert!(rules[0].starts_with("-A INPUT"), "{rules:?}");
+    assert_eq!(rules.len(), 2, "only the first instance's rules: {rules:?}");
+    assert!(rules.iter().all(|r| r.contains("-A INPUT")), "{rules:?}");
     assert!(first.terminate(Duration::from_secs(10)).success());
     assert!(lab.router.vpnfp_rules().is_empty());
 }
@@ -304,7 +343,8 @@ fn metrics_are_served_in_prometheus_format() {
     lab.wait_for_rule(child.child(), Duration::from_secs(20));
     let mut senders = [Sender::new(lab.socket(VPN_HOST), vec![VPN_SERVER])];
     let sent = send_paced(&mut senders, 400, Duration::from_millis(1500))[0];
-    std::thread::sleep(Duration::from_millis(300));
+    // What a scrape reads is published every second or so.
+    std::thread::sleep(Duration::from_millis(1_500));
     let text = lab.router.run(
         "curl",
         &["-sS", "--max-time", "5", "http://127.0.0.1:9105/metrics"],
@@ -341,7 +381,7 @@ fn metrics_are_served_in_prometheus_format() {
         0
     );
     assert!(value("vpnfp_reports_total") >= 4, "both modes report");
-    assert!(text.contains("# TYPE vpnfp_frames_total counter"));
+    assert!(text.contains("# TYPE vpnfp_frames counter"), "{text}");
     // Anything but /metrics is a 404.
     let out = lab
         .router
@@ -357,6 +397,17 @@ fn metrics_are_served_in_prometheus_format() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    // Only GET (and HEAD): anything else is a 405.
+    for method in ["POST", "PUT", "DELETE"] {
+        let out = lab
+            .router
+            .command("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+            .arg("http://127.0.0.1:9105/metrics")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "405", "{method}");
+    }
     assert!(child.terminate(Duration::from_secs(10)).success());
 }
 
@@ -386,8 +437,8 @@ fn an_error_after_the_rule_is_installed_still_removes_it() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("rule in mangle INPUT"),
-        "the rule went in first: {stderr}"
+        stderr.contains("rule(s) in mangle INPUT"),
+        "the rules went in first: {stderr}"
     );
     assert!(
         stderr.contains("attaching XDP to lo in native mode failed"),
@@ -397,4 +448,77 @@ fn an_error_after_the_rule_is_installed_still_removes_it() {
         ns.vpnfp_rules().is_empty(),
         "rule removed on the error path"
     );
+}
+
+/// `--mode both` on a router with two LAN interfaces: both paths see the
+/// same packets of both LANs (NFQUEUE: -i and -o rules per interface, in
+/// both families) and agree.
+#[test]
+fn both_modes_compare_on_two_lan_interfaces() {
+    if !privileged("both_modes_compare_on_two_lan_interfaces") {
+        return;
+    }
+    let lab = vpnfp_tests::lab::Lab::with(
+        &[VPN_HOST],
+        &[],
+        vpnfp_tests::lab::LabOptions {
+            second_lan: true,
+            ..Default::default()
+        },
+    );
+    let lan2 = lab.lan2.as_ref().unwrap();
+    let host2 = Ipv4Addr::new(192, 168, 78, 20);
+    lan2.ip(&[
+        "addr",
+        "add",
+        &format!("{host2}/32"),
+        "dev",
+        vpnfp_tests::lab::LAN2_IF,
+    ]);
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args([
+                "run",
+                "--mode",
+                "both",
+                "--iface",
+                ROUTER_IF,
+                "--iface",
+                vpnfp_tests::lab::ROUTER2_IF,
+            ])
+            .args(["--window", "2", "--count", "100", "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_xdp(child.child(), Duration::from_secs(20));
+    lab.wait_for_rule(child.child(), Duration::from_secs(20));
+    let rules = lab.router.vpnfp_rules();
+    assert_eq!(
+        rules.len(),
+        8,
+        "-i and -o per interface, both families: {rules:?}"
+    );
+    let socket2 = lan2.enter(|| std::net::UdpSocket::bind((host2, 0)).unwrap());
+    let mut senders = [
+        Sender::new(lab.socket(VPN_HOST), vec![VPN_SERVER]),
+        Sender::new(socket2, vec![Ipv4Addr::new(198, 51, 100, 8)]),
+    ];
+    send_paced(&mut senders, 200, Duration::from_millis(4_500));
+    assert!(child.terminate(Duration::from_secs(10)).success());
+    assert!(lab.router.vpnfp_rules().is_empty(), "every rule removed");
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let c = events
+        .iter()
+        .rfind(|e| e["event"] == "comparison")
+        .expect("a comparison report");
+    let both: serde_json::Value = serde_json::json!([VPN_HOST.to_string(), host2.to_string()]);
+    assert_eq!(c["hosts_flagged_xdp"], both, "{c}");
+    assert_eq!(c["hosts_flagged_nfqueue"], both, "{c}");
+    assert_eq!(c["share_identical"].as_f64(), Some(1.0), "{c}");
 }

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use vpnfp::xdp::{Capacities, XdpFingerprinter};
+use vpnfp::source::kernel::{Capacities, KernelFingerprinter};
 use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
 use vpnfp_tests::{
     lab::{ChildGuard, Lab, ROUTER_IF, Sender, send_paced},
@@ -91,14 +91,21 @@ fn a_restart_with_pin_continues_the_window() {
     let first = run_vpnfp(&lab, &fs.pins(), &[]);
     let started = unix_now();
     let phase1 = send_paced(&mut senders, 300, Duration::from_secs(1))[0];
-    assert!(stop(first).is_empty(), "no window closed yet");
-    assert!(fs.pins().join(maps::HOSTS).exists());
+    let first_events = stop(first);
+    assert!(
+        first_events.iter().all(|e| e["event"] == "flow"),
+        "no window closed yet: {first_events:?}"
+    );
+    assert!(fs.pins().join(maps::HOSTS4).exists());
 
     // Second run: the window goes on and closes with both runs' packets.
     let second = run_vpnfp(&lab, &fs.pins(), &[]);
     let restarted = unix_now();
     let phase2 = send_paced(&mut senders, 300, Duration::from_secs(3))[0];
-    let reports = stop(second);
+    let reports: Vec<serde_json::Value> = stop(second)
+        .into_iter()
+        .filter(|e| e["event"] == "suspected_vpn")
+        .collect();
     let first_report = reports
         .first()
         .expect("the window closed in the second run");
@@ -147,18 +154,17 @@ fn stale_pins_are_refused_with_an_explanation() {
     };
 
     // Pins made for another capacity.
-    let mut fp = XdpFingerprinter::load(
-        Capacities {
-            pin_dir: Some(fs.pins()),
-            ..Capacities::default()
-        },
-        0,
-    )
-    .unwrap();
+    let pinned = || Capacities {
+        pin_dir: Some(fs.pins()),
+        ..Capacities::default()
+    };
+    let mut fp = KernelFingerprinter::load(pinned(), 0).unwrap();
     fp.configure(&config).unwrap();
+    drop(fp);
     refuse("holds 131072 entries but this run asks for 1000 (--max-hosts)");
 
     // A config written by another layout version.
+    let mut fp = KernelFingerprinter::load(pinned(), 0).unwrap();
     let mut other = config;
     other.magic = 0x7670_0000;
     fp.configure(&other).unwrap();
@@ -167,12 +173,88 @@ fn stale_pins_are_refused_with_an_explanation() {
     let _ = std::fs::remove_dir_all(fs.pins());
 
     // A map of another shape where the host map should be.
-    let mut fp = XdpFingerprinter::load(Capacities::default(), 0).unwrap();
+    let mut fp = KernelFingerprinter::load(Capacities::default(), 0).unwrap();
     std::fs::create_dir_all(fs.pins()).unwrap();
-    match fp.ebpf_mut().map_mut(maps::FLOWS).unwrap() {
-        aya::maps::Map::LruHashMap(data) => data.pin(fs.pins().join(maps::HOSTS)).unwrap(),
+    match fp.ebpf_mut().map_mut(maps::FLOWS4).unwrap() {
+        aya::maps::Map::HashMap(data) => data.pin(fs.pins().join(maps::HOSTS4)).unwrap(),
         other => panic!("{other:?}"),
     }
     drop(fp);
-    refuse("key/value 8/48 bytes, this version uses 4/32");
+    refuse("key/value 16/56 bytes, this version uses 4/56");
+    let _ = std::fs::remove_dir_all(fs.pins());
+
+    // A pin left by an older layout (a map name this version does not use).
+    let mut fp = KernelFingerprinter::load(Capacities::default(), 0).unwrap();
+    std::fs::create_dir_all(fs.pins()).unwrap();
+    match fp.ebpf_mut().map_mut(maps::COUNTERS).unwrap() {
+        aya::maps::Map::PerCpuArray(data) => data.pin(fs.pins().join("VPNFP_HOSTS")).unwrap(),
+        other => panic!("{other:?}"),
+    }
+    drop(fp);
+    refuse("holds VPNFP_HOSTS, which this vpnfp does not pin");
+}
+
+/// One owner per pin directory: a second vpnfp is refused while the first
+/// runs; a killed owner's lock does not block the next one.
+#[test]
+fn a_pin_directory_has_one_owner_and_a_killed_owner_frees_it() {
+    if !privileged("a_pin_directory_has_one_owner_and_a_killed_owner_frees_it") {
+        return;
+    }
+    let fs = BpfFs::new("owner");
+    let lab = Lab::new(&[VPN_HOST]);
+    // 3 s windows (run_vpnfp's); the second instance asks for 1000 s.
+    let first = run_vpnfp(&lab, &fs.pins(), &[]);
+    let out = lab
+        .router
+        .command(vpnfp_bin())
+        .args(["run", "--iface", ROUTER_IF, "--window", "1000", "--pin"])
+        .arg(fs.pins())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is in use by another vpnfp (pid"),
+        "{stderr}"
+    );
+    // The first one's config was not touched: its 3 s windows still close.
+    let mut senders = [Sender::new(lab.socket(VPN_HOST), vec![VPN_SERVER])];
+    send_paced(&mut senders, 200, Duration::from_millis(3_500));
+    std::thread::sleep(Duration::from_millis(1_500));
+    let mut first = first;
+    first.child().kill().unwrap();
+    let out = first.0.take().unwrap().wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"event\":\"suspected_vpn\""),
+        "the first instance's 3 s window closed: {stdout}"
+    );
+    // SIGKILL: the lock went with the process.
+    let second = run_vpnfp(&lab, &fs.pins(), &[]);
+    drop(stop(second));
+}
+
+/// Under `ip netns exec`, /sys/fs/bpf is a private, empty mount: pins made
+/// there would vanish with the run. Refused, with what to do.
+#[test]
+fn pin_in_a_private_sys_fs_bpf_is_refused_with_advice() {
+    if !privileged("pin_in_a_private_sys_fs_bpf_is_refused_with_advice") {
+        return;
+    }
+    let lab = Lab::new(&[]);
+    let out = lab
+        .router
+        .command(vpnfp_bin())
+        .args(["run", "--iface", ROUTER_IF, "--pin"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mount namespace of its own"), "{stderr}");
+    assert!(
+        stderr.contains("mount -t bpf bpf /run/vpnfp/bpf"),
+        "{stderr}"
+    );
+    assert!(!lab.router.has_xdp(ROUTER_IF), "nothing attached");
 }

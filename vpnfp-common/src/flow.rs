@@ -1,60 +1,411 @@
-//! Per-flow counters: (host, peer) after orientation, both directions.
+//! Flows by 5-tuple, both directions in one record, in every mode.
+//!
+//! A flow is (host, peer, L4 protocol, host port, peer port). Each 5-tuple
+//! has one orientation whatever direction a packet goes: the internal end is
+//! the host when exactly one end is internal; otherwise (LAN-internal or
+//! transit flows) the end with the higher port, then the higher address,
+//! is the host (the ephemeral side is usually the client). "Up" is host to
+//! peer. Protocols without ports (ICMP, GRE, ESP, ...) have ports 0.
+//!
+//! The per-packet update ([`FlowValue::record`]) is the one implementation
+//! the XDP/TC programs and userspace share; it also says when a flow's
+//! first packets should be handed to identification and when a long flow
+//! owes a delta record (the active timeout).
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct FlowKey {
-    pub host: u32,
-    pub peer: u32,
-}
+use crate::{
+    cells::Cells,
+    net::{
+        addr::Address,
+        classify::{Ends, Scope},
+        parse::{Ip, L4Kind, tcp_flags},
+    },
+};
 
-/// Whether the packet went host -> peer or came back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether the packet went host -> peer ("up") or came back ("down").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// Host to peer.
     Outbound,
+    /// Peer to host.
     Inbound,
 }
 
+/// The flow key. No padding bytes (keys are hashed bytewise by the kernel):
+/// 16 bytes for IPv4, 40 for IPv6.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct FlowKey<A> {
+    pub host: A,
+    pub peer: A,
+    pub host_port: u16,
+    pub peer_port: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+/// [`FlowValue::state`] bits.
+pub mod state {
+    /// A FIN or RST was seen and userspace was told (once).
+    pub const CLOSING: u8 = 1;
+    /// An RST was seen.
+    pub const RESET: u8 = 2;
+}
+
+/// Per-flow counters. First and last seen are to a clock tick (a few ms)
+/// in the kernel, which reads the precise clock only where a research
+/// decision needs it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct FlowCounters {
-    pub packets_out: u64,
-    /// Bytes as the IPv4 total-length field says (link headers not counted).
-    pub bytes_out: u64,
-    pub packets_in: u64,
-    pub bytes_in: u64,
-    /// Kernel monotonic time; to a clock tick (a few ms) in XDP mode, which
-    /// reads the precise clock only where a decision needs it.
+pub struct FlowValue {
+    pub packets_up: u64,
+    pub packets_down: u64,
+    /// IP bytes (IPv4 total length, IPv6 40 + payload length).
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Start of the period these counts cover: the flow's first packet, or
+    /// the last active-timeout export.
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
+    /// TCP flags seen in either direction since the flow began.
+    pub tcp_flags: u8,
+    /// [`Scope`] as a number.
+    pub scope: u8,
+    /// Payload-carrying packets handed to identification so far.
+    pub inspected: u8,
+    /// [`state`] bits.
+    pub state: u8,
+    /// A protocol label set for enforcement (0: none).
+    pub label: u8,
+    pub _pad: [u8; 3],
 }
 
-impl FlowCounters {
-    pub const fn new(now_ns: u64) -> Self {
+const _: () = assert!(core::mem::size_of::<FlowKey<u32>>() == 16);
+const _: () = assert!(core::mem::size_of::<FlowKey<crate::net::addr::V6>>() == 40);
+const _: () = assert!(core::mem::size_of::<FlowValue>() == 56);
+
+/// Why a packet cut its flow's counts off into a record of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Cut {
+    #[default]
+    None,
+    /// The active timeout ran out: a delta record; the flow goes on.
+    Active,
+    /// The flow had been idle longer than the idle timeout: it ended before
+    /// this packet, which starts the 5-tuple's next flow.
+    Idle,
+}
+
+/// What one packet did to its flow, beyond counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FlowUpdate {
+    /// The counts before this packet, written to `record`'s `delta`, are a
+    /// record to emit, and why.
+    pub delta: Cut,
+    /// The first FIN or RST of the flow: tell userspace it is ending.
+    pub closing: bool,
+    /// Hand this packet's payload to identification.
+    pub inspect: bool,
+}
+
+/// Flow settings the per-packet update needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowSettings {
+    /// A long flow exports a delta record every this many ns (0: never).
+    pub active_ns: u64,
+    /// A flow idle longer than this has ended (0: never); a packet after
+    /// such a gap starts a new flow, whenever the idle one is collected.
+    pub idle_ns: u64,
+    /// Payload-carrying packets per flow handed to identification.
+    pub inspect_packets: u8,
+}
+
+impl<A: Address> FlowKey<A> {
+    /// Writes the flow a packet belongs to into `self` (in place: the
+    /// kernel keeps keys in map memory, off its small stack); returns the
+    /// packet's direction in it.
+    #[inline(always)]
+    pub fn set_from(&mut self, ip: &Ip<A>, ends: &Ends<A>) -> Direction {
+        let (sp, dp) = (ip.l4.src_port, ip.l4.dst_port);
+        let src_is_host = if ends.src_internal != ends.dst_internal {
+            ends.src_internal
+        } else if sp != dp {
+            sp > dp
+        } else {
+            ends.src >= ends.dst
+        };
+        self.proto = ip.l4.proto;
+        self._pad = [0; 3];
+        if src_is_host {
+            self.host = ends.src;
+            self.peer = ends.dst;
+            self.host_port = sp;
+            self.peer_port = dp;
+            Direction::Outbound
+        } else {
+            self.host = ends.dst;
+            self.peer = ends.src;
+            self.host_port = dp;
+            self.peer_port = sp;
+            Direction::Inbound
+        }
+    }
+
+    /// The flow a packet belongs to, and the packet's direction in it.
+    #[inline(always)]
+    pub fn of(ip: &Ip<A>, ends: &Ends<A>) -> (Self, Direction) {
+        let (sp, dp) = (ip.l4.src_port, ip.l4.dst_port);
+        let src_is_host = if ends.src_internal != ends.dst_internal {
+            ends.src_internal
+        } else if sp != dp {
+            sp > dp
+        } else {
+            ends.src >= ends.dst
+        };
+        let key = if src_is_host {
+            Self {
+                host: ends.src,
+                peer: ends.dst,
+                host_port: sp,
+                peer_port: dp,
+                proto: ip.l4.proto,
+                _pad: [0; 3],
+            }
+        } else {
+            Self {
+                host: ends.dst,
+                peer: ends.src,
+                host_port: dp,
+                peer_port: sp,
+                proto: ip.l4.proto,
+                _pad: [0; 3],
+            }
+        };
+        let direction = if src_is_host {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        };
+        (key, direction)
+    }
+}
+
+impl FlowValue {
+    /// A flow's value before its first packet.
+    #[inline(always)]
+    pub fn new(scope: Scope, now_ns: u64) -> Self {
         Self {
-            packets_out: 0,
-            bytes_out: 0,
-            packets_in: 0,
-            bytes_in: 0,
             first_seen_ns: now_ns,
             last_seen_ns: now_ns,
+            scope: scope as u8,
+            ..Self::default()
         }
     }
 
+    pub fn packets(&self) -> u64 {
+        self.packets_up + self.packets_down
+    }
+
+    /// One packet of the flow. `delta` receives the counts of an
+    /// active-timeout delta when [`FlowUpdate::delta`] says there is one (an
+    /// out-parameter: the kernel keeps it in map memory, off its small
+    /// stack).
     #[inline(always)]
-    pub fn record(&mut self, direction: Direction, ip_total_len: u16, now_ns: u64) {
-        match direction {
-            Direction::Outbound => {
-                self.packets_out += 1;
-                self.bytes_out += ip_total_len as u64;
+    pub fn record<A: Address, C: Cells>(
+        &mut self,
+        ip: &Ip<A>,
+        direction: Direction,
+        now_ns: u64,
+        settings: &FlowSettings,
+        delta: &mut FlowValue,
+    ) -> FlowUpdate {
+        let mut update = FlowUpdate::default();
+        let idle =
+            settings.idle_ns != 0 && now_ns.saturating_sub(self.last_seen_ns) > settings.idle_ns;
+        let active = settings.active_ns != 0
+            && now_ns.saturating_sub(self.first_seen_ns) >= settings.active_ns;
+        if idle || active {
+            *delta = *self;
+            delta.packets_up = C::take(&mut self.packets_up);
+            delta.packets_down = C::take(&mut self.packets_down);
+            delta.bytes_up = C::take(&mut self.bytes_up);
+            delta.bytes_down = C::take(&mut self.bytes_down);
+            self.first_seen_ns = now_ns;
+            if idle {
+                // A new flow on the same 5-tuple: everything starts over.
+                self.tcp_flags = 0;
+                self.state = 0;
+                self.inspected = 0;
             }
-            Direction::Inbound => {
-                self.packets_in += 1;
-                self.bytes_in += ip_total_len as u64;
+            if delta.packets_up + delta.packets_down > 0 {
+                update.delta = if idle { Cut::Idle } else { Cut::Active };
             }
         }
-        self.last_seen_ns = now_ns;
+        let bytes = ip.ip_len as u64;
+        match direction {
+            Direction::Outbound => {
+                C::add(&mut self.packets_up, 1);
+                C::add(&mut self.bytes_up, bytes);
+            }
+            Direction::Inbound => {
+                C::add(&mut self.packets_down, 1);
+                C::add(&mut self.bytes_down, bytes);
+            }
+        }
+        // CPUs' coarse clocks can differ by a tick: never move backwards.
+        if now_ns > self.last_seen_ns {
+            self.last_seen_ns = now_ns;
+        }
+        let flags = ip.l4.tcp_flags;
+        if flags != 0 {
+            self.tcp_flags |= flags;
+            if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+                if flags & tcp_flags::RST != 0 {
+                    self.state |= state::RESET;
+                }
+                if self.state & state::CLOSING == 0 {
+                    self.state |= state::CLOSING;
+                    update.closing = true;
+                }
+            }
+        }
+        if ip.l4.payload_len > 0
+            && ip.l4.kind == L4Kind::Complete
+            && self.inspected < settings.inspect_packets
+        {
+            self.inspected += 1;
+            update.inspect = true;
+        }
+        update
     }
 }
 
-const _: () = assert!(core::mem::size_of::<FlowKey>() == 8);
-const _: () = assert!(core::mem::size_of::<FlowCounters>() == 48);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        cells::Plain,
+        net::{
+            classify::InternalRanges,
+            parse::{Transport, ipproto},
+        },
+    };
+
+    fn ip(src: u32, dst: u32, sp: u16, dp: u16, len: u32, flags: u8) -> Ip<u32> {
+        Ip {
+            src,
+            dst,
+            ip_len: len,
+            l4: Transport {
+                proto: ipproto::TCP,
+                src_port: sp,
+                dst_port: dp,
+                tcp_flags: flags,
+                payload_len: len.saturating_sub(40),
+                payload_offset: 54,
+                ..Transport::default()
+            },
+        }
+    }
+
+    const LAN: u32 = 0xc0a8_010a;
+    const LAN2: u32 = 0xc0a8_0114;
+    const WAN: u32 = 0xc633_6407;
+
+    fn key(p: &Ip<u32>) -> (FlowKey<u32>, Direction) {
+        FlowKey::of(
+            p,
+            &Ends::classify(&InternalRanges::research(), p.src, p.dst),
+        )
+    }
+
+    #[test]
+    fn both_directions_share_one_key() {
+        let out = ip(LAN, WAN, 40000, 443, 100, 0);
+        let back = ip(WAN, LAN, 443, 40000, 1500, 0);
+        let (k1, d1) = key(&out);
+        let (k2, d2) = key(&back);
+        assert_eq!(k1, k2);
+        assert_eq!((d1, d2), (Direction::Outbound, Direction::Inbound));
+        assert_eq!(
+            (k1.host, k1.peer, k1.host_port, k1.peer_port),
+            (LAN, WAN, 40000, 443)
+        );
+        // LAN-internal and transit: the higher port is the host, then the
+        // higher address.
+        let (k, d) = key(&ip(LAN, LAN2, 22, 50000, 60, 0));
+        assert_eq!((k.host, k.host_port, d), (LAN2, 50000, Direction::Inbound));
+        let (k, _) = key(&ip(LAN, LAN2, 51820, 51820, 60, 0));
+        let (k_back, _) = key(&ip(LAN2, LAN, 51820, 51820, 60, 0));
+        assert_eq!(k, k_back);
+        assert_eq!(k.host, LAN2);
+    }
+
+    #[test]
+    fn counts_both_ways_closing_inspection_and_active_deltas() {
+        let settings = FlowSettings {
+            active_ns: 1_000,
+            idle_ns: 0,
+            inspect_packets: 2,
+        };
+        let out = ip(LAN, WAN, 40000, 443, 100, tcp_flags::ACK);
+        let back = ip(WAN, LAN, 443, 40000, 1500, tcp_flags::ACK);
+        let mut v = FlowValue::new(Scope::External, 10);
+        let mut delta = FlowValue::default();
+        let mut record = |v: &mut FlowValue, p: &Ip<u32>, d, t| {
+            v.record::<u32, Plain>(p, d, t, &settings, &mut delta)
+        };
+        let u = record(&mut v, &out, Direction::Outbound, 10);
+        assert!(u.inspect && !u.closing && u.delta == Cut::None);
+        assert!(record(&mut v, &back, Direction::Inbound, 20).inspect);
+        assert!(!record(&mut v, &back, Direction::Inbound, 30).inspect);
+        assert_eq!(
+            (v.packets_up, v.packets_down, v.bytes_up, v.bytes_down),
+            (1, 2, 100, 3000)
+        );
+        let fin = ip(LAN, WAN, 40000, 443, 40, tcp_flags::FIN | tcp_flags::ACK);
+        assert!(record(&mut v, &fin, Direction::Outbound, 40).closing);
+        assert!(!record(&mut v, &fin, Direction::Outbound, 50).closing);
+        // 1000 ns after the first packet: a delta of everything so far.
+        assert_eq!(
+            record(&mut v, &out, Direction::Outbound, 1_010).delta,
+            Cut::Active
+        );
+        assert_eq!((delta.packets_up, delta.packets_down), (3, 2));
+        assert_eq!((delta.first_seen_ns, delta.last_seen_ns), (10, 50));
+        assert_eq!(
+            (v.packets_up, v.packets_down, v.first_seen_ns),
+            (1, 0, 1_010)
+        );
+        assert_eq!(v.tcp_flags, tcp_flags::ACK | tcp_flags::FIN);
+    }
+
+    #[test]
+    fn a_packet_after_the_idle_timeout_starts_a_new_flow() {
+        let settings = FlowSettings {
+            active_ns: 0,
+            idle_ns: 100,
+            inspect_packets: 1,
+        };
+        let p = ip(LAN, WAN, 40000, 443, 100, tcp_flags::FIN);
+        let mut v = FlowValue::new(Scope::External, 0);
+        let mut delta = FlowValue::default();
+        assert!(
+            v.record::<u32, Plain>(&p, Direction::Outbound, 0, &settings, &mut delta)
+                .inspect
+        );
+        let u = v.record::<u32, Plain>(&p, Direction::Outbound, 100, &settings, &mut delta);
+        assert_eq!(
+            u.delta,
+            Cut::None,
+            "a gap of exactly the timeout is not idle"
+        );
+        let u = v.record::<u32, Plain>(&p, Direction::Outbound, 201, &settings, &mut delta);
+        assert_eq!(u.delta, Cut::Idle);
+        assert!(u.inspect && u.closing, "identified and ended afresh");
+        assert_eq!(
+            (delta.packets_up, delta.first_seen_ns, delta.last_seen_ns),
+            (2, 0, 100)
+        );
+        assert_eq!((v.packets_up, v.first_seen_ns), (1, 201));
+    }
+}

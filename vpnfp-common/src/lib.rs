@@ -1,31 +1,42 @@
-//! The contract between the XDP program and userspace, and the one implementation
-//! of the research's decision logic.
+//! The contract between the kernel programs and userspace, and the one
+//! implementation of everything both sides do: parsing (`net`), the
+//! research's rule (`research`), the concentration mode, flows, and the
+//! records the programs send (`contract`).
 //!
-//! Everything here is plain integers and `#[repr(C)]` records so the same code
-//! runs inside the XDP program (`no_std`, bpf target), in the NFQUEUE and replay
-//! paths, and in host unit tests. Addresses are IPv4 in host byte order
-//! (`u32::from(Ipv4Addr)`), everywhere.
+//! Everything here is plain integers and `#[repr(C)]` records so the same
+//! code runs inside the XDP and TC programs (`no_std`, bpf target), in the
+//! NFQUEUE and replay paths, and in host unit tests. IPv4 addresses are
+//! `u32` in host byte order (`u32::from(Ipv4Addr)`), IPv6 addresses their 16
+//! bytes in network order ([`net::addr::V6`]).
 #![cfg_attr(target_arch = "bpf", no_std)]
 
-pub mod classify;
-pub mod config;
-pub mod counters;
-pub mod decision;
+pub mod cells;
+pub mod concentration;
+pub mod contract;
 pub mod flow;
-pub mod maps;
-pub mod parse;
-pub mod window;
+pub mod net;
+pub mod research;
 
 #[cfg(feature = "user")]
 pub mod user;
 
-pub use classify::{InternalRanges, Ipv4Range, Orientation};
-pub use config::KernelConfig;
-pub use counters::{Counters, Outcome};
-pub use decision::{Reason, Thresholds, decide};
-pub use flow::{Direction, FlowCounters, FlowKey};
-pub use parse::Ipv4Fields;
-pub use window::{HostState, WindowClose};
+pub use contract::{
+    config::{self, KernelConfig},
+    counters::{self, Counters, Outcome},
+    host::{HostEntry, HostSettings, HostUpdate},
+    maps,
+    record::{self, RecordHeader},
+};
+pub use flow::{Direction, FlowKey, FlowValue};
+pub use net::{
+    addr::{Address, V6},
+    classify::{self, InternalRanges, InternalRanges6, Ipv4Range, Ipv6Range, Orientation, Scope},
+    parse::{self, Parsed},
+};
+pub use research::{
+    decision::{self, Reason, Thresholds, decide},
+    window::{self, HostState, WindowClose},
+};
 
 /// Nanoseconds per second: timestamps are `u64` nanoseconds everywhere.
 pub const NANOS_PER_SEC: u64 = 1_000_000_000;

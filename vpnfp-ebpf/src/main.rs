@@ -1,151 +1,554 @@
-//! The XDP fingerprinter. It only parses (bounds-checked) and counts; the
-//! research's logic is `vpnfp_common`'s, called here as in every other mode.
-//! Monitor mode: every frame gets XDP_PASS, whatever happens.
+//! The fingerprint in the kernel: an XDP program on the LAN-facing interface
+//! (packets arriving: what the LAN hosts send) and a TC egress classifier on
+//! the same interface (packets leaving: the replies to them, after de-NAT).
+//! Both run the same function into the same maps. They only parse
+//! (bounds-checked) and count; the research's logic, the flows and the
+//! concentration mode are `vpnfp_common`'s, as in every other mode.
+//! Monitor mode: every frame passes (XDP_PASS, TC_ACT_OK), whatever happens.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
+mod atomic;
 mod bench;
-mod parse;
+mod frame;
 
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, xdp_action},
+    EbpfContext,
+    bindings::{BPF_NOEXIST, TC_ACT_OK, xdp_action},
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
-    macros::{map, xdp},
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
-    programs::XdpContext,
+    macros::{classifier, map, xdp},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    programs::{TcContext, XdpContext},
 };
 use aya_log_ebpf::info;
 use vpnfp_common::{
-    Counters, FlowCounters, FlowKey, HostState, KernelConfig, Outcome, WindowClose,
-    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_TEST_CLOCK},
+    Address, Counters, FlowKey, FlowValue, HostEntry, HostUpdate, KernelConfig, Outcome, Parsed,
+    V6,
+    concentration::ConcentrationClose,
+    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_TEST_CLOCK, Family},
     counters::OUTCOME_COUNT,
-    maps::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES},
+    flow::Cut,
+    maps::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES, DEFAULT_SAMPLE_RING_BYTES},
+    net::{
+        classify::Ends,
+        parse::{Ip, L4Kind},
+    },
+    record::{
+        ConcentrationRecord, FlowKeyRecord, FlowRecord, RecordHeader, SAMPLE_MAX, SampleRecord,
+        WindowCloseRecord, kind, sample_flags,
+    },
+    window::WindowClose,
+};
+
+use crate::{
+    atomic::Atomic,
+    frame::{Frame, TcFrame, XdpFrame},
 };
 
 // Map names are the `vpnfp_common::maps` constants; userspace resizes the
-// LRU maps and the ring buffer at load time.
+// hash maps and the ring buffers at load time.
 #[map]
 static VPNFP_CONFIG: Array<KernelConfig> = Array::with_max_entries(1, 0);
 #[map]
-static VPNFP_HOSTS: LruHashMap<u32, HostState> = LruHashMap::with_max_entries(DEFAULT_MAX_HOSTS, 0);
+static VPNFP_HOSTS4: LruHashMap<u32, HostEntry<u32>> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_HOSTS, 0);
 #[map]
-static VPNFP_FLOWS: LruHashMap<FlowKey, FlowCounters> =
-    LruHashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
+static VPNFP_HOSTS6: LruHashMap<V6, HostEntry<V6>> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_HOSTS, 0);
 #[map]
-static VPNFP_WINDOWS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+static VPNFP_FLOWS4: HashMap<FlowKey<u32>, FlowValue> =
+    HashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
+#[map]
+static VPNFP_FLOWS6: HashMap<FlowKey<V6>, FlowValue> =
+    HashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
+#[map]
+static VPNFP_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+#[map]
+static VPNFP_SAMPLES: RingBuf = RingBuf::with_byte_size(DEFAULT_SAMPLE_RING_BYTES, 0);
 #[map]
 static VPNFP_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
+
+/// Where a parsed packet waits between the parser and the rest. The
+/// parser's paths (VLAN depths, IPv4 or IPv6, each extension header) end
+/// with different precise offsets; read back from a map they are plain
+/// numbers, so the verifier meets one state after the parser instead of
+/// carrying every path's through the whole program.
+/// It also holds the flow key and values the flow part builds: the BPF
+/// stack is 512 bytes for a whole call chain.
+#[derive(Clone, Copy)]
+struct Scratch {
+    v4: Ip<u32>,
+    v6: Ip<V6>,
+    ends4: Ends<u32>,
+    ends6: Ends<V6>,
+    host4: HostEntry<u32>,
+    host6: HostEntry<V6>,
+    update4: HostUpdate<u32>,
+    update6: HostUpdate<V6>,
+    key4: FlowKey<u32>,
+    key6: FlowKey<V6>,
+    flow: FlowValue,
+}
+
+#[map]
+static VPNFP_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 const _: () = assert!(OUTCOME_COUNT.is_power_of_two());
 
 #[xdp]
 pub fn vpnfp(ctx: XdpContext) -> u32 {
-    // The one exit: count the frame's outcome on this CPU, then pass it.
-    if let Some(counters) = VPNFP_COUNTERS.get_ptr_mut(0) {
-        // SAFETY: per-CPU value, only this CPU touches it while we run.
-        let counters = unsafe { &mut *counters };
-        let outcome = match try_fingerprint(&ctx, counters) {
-            Ok(outcome) | Err(outcome) => outcome,
-        };
-        counters.seen += 1;
-        // The mask keeps the index provably in bounds for the verifier.
-        counters.outcomes[(outcome as usize) & (OUTCOME_COUNT - 1)] += 1;
-    }
+    fingerprint(&ctx, &XdpFrame(&ctx));
     xdp_action::XDP_PASS
 }
 
-/// `Err` is an early exit (ignored or malformed), `Ok` a frame that reached
-/// the state machine or the transit filter.
+#[classifier]
+pub fn vpnfp_tc_egress(ctx: TcContext) -> i32 {
+    fingerprint(&ctx, &TcFrame(&ctx));
+    TC_ACT_OK
+}
+
+/// The one exit: count the frame's outcome on this CPU.
 #[inline(always)]
-fn try_fingerprint(ctx: &XdpContext, counters: &mut Counters) -> Result<Outcome, Outcome> {
-    let ip = vpnfp_common::parse::ethernet(&parse::XdpFrame(ctx))?;
+fn fingerprint<C: EbpfContext, F: Frame>(ctx: &C, frame: &F) {
+    if let Some(counters) = VPNFP_COUNTERS.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, only this CPU touches it while we run.
+        let counters = unsafe { &mut *counters };
+        let outcome = match try_fingerprint(ctx, frame, counters) {
+            Ok(outcome) | Err(outcome) => outcome,
+        };
+        counters.seen += 1;
+        if F::EGRESS {
+            counters.seen_egress += 1;
+        }
+        // The mask keeps the index provably in bounds for the verifier.
+        counters.outcomes[(outcome as usize) & (OUTCOME_COUNT - 1)] += 1;
+    }
+}
+
+/// `Err` is an early exit (ignored or malformed), `Ok` the research's
+/// outcome of a parsed IP packet (flows are kept whatever it is).
+#[inline(always)]
+fn try_fingerprint<C: EbpfContext, F: Frame>(
+    ctx: &C,
+    frame: &F,
+    counters: &mut Counters,
+) -> Result<Outcome, Outcome> {
+    let scratch = VPNFP_SCRATCH
+        .get_ptr_mut(0)
+        .ok_or(Outcome::IgnoredUnconfigured)?;
+    // SAFETY: this CPU's scratch slot, only this program run uses it.
+    let v6 = parse_into(frame, unsafe { &mut *scratch })?;
     let config = match VPNFP_CONFIG.get(0) {
         Some(config) if config.is_valid() => config,
         _ => return Err(Outcome::IgnoredUnconfigured),
     };
-    let (host, peer, direction) = config.analysed(&ip)?;
-    // Reading the precise clock costs about 20 ns more than the coarse one
-    // on the machines measured, so it is read only when the packet's exact
-    // time can matter (a peer change, or a window near its end); see
-    // `HostState::needs_precise_time`. The test clock stands for both.
-    let test_clock = config.has(FLAG_TEST_CLOCK);
-    let precise_ns = || {
-        if test_clock {
-            config.test_clock_ns
-        } else {
-            // SAFETY: helper without arguments.
-            unsafe { bpf_ktime_get_ns() }
+    Ok(if v6 {
+        counters.ipv6 += 1;
+        packet::<V6, C, F>(ctx, frame, scratch, config, counters)
+    } else {
+        packet::<u32, C, F>(ctx, frame, scratch, config, counters)
+    })
+}
+
+/// Parses the frame into `scratch`; `Ok(true)` for IPv6. A function of its
+/// own: the parser's stack is free again when the rest runs.
+#[inline(never)]
+fn parse_into<F: Frame>(frame: &F, scratch: &mut Scratch) -> Result<bool, Outcome> {
+    match vpnfp_common::parse::ethernet(frame)? {
+        Parsed::V4(ip) => {
+            scratch.v4 = ip;
+            Ok(false)
         }
-    };
-    let mut now_ns = if test_clock {
+        Parsed::V6(ip) => {
+            scratch.v6 = ip;
+            Ok(true)
+        }
+    }
+}
+
+/// The maps of one address family.
+trait FamilyMaps: Family + 'static {
+    fn host_slot(scratch: *mut Scratch) -> *mut HostEntry<Self>;
+    fn update_slot(scratch: *mut Scratch) -> *mut HostUpdate<Self>;
+    fn ip_slot(scratch: *mut Scratch) -> *mut Ip<Self>;
+    fn key_slot(scratch: *mut Scratch) -> *mut FlowKey<Self>;
+    fn ends_slot(scratch: *mut Scratch) -> *mut Ends<Self>;
+    fn hosts() -> &'static LruHashMap<Self, HostEntry<Self>>;
+    fn flows() -> &'static HashMap<FlowKey<Self>, FlowValue>;
+    fn log_window<C: EbpfContext>(ctx: &C, closed: &WindowClose<Self>);
+}
+
+impl FamilyMaps for u32 {
+    #[inline(always)]
+    fn host_slot(scratch: *mut Scratch) -> *mut HostEntry<u32> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).host4 }
+    }
+    #[inline(always)]
+    fn update_slot(scratch: *mut Scratch) -> *mut HostUpdate<u32> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).update4 }
+    }
+    #[inline(always)]
+    fn ip_slot(scratch: *mut Scratch) -> *mut Ip<u32> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).v4 }
+    }
+    #[inline(always)]
+    fn key_slot(scratch: *mut Scratch) -> *mut FlowKey<u32> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).key4 }
+    }
+    #[inline(always)]
+    fn ends_slot(scratch: *mut Scratch) -> *mut Ends<u32> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).ends4 }
+    }
+    #[inline(always)]
+    fn hosts() -> &'static LruHashMap<u32, HostEntry<u32>> {
+        &VPNFP_HOSTS4
+    }
+    #[inline(always)]
+    fn flows() -> &'static HashMap<FlowKey<u32>, FlowValue> {
+        &VPNFP_FLOWS4
+    }
+    #[inline(always)]
+    fn log_window<C: EbpfContext>(ctx: &C, c: &WindowClose<u32>) {
+        info!(
+            ctx,
+            "window closed: host {:i} peer {:i} packets {} previous {}",
+            c.host,
+            c.peer,
+            c.count_this,
+            c.count_prev
+        );
+    }
+}
+
+impl FamilyMaps for V6 {
+    #[inline(always)]
+    fn host_slot(scratch: *mut Scratch) -> *mut HostEntry<V6> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).host6 }
+    }
+    #[inline(always)]
+    fn update_slot(scratch: *mut Scratch) -> *mut HostUpdate<V6> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).update6 }
+    }
+    #[inline(always)]
+    fn ip_slot(scratch: *mut Scratch) -> *mut Ip<V6> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).v6 }
+    }
+    #[inline(always)]
+    fn key_slot(scratch: *mut Scratch) -> *mut FlowKey<V6> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).key6 }
+    }
+    #[inline(always)]
+    fn ends_slot(scratch: *mut Scratch) -> *mut Ends<V6> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).ends6 }
+    }
+    #[inline(always)]
+    fn hosts() -> &'static LruHashMap<V6, HostEntry<V6>> {
+        &VPNFP_HOSTS6
+    }
+    #[inline(always)]
+    fn flows() -> &'static HashMap<FlowKey<V6>, FlowValue> {
+        &VPNFP_FLOWS6
+    }
+    #[inline(always)]
+    fn log_window<C: EbpfContext>(ctx: &C, c: &WindowClose<V6>) {
+        info!(
+            ctx,
+            "window closed: host {:i} peer {:i} packets {} previous {}",
+            c.host.0,
+            c.peer.0,
+            c.count_this,
+            c.count_prev
+        );
+    }
+}
+
+/// One parsed packet on its way through the programs, passed by reference
+/// to the parts below (BPF functions take at most five arguments).
+struct Packet<'a, A, C, F> {
+    ctx: &'a C,
+    frame: &'a F,
+    ip: &'a Ip<A>,
+    /// Which ends are internal, worked out once (in the scratch slot).
+    ends: &'a Ends<A>,
+    scratch: *mut Scratch,
+    config: &'a KernelConfig,
+    counters: &'a mut Counters,
+    now_ns: u64,
+}
+
+/// One parsed IP packet: the research's state machine and concentration
+/// for its host, then its flow. This and the parts are functions of their
+/// own (not inlined), so their stack frames do not add up beyond BPF's 512
+/// bytes.
+#[inline(never)]
+fn packet<A: FamilyMaps, C: EbpfContext, F: Frame>(
+    ctx: &C,
+    frame: &F,
+    scratch: *mut Scratch,
+    config: &KernelConfig,
+    counters: &mut Counters,
+) -> Outcome {
+    // SAFETY: this CPU's scratch slot, holding the parsed packet.
+    let ip: &Ip<A> = unsafe { &*A::ip_slot(scratch) };
+    let test_clock = config.has(FLAG_TEST_CLOCK);
+    let now_ns = if test_clock {
         config.test_clock_ns
     } else {
         // SAFETY: helper without arguments.
         unsafe { bpf_ktime_get_coarse_ns() }
     };
-
-    if let Some(state) = lookup_or_insert(
-        &VPNFP_HOSTS,
-        &host,
-        || HostState::NEW,
-        &mut counters.hosts_created,
-    ) {
-        // SAFETY: a live map value. Two CPUs updating the same host at once
-        // can race here (documented limit); the kernel keeps it memory-safe.
-        let state = unsafe { &mut *state };
-        if state.needs_precise_time(peer, now_ns, config.window_ns) {
-            now_ns = precise_ns();
-        }
-        if let Some(closed) = state.observe(host, peer, now_ns, config.window_ns) {
-            counters.windows_closed += 1;
-            if config.has(FLAG_LOG_WINDOWS) {
-                info!(
-                    ctx,
-                    "window closed: host {:i} peer {:i} packets {} previous {}",
-                    closed.host,
-                    closed.peer,
-                    closed.count_this,
-                    closed.count_prev
-                );
-            }
-            if VPNFP_WINDOWS.output::<WindowClose>(&closed, 0).is_err() {
-                counters.records_lost += 1;
-            }
-        }
+    // SAFETY: this CPU's scratch slot; the ends field is written once here.
+    let ends = unsafe {
+        let slot = &mut *A::ends_slot(scratch);
+        *slot = A::ends(config, ip.src, ip.dst);
+        &*slot
+    };
+    let mut p = Packet {
+        ctx,
+        frame,
+        ip,
+        ends,
+        scratch,
+        config,
+        counters,
+        now_ns,
+    };
+    let outcome = host_part(&mut p);
+    if ip.l4.kind == L4Kind::Fragment {
+        p.counters.fragments += 1;
     }
-
-    if config.has(FLAG_NO_FLOWS) {
-        return Ok(Outcome::Analysed);
+    if !config.has(FLAG_NO_FLOWS) {
+        flow_part(&mut p);
     }
-    let key = FlowKey { host, peer };
-    if let Some(flow) = lookup_or_insert(
-        &VPNFP_FLOWS,
-        &key,
-        || FlowCounters::new(now_ns),
-        &mut counters.flows_created,
-    ) {
-        // SAFETY: a live map value; counters only, a lost increment under a
-        // cross-CPU race is tolerated.
-        unsafe { &mut *flow }.record(direction, ip.total_len, now_ns);
-    }
-    Ok(Outcome::Analysed)
+    outcome
 }
 
-/// The value for `key`, inserting `new()` first if absent (built only
-/// then, off the per-packet path). `None` only if the entry vanished
-/// between insert and lookup (LRU pressure from other CPUs).
+/// The research's state machine and concentration, for an analysed packet.
+#[inline(never)]
+fn host_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F>) -> Outcome {
+    let (host, peer) = match p.config.analysed(p.ends) {
+        Ok(pair) => pair,
+        Err(outcome) => return outcome,
+    };
+    let Some(entry) = lookup_or_insert(
+        A::hosts(),
+        &host,
+        A::host_slot(p.scratch),
+        &mut p.counters.hosts_created,
+    ) else {
+        return Outcome::Analysed;
+    };
+    // SAFETY: a live map value; shared counts are updated atomically.
+    let entry = unsafe { &mut *entry };
+    // Reading the precise clock costs about 20 ns more than the coarse one
+    // on the machines measured, so it is read only when the packet's exact
+    // time can matter (a peer change, or a window near its end); see
+    // `HostState::needs_precise_time`. The test clock stands for both.
+    if !p.config.has(FLAG_TEST_CLOCK)
+        && entry
+            .research
+            .needs_precise_time(peer, p.now_ns, p.config.window_ns)
+    {
+        // SAFETY: helper without arguments.
+        p.now_ns = unsafe { bpf_ktime_get_ns() };
+    }
+    // SAFETY: this CPU's scratch slot.
+    let update = unsafe { &mut *A::update_slot(p.scratch) };
+    entry.observe::<Atomic>(host, peer, p.now_ns, &p.config.host_settings(), update);
+    if update.window_closed {
+        p.counters.windows_closed += 1;
+        if p.config.has(FLAG_LOG_WINDOWS) {
+            A::log_window(p.ctx, &update.window);
+        }
+        if !emit_window(&update.window) {
+            p.counters.records_lost += 1;
+        }
+    }
+    if update.concentration_closed {
+        p.counters.concentration_closes += 1;
+        if !emit_concentration(&update.concentration) {
+            p.counters.records_lost += 1;
+        }
+    }
+    Outcome::Analysed
+}
+
+/// The packet's flow: counters, its end, its first payloads. The key and
+/// the values it builds live in the scratch slot (see `Scratch`), and are
+/// passed to the map helpers by reference to it, not copied to the stack.
+#[inline(never)]
+#[allow(
+    clippy::needless_borrows_for_generic_args,
+    reason = "a reference into map memory, not a copy onto the 512-byte stack"
+)]
+fn flow_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F>) {
+    let scratch = p.scratch;
+    // SAFETY (for the derefs below): this CPU's scratch slot; the parsed
+    // packet and its ends live in other fields of it, not written here.
+    let (key, slot) = unsafe { (&mut *A::key_slot(scratch), &mut (*scratch).flow) };
+    let direction = key.set_from(p.ip, p.ends);
+    let flows = A::flows();
+    let flow = match flows.get_ptr_mut(&*key) {
+        Some(flow) => flow,
+        None => {
+            // NOEXIST: another CPU may have inserted it meanwhile; keep
+            // theirs. A full table refuses (a plain hash never evicts).
+            *slot = FlowValue::new(p.ends.scope(), p.now_ns);
+            if flows.insert(&*key, &*slot, BPF_NOEXIST as u64).is_ok() {
+                p.counters.flows_created += 1;
+            }
+            match flows.get_ptr_mut(&*key) {
+                Some(flow) => flow,
+                None => {
+                    p.counters.flow_table_full += 1;
+                    return;
+                }
+            }
+        }
+    };
+    // SAFETY: a live map value; counts are updated atomically.
+    let flow = unsafe { &mut *flow };
+    let update =
+        flow.record::<A, Atomic>(p.ip, direction, p.now_ns, &p.config.flow_settings(), slot);
+    let cut = match update.delta {
+        Cut::None => 0,
+        Cut::Active => kind::FLOW_DELTA,
+        Cut::Idle => kind::FLOW_IDLE,
+    };
+    if cut != 0 && !emit_flow(cut, key, slot) {
+        p.counters.records_lost += 1;
+        p.counters.flow_records_lost += slot.packets_up + slot.packets_down;
+    }
+    if update.closing && !emit_flow(kind::FLOW_CLOSING, key, flow) {
+        p.counters.records_lost += 1;
+    }
+    if update.inspect {
+        sample(p, key, direction);
+    }
+}
+
+#[inline(never)]
+fn emit_window<A: Address>(closed: &WindowClose<A>) -> bool {
+    emit(WindowCloseRecord::of(closed))
+}
+
+#[inline(never)]
+fn emit_concentration<A: Address>(closed: &ConcentrationClose<A>) -> bool {
+    emit(ConcentrationRecord::of(closed))
+}
+
+#[inline(never)]
+fn emit_flow<A: Address>(kind: u16, key: &FlowKey<A>, value: &FlowValue) -> bool {
+    emit(FlowRecord::of(kind, key, value))
+}
+
+/// Writes one record into the events ring; false if it is full.
 #[inline(always)]
-fn lookup_or_insert<K, V>(
+fn emit<T: 'static>(record: T) -> bool {
+    match VPNFP_EVENTS.reserve::<T>(0) {
+        Some(mut entry) => {
+            entry.write(record);
+            entry.submit(0);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Hands one payload-carrying packet to identification.
+#[inline(never)]
+fn sample<A: FamilyMaps, C: EbpfContext, F: Frame>(
+    p: &mut Packet<'_, A, C, F>,
+    key: &FlowKey<A>,
+    direction: vpnfp_common::Direction,
+) {
+    let (frame, ip, config, now_ns) = (p.frame, p.ip, p.config, p.now_ns);
+    let counters = &mut *p.counters;
+    let offset = ip.l4.payload_offset;
+    let available = (frame.len() as u32).saturating_sub(offset);
+    let mut captured = ip.l4.payload_len;
+    if captured > available {
+        captured = available;
+    }
+    if captured > config.sample_bytes {
+        captured = config.sample_bytes;
+    }
+    if captured > SAMPLE_MAX as u32 {
+        captured = SAMPLE_MAX as u32;
+    }
+    let Some(mut entry) = VPNFP_SAMPLES.reserve::<SampleRecord>(0) else {
+        counters.samples_lost += 1;
+        return;
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: `record` points at a reserved, writable SampleRecord; every
+    // field read later is written here first.
+    let loaded = unsafe {
+        (*record).header = RecordHeader::of::<SampleRecord>(kind::SAMPLE);
+        (*record).key = FlowKeyRecord::of(key);
+        (*record).ts_ns = now_ns;
+        (*record).payload_len = ip.l4.payload_len;
+        let mut flags = 0;
+        if direction == vpnfp_common::Direction::Outbound {
+            flags |= sample_flags::UP;
+        }
+        if ip.l4.ah {
+            flags |= sample_flags::AH;
+        }
+        (*record).flags = flags;
+        (*record)._pad = [0; 7];
+        // The verifier needs the length's bounds as a mask it can see.
+        let len = captured & (2 * SAMPLE_MAX as u32 - 1);
+        if len == 0 || len > SAMPLE_MAX as u32 {
+            (*record).captured = 0;
+            true
+        } else {
+            (*record).captured = len;
+            frame.load(offset, &mut (*record).data, len)
+        }
+    };
+    if loaded {
+        counters.samples += 1;
+        entry.submit(0);
+    } else {
+        counters.samples_lost += 1;
+        entry.discard(0);
+    }
+}
+
+/// The value for `key`, inserting a fresh (zeroed) value first if absent,
+/// built in `slot` (map memory: off the stack, and only on insert).
+/// `None` only if the entry vanished between insert and lookup (LRU
+/// pressure from other CPUs).
+#[inline(always)]
+fn lookup_or_insert<K, V: Default>(
     map: &LruHashMap<K, V>,
     key: &K,
-    new: impl FnOnce() -> V,
+    slot: *mut V,
     created: &mut u64,
 ) -> Option<*mut V> {
     if let Some(value) = map.get_ptr_mut(key) {
         return Some(value);
     }
+    // SAFETY: a field of this CPU's scratch slot.
+    let fresh = unsafe {
+        *slot = V::default();
+        &*slot
+    };
     // NOEXIST: another CPU may have inserted it meanwhile; keep theirs.
-    if map.insert(key, new(), BPF_NOEXIST as u64).is_ok() {
+    if map.insert(key, fresh, BPF_NOEXIST as u64).is_ok() {
         *created += 1;
     }
     map.get_ptr_mut(key)

@@ -1,17 +1,26 @@
-use clap::{Args, Parser, Subcommand};
-use vpnfp::{nfqueue::Chain, settings::Cidr, xdp::AttachMode};
+//! The command line. clap lives only here, at the binary's edge; the
+//! library's types are plain.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vpnfp::{
+    settings::{Cidr, SettingsInput},
+    source::{kernel::AttachMode, nfqueue::Chain},
+};
 use vpnfp_common::{
     decision::{DEFAULT_COUNT, DEFAULT_OVERLAP_RATIO, DEFAULT_WINDOW_SECS},
-    maps::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES},
+    maps::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES, DEFAULT_SAMPLE_RING_BYTES},
+    record::SAMPLE_MAX,
 };
 
 /// Spot hosts that use a VPN: a VPN user sends almost all its traffic to one
 /// external address for a long time (the "VPN fingerprinting at the home
-/// router" research, decision for decision).
+/// router" research, decision for decision), and every flow is kept,
+/// both directions, IPv4 and IPv6.
 #[derive(Parser, Debug)]
 #[command(version, propagate_version = true)]
 pub struct Cli {
-    /// More log output: -v debug (and the verifier log on load errors), -vv trace.
+    /// More log output: -v debug (every window, every flow, and the verifier
+    /// log on load errors), -vv trace.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -20,177 +29,288 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Watch live traffic (XDP, NFQUEUE or both) and report suspected VPN users.
+    /// Watch live traffic (XDP + TC, NFQUEUE or both) and report suspected
+    /// VPN users and flows.
     ///
-    /// Monitor mode: every packet is passed on unchanged (XDP_PASS; NFQUEUE
-    /// accepts every packet, its rule carries --queue-bypass and the queue is
-    /// fail-open). Needs root (or CAP_BPF + CAP_NET_ADMIN). Stops on Ctrl-C /
-    /// SIGTERM, detaches and removes its rule.
+    /// Monitor mode: every packet is passed on unchanged (XDP_PASS and
+    /// TC_ACT_OK; NFQUEUE accepts every packet, its rules carry
+    /// --queue-bypass and the queue is fail-open). Needs root (or CAP_BPF +
+    /// CAP_NET_ADMIN). Stops on Ctrl-C, SIGTERM, SIGHUP or SIGQUIT, detaches
+    /// and removes its rules.
     #[command(after_help = "\
 Examples:
-  vpnfp run --iface eth0
-      The research's settings: flag a host when a 20-minute window to one
-      peer holds more than 10000 packets (or the last two windows together
-      more than 7500).
-  vpnfp run --iface eth0 --iface eth1 --json > reports.jsonl
-      Two interfaces, one shared state; one JSON object per report on stdout.
+  vpnfp run --iface lan0
+      The research's settings on a router's LAN-facing interface: XDP sees
+      what the LAN hosts send, TC egress the replies (after de-NAT), so a
+      window counts both directions as the research's FORWARD queue does.
+  vpnfp run --iface lan0 --iface lan1 --json > events.jsonl
+      Two LAN interfaces, one shared state; one JSON object per event.
   vpnfp run --iface veth0 --window 2 --count 100 --duration 30
       Small numbers for a lab, stop after 30 s.
-  vpnfp run --mode nfqueue --chain FORWARD --iface eth1
-      The research's own path: netfilter queue 1, first 20 bytes of each packet.
-  vpnfp run --mode both --iface eth1 --chain FORWARD --compare-interval 60
+  vpnfp run --mode nfqueue --chain FORWARD --iface lan0
+      The research's own path: netfilter queue 1, both directions of lan0.
+  vpnfp run --mode both --iface lan0 --iface lan1 --compare-interval 60
       XDP and NFQUEUE on the same traffic; an agreement report every minute.")]
     Run(RunArgs),
-    /// Replay capture files (pcap or pcapng) through the same decisions, each
-    /// packet at its own timestamp; several files are read as one stream.
+    /// Replay capture files (pcap or pcapng; - for standard input) through
+    /// the same decisions, each packet at its own timestamp; several files
+    /// are read as one stream.
     ///
-    /// Link types: Ethernet, Linux cooked v1/v2 (tcpdump -i any), raw IPv4.
-    /// A summary goes to stderr; a truncated or corrupt file stops the replay
-    /// with the file and byte offset, after reporting what came before.
+    /// Link types: Ethernet, Linux cooked v1/v2 (tcpdump -i any), raw IP
+    /// (IPv4, IPv6), BSD loopback (NULL, LOOP). A summary goes to stderr. A
+    /// truncated or corrupt file is reported with its byte offset and the
+    /// replay goes on with the next file; the exit code is then 1.
     #[command(after_help = "\
 Examples:
   vpnfp replay capture.pcap
   vpnfp replay monday.pcapng tuesday.pcapng --json --internal-hosts-only
-      The research's offline entry point also skips transit traffic.")]
+      The research's offline entry point also skips transit traffic.
+  tcpdump -i eth0 -w - | vpnfp replay - --json")]
     Replay(ReplayArgs),
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ReplayArgs {
-    /// Capture files, read in this order as one stream.
+    /// Capture files, read in this order as one stream (- : standard input).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<std::path::PathBuf>,
     #[command(flatten)]
     pub fingerprint: FingerprintArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Hosts kept at most; beyond it the least recently seen are evicted
-    /// (counted in the summary). About 72 bytes per host.
+    /// Hosts kept at most per address family; beyond it the least recently
+    /// seen are evicted (counted in the summary). About 100 bytes per host.
     #[arg(long, default_value_t = vpnfp::engine::DEFAULT_MAX_HOSTS)]
     pub max_hosts: usize,
+    /// Flows kept at most per address family; beyond it the least recently
+    /// seen flow is ended (emitted with end_reason "evicted").
+    #[arg(long, default_value_t = vpnfp::engine::DEFAULT_MAX_FLOWS)]
+    pub max_flows: usize,
 }
 
 /// Which path sees the packets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RunMode {
-    /// The XDP program (line rate, no packet copies).
+    /// The kernel programs: XDP on ingress, TC on egress (line rate, no
+    /// packet copies).
     Xdp,
-    /// Netfilter queue, as the research's Python version (fallback, slower).
+    /// Netfilter queue, as the research's Python version (slower).
     Nfqueue,
     /// Both on the same traffic, with an agreement report.
     Both,
 }
 
+/// XDP attach mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    /// Native (driver) first, generic (skb) if the driver has none.
+    Auto,
+    Native,
+    Skb,
+}
+
+impl From<XdpModeArg> for AttachMode {
+    fn from(m: XdpModeArg) -> Self {
+        match m {
+            XdpModeArg::Auto => AttachMode::Auto,
+            XdpModeArg::Native => AttachMode::Native,
+            XdpModeArg::Skb => AttachMode::Skb,
+        }
+    }
+}
+
+/// Netfilter chain for the NFQUEUE rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ChainArg {
+    /// Packets to the machine itself.
+    #[value(name = "INPUT", alias = "input")]
+    Input,
+    /// Packets the machine routes (a router's LAN traffic).
+    #[value(name = "FORWARD", alias = "forward")]
+    Forward,
+    /// Every packet arriving, before routing.
+    #[value(name = "PREROUTING", alias = "prerouting")]
+    Prerouting,
+}
+
+impl From<ChainArg> for Chain {
+    fn from(c: ChainArg) -> Self {
+        match c {
+            ChainArg::Input => Chain::Input,
+            ChainArg::Forward => Chain::Forward,
+            ChainArg::Prerouting => Chain::Prerouting,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Where packets are read: XDP, NFQUEUE, or both side by side.
+    /// Where packets are read: the kernel programs, NFQUEUE, or both.
     #[arg(long, value_enum, default_value_t = RunMode::Xdp)]
     pub mode: RunMode,
-    /// Interface to watch (XDP: repeat for several, one shared state;
-    /// NFQUEUE: at most one, the rule's `-i`, or all interfaces if none).
+    /// LAN-facing interface to watch (repeat for several, one shared
+    /// state). XDP: required. NFQUEUE: its traffic in both directions
+    /// (none: every packet of the chain).
     #[arg(long = "iface", short = 'i', value_name = "IF")]
     pub ifaces: Vec<String>,
-    /// XDP attach mode: native (driver) first with fallback to skb (generic), or one of them only.
-    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
-    pub xdp_mode: AttachMode,
+    /// XDP attach mode.
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpModeArg>,
+    /// XDP only, no TC egress program: see what arrives on the interface
+    /// only, as vpnfp did before (for parity with earlier results).
+    #[arg(long)]
+    pub ingress_only: bool,
     #[command(flatten)]
     pub nfqueue: NfqueueArgs,
-    /// Serve vpnfp's own counters in Prometheus text format at http://ADDR/metrics
-    /// (e.g. 127.0.0.1:9105).
+    /// Serve vpnfp's own counters in Prometheus text format at
+    /// http://ADDR/metrics (e.g. 127.0.0.1:9105; port 0 picks one and logs it).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
     /// With --mode both: print the agreement report every SECS too (0: only at exit).
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    pub compare_interval: f64,
+    #[arg(long, value_name = "SECS")]
+    pub compare_interval: Option<f64>,
     #[command(flatten)]
     pub fingerprint: FingerprintArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+    /// Stop after this many seconds (default: run until stopped).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Print the program's counters every SECS seconds (0: only at exit).
+    /// Print the counters every SECS seconds (0: only at exit).
     #[arg(long, value_name = "SECS", default_value_t = 0.0)]
     pub stats_interval: f64,
-    /// Hosts kept at most (XDP: the kernel's LRU map; NFQUEUE: the engine's
-    /// table); beyond it the least recently seen are evicted, and counted.
+    /// Hosts kept at most per address family (XDP: the kernel's LRU maps;
+    /// NFQUEUE: the engine's tables); beyond it the least recently seen are
+    /// evicted, and counted.
     #[arg(long, default_value_t = DEFAULT_MAX_HOSTS)]
     pub max_hosts: u32,
-    /// XDP: keep the state maps pinned in a BPF filesystem (default
-    /// /sys/fs/bpf/vpnfp, mounted if needed), so a restart continues every
-    /// window; without it each run starts fresh.
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = vpnfp::xdp::pin::DEFAULT_PIN_DIR)]
-    pub pin: Option<std::path::PathBuf>,
-    /// XDP: skip the per-flow counters (packets and bytes per host/peer); the
-    /// decisions do not use them, and they are about a third of the per-packet cost.
-    #[arg(long)]
-    pub no_flow_counters: bool,
-    /// Capacity of the per-flow LRU map.
+    /// Flows kept at most per address family; a nearly full table ends its
+    /// least recently seen flows (emitted with end_reason "evicted").
     #[arg(long, default_value_t = DEFAULT_MAX_FLOWS)]
     pub max_flows: u32,
-    /// Size of the window-close ring buffer in bytes (a power of two, at least one page).
+    /// XDP: keep the state maps pinned in a BPF filesystem (default
+    /// /sys/fs/bpf/vpnfp, mounted if needed), so a restart continues every
+    /// window; without it each run starts fresh. One vpnfp per directory.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = vpnfp::source::kernel::pin::DEFAULT_PIN_DIR)]
+    pub pin: Option<std::path::PathBuf>,
+    /// Size of the kernel's event ring buffer in bytes (window closes, flow
+    /// events): a power of two from 4096 to 256 MiB.
     #[arg(long, default_value_t = DEFAULT_RING_BYTES)]
     pub ring_bytes: u32,
+    /// Size of the kernel's payload-sample ring buffer in bytes: a power of
+    /// two from 4096 to 256 MiB.
+    #[arg(long, default_value_t = DEFAULT_SAMPLE_RING_BYTES)]
+    pub sample_ring_bytes: u32,
 }
 
-/// NFQUEUE mode's settings (the research: queue 1, 20-byte copy range, 2048 packets).
+/// NFQUEUE mode's settings (the research: queue 1, 2048 packets).
 #[derive(Args, Debug, Clone)]
 pub struct NfqueueArgs {
     /// Netfilter queue number.
-    #[arg(long, default_value_t = 1)]
-    pub queue_num: u16,
-    /// Chain of the mangle table the NFQUEUE rule goes in (FORWARD on a router).
-    #[arg(long, value_enum, default_value_t = Chain::Forward)]
-    pub chain: Chain,
-    /// Queue length in packets; beyond it the kernel passes packets unseen (fail-open) and they are counted as missed.
-    #[arg(long, default_value_t = 2048)]
-    pub queue_len: u32,
-    /// Bytes of each packet copied to vpnfp (20: the IPv4 header, as the research).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(20..))]
-    pub copy_range: u16,
+    #[arg(long)]
+    pub queue_num: Option<u16>,
+    /// Chain of the mangle table the NFQUEUE rules go in (FORWARD on a router).
+    #[arg(long, value_enum)]
+    pub chain: Option<ChainArg>,
+    /// Queue length in packets; beyond it the kernel passes packets unseen
+    /// (fail-open) and they are counted as missed.
+    #[arg(long)]
+    pub queue_len: Option<u32>,
+    /// Bytes of each packet copied to vpnfp. The default copies whole
+    /// packets (ports, flows and payload samples); 20 is the research's
+    /// setting (the IPv4 header only: no ports, no identification).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(20..))]
+    pub copy_range: Option<u16>,
 }
 
-/// How reports are printed, shared by every mode.
+pub const DEFAULT_QUEUE_NUM: u16 = 1;
+pub const DEFAULT_QUEUE_LEN: u32 = 2048;
+pub const DEFAULT_COPY_RANGE: u16 = 0xffff;
+
+/// How events are printed, shared by every mode.
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
-    /// Print each report as one JSON object per line on stdout.
+    /// Print every event (suspected VPN, flow, ...) as one JSON object per
+    /// line on stdout.
     #[arg(long)]
     pub json: bool,
-    /// With --json, also print windows that were not suspected ("event": "window_closed").
+    /// Also report windows that were not suspected ("event": "window_closed"):
+    /// a log line each, and a JSON line with --json.
     #[arg(long)]
     pub all_windows: bool,
 }
 
-/// The research's knobs, shared by every mode.
+/// The fingerprint's knobs, shared by every mode.
 #[derive(Args, Debug, Clone)]
 pub struct FingerprintArgs {
     /// COUNT: flag a host when one window to one peer holds more than N packets.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_COUNT)]
     pub count: u64,
-    /// WINDOW in seconds: a window closes at the host's first packet more than this after it began.
+    /// WINDOW in seconds: a window closes at the host's first packet more
+    /// than this after it began (at most a week).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WINDOW_SECS as f64)]
     pub window: f64,
     /// OVERLAP = R * COUNT: flag when the last two windows together hold more than that.
     #[arg(long, value_name = "R", default_value_t = DEFAULT_OVERLAP_RATIO)]
     pub overlap_ratio: f64,
-    /// An internal range (repeatable); replaces the research's list
-    /// (0.0.0.0/32 10/8 127/8 169.254/16 172.16/12 192.168/16 224/4 255.255.255.255/32).
+    /// An internal range, IPv4 or IPv6 (repeatable); the ranges given for a
+    /// family replace its defaults: IPv4 the research's list (0.0.0.0/32
+    /// 10/8 127/8 169.254/16 172.16/12 192.168/16 224/4 255.255.255.255/32),
+    /// IPv6 ::/128 ::1/128 fc00::/7 fe80::/10 ff00::/8.
     #[arg(long = "internal-range", value_name = "CIDR")]
     pub internal_ranges: Vec<Cidr>,
     /// Only follow internal hosts: skip transit traffic between two external
     /// addresses (the research's pcap entry point does this; its live mode does not).
     #[arg(long)]
     pub internal_hosts_only: bool,
+    /// The concentration mode's window in seconds (0: off): the share of a
+    /// host's packets that went to its top peer, robust to stray packets.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub concentration_window: f64,
+    /// A concentration window is "concentrated" above this share (0.5 to 1).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.9)]
+    pub concentration_share: f64,
+    /// Concentration windows with fewer packets are not judged.
+    #[arg(long, value_name = "N", default_value_t = 600)]
+    pub concentration_min_packets: u32,
+    /// Keep no flows (the research's decision does not need them).
+    #[arg(long, alias = "no-flow-counters")]
+    pub no_flows: bool,
+    /// A flow without a packet for this many seconds ends (end_reason "idle").
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub flow_idle: f64,
+    /// A long flow reports a delta record every SECS seconds
+    /// (end_reason "active_timeout"; 0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub flow_active: f64,
+    /// Payload-carrying packets per flow handed to identification.
+    #[arg(long, value_name = "K", default_value_t = 8)]
+    pub inspect_packets: u32,
+    /// At most this many payload bytes per inspected packet.
+    #[arg(long, value_name = "N", default_value_t = SAMPLE_MAX as u32)]
+    pub sample_bytes: u32,
 }
 
 impl FingerprintArgs {
+    pub fn input(&self) -> SettingsInput {
+        SettingsInput {
+            count: self.count,
+            window_secs: self.window,
+            overlap_ratio: self.overlap_ratio,
+            ranges: self.internal_ranges.clone(),
+            internal_hosts_only: self.internal_hosts_only,
+            concentration_window_secs: self.concentration_window,
+            concentration_share: self.concentration_share,
+            concentration_min_packets: self.concentration_min_packets,
+            flows: !self.no_flows,
+            flow_idle_secs: self.flow_idle,
+            flow_active_secs: self.flow_active,
+            inspect_packets: self.inspect_packets,
+            sample_bytes: self.sample_bytes,
+        }
+    }
+
     pub fn settings(&self) -> Result<vpnfp::settings::Settings, vpnfp::settings::SettingsError> {
-        vpnfp::settings::Settings::new(
-            self.count,
-            self.window,
-            self.overlap_ratio,
-            &self.internal_ranges,
-            self.internal_hosts_only,
-        )
+        vpnfp::settings::Settings::new(&self.input())
     }
 }

@@ -1,15 +1,15 @@
-//! vpnfp's userspace side: the XDP loader ([`xdp`]), time conversion
-//! ([`clock`]) and report output ([`report`]). The decision logic itself is
-//! `vpnfp_common`'s.
+//! vpnfp's userspace side. A packet's way through it, by folder:
+//! `source/` (the kernel programs, NFQUEUE, capture files) -> `engine/`
+//! (the userspace twin of the kernel programs) -> `pipeline` (decisions)
+//! -> `output/` (log, JSON, metrics). The decision logic itself is
+//! `vpnfp_common`'s, shared with the kernel.
 
-pub mod capture;
 pub mod clock;
-pub mod compare;
 pub mod engine;
-pub mod metrics;
-pub mod nfqueue;
+pub mod model;
+pub mod output;
+pub mod pipeline;
 pub mod privileges;
 pub mod replay;
-pub mod report;
 pub mod settings;
-pub mod xdp;
+pub mod source;

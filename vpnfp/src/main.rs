@@ -1,10 +1,10 @@
-//! The vpnfp command line: `vpnfp run` attaches the XDP fingerprinter and
-//! reports suspected VPN users.
+//! The vpnfp command line: `vpnfp run` watches live traffic, `vpnfp replay`
+//! reads captures.
 
 mod cli;
 mod commands;
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
 
 use clap::Parser;
 
@@ -27,15 +27,16 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One clear line; details (like a verifier log) only with -v.
-            eprintln!("vpnfp: error: {e:#}");
-            if cli.verbose > 0 {
-                if let Some(log) = e
+            // A closed stderr must not turn the error into a panic.
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "vpnfp: error: {e:#}");
+            if cli.verbose > 0
+                && let Some(log) = e
                     .chain()
-                    .find_map(|c| c.downcast_ref::<vpnfp::xdp::XdpError>())
+                    .find_map(|c| c.downcast_ref::<vpnfp::source::kernel::KernelError>())
                     .and_then(|x| x.verifier_log())
-                {
-                    eprintln!("verifier log:\n{log}");
-                }
+            {
+                let _ = writeln!(stderr, "verifier log:\n{log}");
             }
             ExitCode::FAILURE
         }

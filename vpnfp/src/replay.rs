@@ -1,42 +1,43 @@
 //! Replay mode: capture files through the userspace engine, each packet at
-//! its own timestamp, several files as one stream.
+//! its own timestamp, several files as one stream. Each file is opened when
+//! its turn comes (a list longer than the open-file limit is fine); a file
+//! that fails is reported with its offset and the replay goes on with the
+//! next one.
 
 use std::path::PathBuf;
 
-use vpnfp_common::{KernelConfig, WindowClose};
-
 use crate::{
-    capture::{Capture, CaptureError},
     engine::Engine,
+    model::Fact,
+    source::capture::{Capture, CaptureError},
 };
 
-/// Replays `paths` in order. All files are opened first, so a missing one
-/// fails before anything is read. The engine comes back in any case, with
-/// what was read before an error.
+/// Replays `paths` in order through `engine`, then ends every flow (`exit`).
+/// Returns the files that failed (each after what it held before the
+/// failure was replayed).
 pub fn replay_files(
     paths: &[PathBuf],
-    config: KernelConfig,
-    max_hosts: usize,
-    mut on_close: impl FnMut(&WindowClose),
-) -> (Engine, Result<(), CaptureError>) {
-    let mut engine = Engine::with_capacity(config, max_hosts);
-    let captures = match paths
-        .iter()
-        .map(|p| Capture::open(p))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(captures) => captures,
-        Err(e) => return (engine, Err(e)),
-    };
-    for capture in captures {
-        let result = capture.for_each(|packet| {
-            if let Some(closed) = engine.frame(packet.link.parse(packet.data), packet.ts_ns) {
-                on_close(&closed);
-            }
+    engine: &mut Engine,
+    mut on_fact: impl FnMut(Fact<'_>),
+    mut on_error: impl FnMut(&CaptureError),
+) -> Vec<CaptureError> {
+    let mut errors = Vec::new();
+    for path in paths {
+        let result = Capture::open(path).and_then(|capture| {
+            capture.for_each(|packet| {
+                engine.frame(
+                    packet.data,
+                    packet.link.parse(packet.data),
+                    packet.ts_ns,
+                    &mut on_fact,
+                );
+            })
         });
         if let Err(e) = result {
-            return (engine, Err(e));
+            on_error(&e);
+            errors.push(e);
         }
     }
-    (engine, Ok(()))
+    engine.finish(&mut on_fact);
+    errors
 }

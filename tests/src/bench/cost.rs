@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use aya::programs::{TestRun, TestRunOptions};
-use vpnfp::xdp::{Capacities, XdpFingerprinter};
+use vpnfp::source::kernel::{Capacities, KernelFingerprinter};
 use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
 
 use super::{Figure, Size, median};
@@ -14,7 +14,7 @@ use crate::frames::{self, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP};
 /// `frames`, each frame run `repeat` times in the kernel; the mean over all
 /// packets.
 fn ns_per_packet(
-    fp: &mut XdpFingerprinter,
+    fp: &mut KernelFingerprinter,
     program: Option<&'static str>,
     frames: &[Vec<u8>],
     calls: usize,
@@ -108,7 +108,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
         Case::repeated("non-IP (ARP)", frames::other(ETH_P_ARP), packets, 5.0),
     ];
 
-    let mut fp = XdpFingerprinter::load(Capacities::default(), 0).expect("load the XDP program");
+    let mut fp = KernelFingerprinter::load(Capacities::default(), 0).expect("load the XDP program");
     fp.configure(&KernelConfig::new(
         1200 * NANOS_PER_SEC,
         InternalRanges::research(),

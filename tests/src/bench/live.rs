@@ -20,8 +20,11 @@ use std::{
 
 use aya::programs::{TestRun, TestRunAttrs, TestRunOptions};
 use vpnfp::{
-    nfqueue::{Chain, NfqueueFingerprinter, NfqueueOptions},
-    xdp::{AttachMode, Capacities, XdpFingerprinter},
+    engine::EngineSettings,
+    source::{
+        kernel::{AttachMode, Capacities, KernelFingerprinter},
+        nfqueue::{Chain, NfqueueFingerprinter, NfqueueOptions},
+    },
 };
 use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
 
@@ -90,7 +93,7 @@ impl Pair {
         let index = self.sender.if_index(TX_IF);
         let frame = self.frame.clone();
         self.sender.enter(move || {
-            let mut fp = XdpFingerprinter::load(Capacities::default(), 0).expect("load");
+            let mut fp = KernelFingerprinter::load(Capacities::default(), 0).expect("load");
             // Live frames need the device's XDP receive queue registered,
             // which veth does only while an XDP program is attached: the
             // empty one, on the sender's end (nothing arrives there).
@@ -166,10 +169,9 @@ fn nfqueue_trial(pair: &Pair, packets: u64, rate: Option<f64>) -> (bool, Trial) 
     let options = NfqueueOptions {
         queue_num: 1,
         chain: Chain::Prerouting,
-        iface: Some(RX_IF.to_string()),
+        ifaces: vec![RX_IF.to_string()],
         queue_len: 2048,
         copy_range: 20,
-        max_hosts: 1_000,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
@@ -177,13 +179,17 @@ fn nfqueue_trial(pair: &Pair, packets: u64, rate: Option<f64>) -> (bool, Trial) 
         let sink = pair.sink.name().to_string();
         std::thread::spawn(move || {
             netns::move_this_thread(&sink);
-            let mut fp = NfqueueFingerprinter::start(options, config()).expect("start NFQUEUE");
+            let settings = EngineSettings {
+                max_hosts: 1_000,
+                ..EngineSettings::new(config())
+            };
+            let mut fp = NfqueueFingerprinter::start(options, settings).expect("start NFQUEUE");
             while !stop.load(Ordering::Relaxed) {
-                if fp.poll(|_| {}).expect("poll") == 0 {
+                if fp.poll(&mut |_| {}).expect("poll") == 0 {
                     std::thread::sleep(Duration::from_micros(200));
                 }
             }
-            fp.stop(|_| {}).expect("stop NFQUEUE")
+            fp.stop(&mut |_| {}).expect("stop NFQUEUE")
         })
     };
     // Let the rule and queue come up.
@@ -217,9 +223,9 @@ pub fn figures(size: Size) -> Vec<Figure> {
 
     // (ii) XDP mode.
     let fp = pair.sink.enter(|| {
-        let mut fp = XdpFingerprinter::load(Capacities::default(), 0).expect("load");
+        let mut fp = KernelFingerprinter::load(Capacities::default(), 0).expect("load");
         fp.configure(&config()).expect("configure");
-        fp.attach(RX_IF, AttachMode::Native).expect("attach");
+        fp.attach(RX_IF, AttachMode::Native, false).expect("attach");
         fp
     });
     let seen_before = fp.counters().expect("counters").seen;

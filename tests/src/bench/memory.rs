@@ -5,10 +5,13 @@ use std::net::Ipv4Addr;
 
 use aya::programs::{TestRun, TestRunOptions};
 use vpnfp::{
-    engine::Engine,
-    xdp::{Capacities, XdpFingerprinter},
+    engine::{Engine, EngineSettings},
+    source::{
+        capture::LinkType,
+        kernel::{Capacities, KernelFingerprinter},
+    },
 };
-use vpnfp_common::{InternalRanges, Ipv4Fields, KernelConfig, NANOS_PER_SEC, maps};
+use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
 
 use super::{Figure, Size};
 use crate::frames;
@@ -28,7 +31,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
 
     // Kernel: maps sized for `hosts` hosts and as many flows (preallocated,
     // so full size from the start).
-    let fp = XdpFingerprinter::load(
+    let fp = KernelFingerprinter::load(
         Capacities {
             max_hosts: hosts,
             max_flows: hosts,
@@ -37,8 +40,8 @@ pub fn figures(size: Size) -> Vec<Figure> {
         0,
     )
     .expect("load");
-    let host_bytes = fp.map_memory(maps::HOSTS).expect("hosts memlock") as f64;
-    let flow_bytes = fp.map_memory(maps::FLOWS).expect("flows memlock") as f64;
+    let host_bytes = fp.map_memory(maps::HOSTS4).expect("hosts memlock") as f64;
+    let flow_bytes = fp.map_memory(maps::FLOWS4).expect("flows memlock") as f64;
     drop(fp);
     let cond = format!("LRU hash maps of {hosts} entries, memlock from fdinfo");
     out.push(Figure::new(
@@ -56,16 +59,27 @@ pub fn figures(size: Size) -> Vec<Figure> {
 
     // Userspace (NFQUEUE and replay keep host state in a hash map; XDP mode
     // keeps none in userspace).
-    let mut engine = Engine::with_capacity(config(), hosts as usize);
+    let mut engine_config = config();
+    engine_config.flags |= vpnfp_common::config::FLAG_NO_FLOWS;
+    let mut engine = Engine::new(EngineSettings {
+        max_hosts: hosts as usize,
+        ..EngineSettings::new(engine_config)
+    });
+    let peer = Ipv4Addr::new(198, 51, 100, 7);
     for i in 0..hosts {
-        let ip = Ipv4Fields {
-            src: u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i,
-            dst: u32::from(Ipv4Addr::new(198, 51, 100, 7)),
-            total_len: 46,
-        };
-        engine.frame(Ok(ip), i as u64);
+        let frame = frames::udp(
+            Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i),
+            peer,
+            &[],
+        );
+        engine.frame(
+            &frame,
+            LinkType::Ethernet.parse(&frame),
+            i as u64,
+            &mut |_| {},
+        );
     }
-    let table = engine.hosts();
+    let table = engine.hosts4();
     // hashbrown: one (key, value) slot and one control byte per bucket.
     let user_bytes = table.allocated_bytes() as f64;
     out.push(Figure::new(
@@ -108,7 +122,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
     );
 
     // Evictions: twice as many hosts as the map holds, each seen once.
-    let mut fp = XdpFingerprinter::load(
+    let mut fp = KernelFingerprinter::load(
         Capacities {
             max_hosts: evict_capacity,
             max_flows: evict_capacity,
@@ -136,7 +150,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
         }
     }
     let counters = fp.counters().expect("counters");
-    let live = fp.hosts().expect("hosts").len() as u64;
+    let live = fp.hosts4().expect("hosts").len() as u64;
     let evicted = counters.hosts_created - live;
     out.push(
         Figure::new(

@@ -22,13 +22,12 @@ fn main() -> ExitCode {
         scenario::LAB_ARGS.join(" ")
     );
     let outcome = scenario::vpn_and_browser(&vpnfp_tests::vpnfp_bin(), Watch::Xdp, |line| {
-        println!("JSON report: {line}")
+        if line.contains("\"suspected_vpn\"") {
+            println!("JSON report: {line}")
+        }
     });
-    let flagged: Vec<&str> = outcome
-        .reports
-        .iter()
-        .filter_map(|r| r["host"].as_str())
-        .collect();
+    let reports = outcome.of("suspected_vpn");
+    let flagged: Vec<&str> = reports.iter().filter_map(|r| r["host"].as_str()).collect();
     println!();
     let vpn_found = flagged.contains(&VPN_HOST.to_string().as_str());
     let browser_flagged = flagged.contains(&BROWSING_HOST.to_string().as_str())
@@ -36,7 +35,7 @@ fn main() -> ExitCode {
     if vpn_found && !browser_flagged && outcome.status.success() {
         println!(
             "Result: {VPN_HOST} flagged as a suspected VPN user ({} reports); {BROWSING_HOST} and {SWITCHING_HOST} not flagged.",
-            outcome.reports.len()
+            reports.len()
         );
         println!("The lab's namespaces are gone. On a real network: cargo xtask run --iface eth0");
         ExitCode::SUCCESS

@@ -1,50 +1,104 @@
 //! `vpnfp replay FILE...`
 
-use log::info;
+use anyhow::bail;
+use log::{info, warn};
 use vpnfp::{
+    engine::{Engine, EngineSettings},
+    model::Mode,
+    output::Outputs,
+    pipeline::Pipeline,
     replay::replay_files,
-    report::{Mode, Reporter},
 };
+use vpnfp_common::{Counters, Outcome};
 
 use crate::cli::ReplayArgs;
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let settings = args.fingerprint.settings()?;
-    let mut reporter = Reporter::new(
-        settings.thresholds,
-        args.output.json,
-        args.output.all_windows,
-    );
-    // Capture timestamps are Unix time already.
     if args.max_hosts < 2 {
-        anyhow::bail!("--max-hosts must be at least 2");
+        bail!("--max-hosts must be at least 2");
     }
-    let (engine, result) = replay_files(
-        &args.files,
-        settings.kernel_config(),
-        args.max_hosts,
-        |closed| {
-            reporter.window_closed(Mode::Replay, closed, |ns| ns);
-        },
+    if args.max_flows < 1 {
+        bail!("--max-flows must be at least 1");
+    }
+    let mut pipeline = Pipeline::new(
+        settings.thresholds,
+        Outputs::new(args.output.json, args.output.all_windows),
+        false,
     );
+    let mut engine = Engine::new(EngineSettings {
+        config: settings.kernel_config(),
+        max_hosts: args.max_hosts,
+        max_flows: args.max_flows,
+        close_linger_ns: vpnfp::engine::flows::CLOSE_LINGER_NS,
+    });
+    // Capture timestamps are Unix time already.
+    let errors = replay_files(
+        &args.files,
+        &mut engine,
+        |fact| pipeline.fact(Mode::Replay, fact),
+        |e| log::error!("{e}"),
+    );
+    pipeline.outputs.flush();
     let c = engine.counters();
-    if let Err(e) = &result
-        && e.offset.is_none()
-    {
-        // Nothing was read: a file could not be opened.
-        anyhow::bail!("{e}");
-    }
     info!(
-        "replay: {} frames read: {} analysed, {} ignored, {} malformed; {} windows closed, {} suspected VPN reports, {} hosts ({} evicted over --max-hosts)",
+        "replay: {} frames read from {} of {} files: {} analysed, {} ignored, {} malformed; {} windows closed, {} suspected VPN reports; {} hosts ({} evicted over --max-hosts); {} flows ({} evicted over --max-flows)",
         c.seen,
+        args.files.len() - errors.len(),
+        args.files.len(),
         c.analysed(),
         c.ignored(),
         c.malformed(),
         c.windows_closed,
-        reporter.reports,
-        engine.hosts().len(),
-        engine.hosts().evicted()
+        pipeline.reports,
+        engine.hosts_tracked(),
+        engine.hosts_evicted(),
+        c.flows_created,
+        engine.flows_evicted(),
     );
-    result?;
+    let details = categories(c);
+    if !details.is_empty() {
+        info!("replay: {details}");
+    }
+    let open = engine.open_windows_above(settings.thresholds.count);
+    if open > 0 {
+        warn!(
+            "replay: {open} host(s) ended with an open window holding more than COUNT={} packets; the research never judges a last window (no timer), so they are not reported",
+            settings.thresholds.count
+        );
+    }
+    if let Some(e) = pipeline.outputs.write_error() {
+        bail!(
+            "{} JSON records could not be written to standard output ({e})",
+            pipeline.outputs.lost()
+        );
+    }
+    if !errors.is_empty() {
+        bail!(
+            "{} of {} capture files failed (see above); what they held before the failure was replayed",
+            errors.len(),
+            args.files.len()
+        );
+    }
     Ok(())
+}
+
+/// Every non-zero ignored and malformed category, and the IPv6 and
+/// fragment counts.
+pub fn categories(c: &Counters) -> String {
+    let mut parts: Vec<String> = Outcome::ALL
+        .iter()
+        .filter(|&&o| o != Outcome::Analysed && c.outcome(o) > 0)
+        .map(|&o| format!("{} {}", o.name(), c.outcome(o)))
+        .collect();
+    for (name, value) in [
+        ("ipv6", c.ipv6),
+        ("fragments", c.fragments),
+        ("samples", c.samples),
+    ] {
+        if value > 0 {
+            parts.push(format!("{name} {value}"));
+        }
+    }
+    parts.join(", ")
 }

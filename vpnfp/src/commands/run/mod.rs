@@ -1,7 +1,11 @@
-//! `vpnfp run`: XDP, NFQUEUE or both on live traffic; read window closes,
-//! decide, report; on exit detach and remove the rule.
+//! `vpnfp run`: the kernel programs, NFQUEUE or both on live traffic; facts
+//! through the pipeline to the outputs; on exit detach, remove the rules,
+//! end every flow.
 
-use std::{future::pending, sync::atomic::Ordering, time::Duration};
+pub mod kernel_side;
+pub mod nfqueue_side;
+
+use std::{collections::BTreeSet, future::pending, sync::atomic::Ordering, time::Duration};
 
 use anyhow::{Context, bail};
 use log::{info, warn};
@@ -10,95 +14,135 @@ use tokio::{
     time::{Instant, Interval, interval_at},
 };
 use vpnfp::{
-    clock::KernelClock,
-    compare::Comparison,
-    metrics::{self, ModeMetrics},
+    model::{Fact, Mode},
+    output::{
+        Outputs,
+        metrics::{self, MetricsSource},
+        report::seconds,
+    },
+    pipeline::Pipeline,
     privileges,
-    report::{Mode, Reporter, seconds},
-    settings::Settings,
-    xdp::if_index,
+    settings::{self, MAX_WINDOW_SECS, Settings},
+    source::kernel::if_index,
 };
-use vpnfp_common::{
-    Counters, Outcome, WindowClose,
-    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS},
-};
+use vpnfp_common::{Counters, Outcome, config::FLAG_LOG_WINDOWS};
 
 use crate::cli::{RunArgs, RunMode};
+use kernel_side::KernelSide;
 
-mod nfqueue_side;
-mod xdp_side;
+/// Map sizes beyond this are refused: the kernel preallocates host maps, and
+/// 64 Mi entries already take about 8 GiB.
+pub const MAX_TABLE_ENTRIES: u32 = 1 << 26;
+/// Ring buffers beyond 256 MiB are refused (and each is preallocated).
+pub const MAX_RING_BYTES: u32 = 256 << 20;
 
-use nfqueue_side::{NfqueueSide, next_close, start_nfqueue};
-use xdp_side::{XdpSide, drain_ring, ring_ready, start_xdp};
+pub struct Timers {
+    pub duration: Option<Duration>,
+    pub stats_every: Option<Duration>,
+    pub compare_every: Option<Duration>,
+    pub flow_sweep: Duration,
+}
 
-pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
-    // Everything that can be checked is checked before anything is attached
-    // or any rule is added.
-    let settings = args.fingerprint.settings()?;
-    let positive = |secs: f64, flag: &str| -> anyhow::Result<Option<Duration>> {
-        if !(secs.is_finite() && secs >= 0.0) {
-            bail!("--{flag} must be 0 or a positive number of seconds (got {secs})");
-        }
-        Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
-    };
+/// Refuses what does not apply to the chosen mode, and everything invalid,
+/// before anything is attached or any rule added.
+fn validate(args: &RunArgs, settings: &Settings) -> anyhow::Result<Timers> {
     let duration = match args.duration {
-        Some(secs) if !(secs.is_finite() && secs > 0.0) => {
-            bail!("--duration must be a positive number of seconds (got {secs})")
-        }
-        Some(secs) => Some(Duration::from_secs_f64(secs)),
+        Some(secs) => Some(settings::duration(
+            "duration",
+            secs,
+            1e-3,
+            365.0 * 86_400.0,
+        )?),
         None => None,
     };
-    let stats_every = positive(args.stats_interval, "stats-interval")?;
-    let compare_every = positive(args.compare_interval, "compare-interval")?;
-    if !args.ring_bytes.is_power_of_two() || args.ring_bytes < 4096 {
-        bail!(
-            "--ring-bytes must be a power of two of at least 4096 (got {})",
-            args.ring_bytes
-        );
+    let every = |flag: &'static str, secs: f64| -> anyhow::Result<Option<Duration>> {
+        let d = settings::duration(flag, secs, 0.0, MAX_WINDOW_SECS)?;
+        Ok((!d.is_zero()).then_some(d))
+    };
+    let stats_every = every("stats-interval", args.stats_interval)?;
+    let compare_every = every("compare-interval", args.compare_interval.unwrap_or(0.0))?;
+    let kernel = args.mode != RunMode::Nfqueue;
+    let nfqueue = args.mode != RunMode::Xdp;
+    for (flag, bytes) in [
+        ("--ring-bytes", args.ring_bytes),
+        ("--sample-ring-bytes", args.sample_ring_bytes),
+    ] {
+        if !bytes.is_power_of_two() || !(4096..=MAX_RING_BYTES).contains(&bytes) {
+            bail!("{flag} must be a power of two from 4096 to {MAX_RING_BYTES} (got {bytes})");
+        }
     }
-    if args.max_hosts == 0 || args.max_flows == 0 {
-        bail!("--max-hosts and --max-flows must be at least 1");
+    for (flag, n) in [
+        ("--max-hosts", args.max_hosts),
+        ("--max-flows", args.max_flows),
+    ] {
+        if n == 0 || n > MAX_TABLE_ENTRIES {
+            bail!(
+                "{flag} must be from 1 to {MAX_TABLE_ENTRIES} (the kernel preallocates its tables: at that size hosts take about 8 GiB); got {n}"
+            );
+        }
     }
-    if args.mode != RunMode::Nfqueue && args.ifaces.is_empty() {
-        bail!("--mode xdp and --mode both need at least one --iface");
+    if kernel && args.ifaces.is_empty() {
+        bail!("--mode xdp and --mode both need at least one --iface (the LAN-facing interface)");
     }
-    if args.mode != RunMode::Xdp && args.ifaces.len() > 1 {
-        bail!("NFQUEUE mode takes at most one --iface (its rule's input interface)");
-    }
-    if args.mode == RunMode::Nfqueue && args.pin.is_some() {
-        bail!("--pin keeps the XDP program's maps; NFQUEUE mode has none to keep");
-    }
-    if args.nfqueue.queue_len == 0 {
-        bail!("--queue-len must be at least 1");
-    }
+    let mut seen = BTreeSet::new();
     for iface in &args.ifaces {
+        if !seen.insert(iface) {
+            bail!("--iface {iface} is given twice");
+        }
         if_index(iface)?;
     }
-    if args.mode != RunMode::Nfqueue
-        && let Some(missing) = privileges::missing_for_xdp()
-    {
+    let inapplicable: Vec<&str> = [
+        (!kernel && args.xdp_mode.is_some(), "--xdp-mode"),
+        (!kernel && args.ingress_only, "--ingress-only"),
+        (!kernel && args.pin.is_some(), "--pin"),
+        (!nfqueue && args.nfqueue.queue_num.is_some(), "--queue-num"),
+        (!nfqueue && args.nfqueue.chain.is_some(), "--chain"),
+        (!nfqueue && args.nfqueue.queue_len.is_some(), "--queue-len"),
+        (
+            !nfqueue && args.nfqueue.copy_range.is_some(),
+            "--copy-range",
+        ),
+        (
+            args.mode != RunMode::Both && args.compare_interval.is_some(),
+            "--compare-interval",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(bad, flag)| bad.then_some(flag))
+    .collect();
+    if !inapplicable.is_empty() {
+        bail!(
+            "{} do(es) not apply to --mode {}",
+            inapplicable.join(", "),
+            match args.mode {
+                RunMode::Xdp => "xdp",
+                RunMode::Nfqueue => "nfqueue",
+                RunMode::Both => "both",
+            }
+        );
+    }
+    if args.nfqueue.queue_len == Some(0) {
+        bail!("--queue-len must be at least 1");
+    }
+    if kernel && let Some(missing) = privileges::missing_for_xdp() {
         bail!(missing);
     }
+    Ok(Timers {
+        duration,
+        stats_every,
+        compare_every,
+        flow_sweep: Duration::from_nanos(settings.flow_idle_ns / 4).min(Duration::from_secs(10)),
+    })
+}
+
+pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
+    let settings = args.fingerprint.settings()?;
+    let timers = validate(&args, &settings)?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run_modes(
-            args,
-            settings,
-            Timers {
-                duration,
-                stats_every,
-                compare_every,
-            },
-            verbose,
-        ))
-}
-
-struct Timers {
-    duration: Option<Duration>,
-    stats_every: Option<Duration>,
-    compare_every: Option<Duration>,
+        .block_on(run_modes(args, settings, timers, verbose))
 }
 
 async fn run_modes(
@@ -107,14 +151,13 @@ async fn run_modes(
     timers: Timers,
     verbose: u8,
 ) -> anyhow::Result<()> {
-    // Signals first: a SIGTERM during start-up is handled once started,
+    // Signals first: a signal during start-up is handled once started,
     // instead of killing us between installing a rule and removing it.
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut signals = Signals::new()?;
+    // Bound before anything is attached: an address in use is refused first.
     let metrics_listener = match args.metrics {
         Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
+            std::net::TcpListener::bind(addr)
                 .with_context(|| format!("--metrics {addr}: cannot listen there"))?,
         ),
         None => None,
@@ -123,37 +166,63 @@ async fn run_modes(
     if verbose > 0 {
         config.flags |= FLAG_LOG_WINDOWS;
     }
-    if args.no_flow_counters {
-        config.flags |= FLAG_NO_FLOWS;
-    }
     let mut nfqueue = match args.mode {
         RunMode::Xdp => None,
-        RunMode::Nfqueue | RunMode::Both => Some(start_nfqueue(&args, &settings)?),
+        RunMode::Nfqueue | RunMode::Both => Some(nfqueue_side::start(&args, &settings)?),
     };
-    let mut xdp = match args.mode {
+    let mut kernel = match args.mode {
         RunMode::Nfqueue => None,
-        // If this fails, dropping `nfqueue` stops its thread and rule.
-        RunMode::Xdp | RunMode::Both => Some(start_xdp(&args, &config)?),
+        // If this fails, dropping `nfqueue` stops its thread and rules.
+        RunMode::Xdp | RunMode::Both => {
+            Some(kernel_side::start(&args, &settings, &config, &timers)?)
+        }
     };
     info!(
-        "fingerprinting with COUNT={} WINDOW={} s OVERLAP={} ({} internal ranges{})",
+        "fingerprinting with COUNT={} WINDOW={} s OVERLAP={} ({} internal ranges{}); flows {}",
         settings.thresholds.count,
         seconds(settings.window_ns),
         settings.thresholds.overlap,
-        settings.internal.len,
+        settings.ranges.len(),
         if settings.internal_hosts_only {
             ", internal hosts only"
         } else {
             ""
+        },
+        if settings.flows {
+            format!(
+                "idle {} s, active {} s",
+                seconds(settings.flow_idle_ns),
+                seconds(settings.flow_active_ns)
+            )
+        } else {
+            "off".to_string()
         }
     );
 
-    let mut reporter = Reporter::new(
+    let mut pipeline = Pipeline::new(
         settings.thresholds,
-        args.output.json,
-        args.output.all_windows,
+        Outputs::new(args.output.json, args.output.all_windows),
+        args.mode == RunMode::Both,
     );
-    let mut comparison = (args.mode == RunMode::Both).then(|| Comparison::new(settings.thresholds));
+    if let Some(listener) = metrics_listener {
+        let addr = listener.local_addr().context("--metrics address")?;
+        let mut modes = Vec::new();
+        if let Some(k) = &kernel {
+            modes.push((Mode::Xdp, k.metrics.clone()));
+        }
+        if let Some(n) = &nfqueue {
+            modes.push((Mode::Nfqueue, n.live.clone()));
+        }
+        metrics::serve(
+            listener,
+            MetricsSource {
+                modes,
+                pipeline: pipeline.counts.clone(),
+            },
+        )
+        .context("starting the metrics server")?;
+        info!("metrics: http://{addr}/metrics");
+    }
     let deadline = async {
         match timers.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -164,69 +233,77 @@ async fn run_modes(
     let every = |d: Option<Duration>| d.map(|d| interval_at(Instant::now() + d, d));
     let mut stats = every(timers.stats_every);
     let mut compare = every(timers.compare_every);
+    // Buffered JSON reaches stdout at least once a second.
+    let mut flush = every(Some(Duration::from_secs(1)));
     let mut records_lost_seen = 0;
     let mut nfqueue_failed = false;
-    let xdp_clock = xdp.as_ref().map_or(KernelClock::zero(), |side| side.clock);
+    let mut kernel_flows = kernel.as_mut().and_then(KernelSide::take_ended);
 
     loop {
         tokio::select! {
-            ready = ring_ready(&mut xdp) => {
-                let mut guard = ready.context("waiting for window-close records")?;
-                drain_ring(guard.get_inner_mut(), &mut reporter, comparison.as_mut(), xdp_clock);
-                guard.clear_ready();
+            ready = kernel_side::events_ready(&kernel) => {
+                ready.context("waiting for kernel events")?;
+                if let Some(k) = kernel.as_mut() { k.drain_events(&mut pipeline); }
             }
-            closed = next_close(&mut nfqueue) => match closed {
-                Some(closed) => on_close(Mode::Nfqueue, &closed, |ns| ns, &mut reporter, comparison.as_mut()),
+            ready = kernel_side::samples_ready(&kernel) => {
+                ready.context("waiting for kernel samples")?;
+                if let Some(k) = kernel.as_mut() { k.drain_samples(&mut pipeline); }
+            }
+            flow = kernel_side::next_flow(&mut kernel_flows) => {
+                if let Some(flow) = flow { pipeline.fact(Mode::Xdp, Fact::Flow(flow)); }
+            }
+            fact = nfqueue_side::next_fact(&mut nfqueue) => match fact {
+                Some(fact) => pipeline.fact(Mode::Nfqueue, fact),
                 None => { nfqueue_failed = true; break; }
             },
-            _ = sigint.recv() => { info!("SIGINT: stopping"); break; }
-            _ = sigterm.recv() => { info!("SIGTERM: stopping"); break; }
+            name = signals.next() => { info!("{name}: stopping"); break; }
             _ = &mut deadline => { info!("--duration reached: stopping"); break; }
-            accepted = accept(&metrics_listener) => {
-                if let Ok((stream, _)) = accepted {
-                    let body = metrics_text(xdp.as_ref(), nfqueue.as_ref(), &reporter);
-                    tokio::spawn(metrics::respond(stream, body));
-                }
-            }
             _ = tick(&mut stats) => {
-                if let Some(side) = &xdp {
-                    let counters = side.fingerprinter.counters()?;
-                    if counters.records_lost > records_lost_seen {
+                if let Some(side) = &kernel {
+                    let s = side.stats();
+                    if s.counters.records_lost > records_lost_seen {
                         warn!(
-                            "{} window-close records lost: the ring buffer was full (raise --ring-bytes)",
-                            counters.records_lost - records_lost_seen
+                            "{} kernel event records lost: the event ring was full (vpnfp read too slowly; raise --ring-bytes if this repeats)",
+                            s.counters.records_lost - records_lost_seen
                         );
-                        records_lost_seen = counters.records_lost;
+                        records_lost_seen = s.counters.records_lost;
                     }
-                    info!("xdp: {}", describe(&counters));
+                    info!("xdp: {}; {} hosts, {} flows tracked", describe(&s.counters), s.hosts_tracked, s.flows_tracked);
                 }
                 if let Some(side) = &nfqueue {
                     let live = *side.live.lock().expect("counters lock");
-                    info!("nfqueue: {}", describe(&live.counters));
+                    info!("nfqueue: {}; {} hosts, {} flows tracked", describe(&live.counters), live.hosts_tracked, live.flows_tracked);
                 }
             }
-            _ = tick(&mut compare) => {
-                if let Some(c) = &comparison {
-                    print_comparison(c, false, args.output.json);
+            _ = tick(&mut compare) => pipeline.print_comparison(false),
+            _ = tick(&mut flush) => {
+                pipeline.outputs.flush();
+                pipeline.publish();
+                if pipeline.outputs.broken_pipe() {
+                    info!("standard output was closed: stopping");
+                    break;
                 }
             }
+        }
+        if pipeline.outputs.broken_pipe() {
+            info!("standard output was closed: stopping");
+            break;
         }
     }
 
     // Stop both sides; what they committed before the stop is still reported.
     let mut result = Ok(());
-    if let Some(mut side) = xdp {
-        drain_ring(
-            side.ring.get_mut(),
-            &mut reporter,
-            comparison.as_mut(),
-            side.clock,
-        );
-        let counters = side.fingerprinter.counters()?;
-        let hosts = side.fingerprinter.hosts().map(|h| h.len()).unwrap_or(0);
+    if let Some(mut side) = kernel {
+        side.drain_events(&mut pipeline);
+        side.drain_samples(&mut pipeline);
+        side.stop(&mut pipeline, kernel_flows.take());
+        let s = side.stats();
         info!(
-            "xdp: {}; {hosts} hosts tracked; detaching",
-            describe(&counters)
+            "xdp: {}; {} hosts tracked; {} flows ended ({} evicted over --max-flows); detaching",
+            describe(&s.counters),
+            s.hosts_tracked,
+            s.flows_ended,
+            s.flows_evicted
         );
     }
     if let Some(mut side) = nfqueue {
@@ -239,19 +316,13 @@ async fn run_modes(
             .await
             .context("joining the NFQUEUE thread")?
             .map_err(|_| anyhow::anyhow!("the NFQUEUE thread panicked"))?;
-        while let Ok(closed) = side.closes.try_recv() {
-            on_close(
-                Mode::Nfqueue,
-                &closed,
-                |ns| ns,
-                &mut reporter,
-                comparison.as_mut(),
-            );
+        while let Ok(fact) = side.facts.try_recv() {
+            pipeline.fact(Mode::Nfqueue, fact);
         }
         match stats {
             Ok(stats) => {
                 info!(
-                    "nfqueue: {}; rule matched {}, missed {} (passed unseen by fail-open); rule removed",
+                    "nfqueue: {}; rules matched {}, missed {} (passed unseen by fail-open); rules removed",
                     describe(&stats.counters),
                     stats.matched,
                     stats.missed
@@ -266,79 +337,54 @@ async fn run_modes(
             Err(e) => result = Err(e).context("NFQUEUE mode failed"),
         }
     }
-    if let Some(c) = &comparison {
-        print_comparison(c, true, args.output.json);
-    }
+    pipeline.print_comparison(true);
+    pipeline.outputs.flush();
     info!(
-        "{} windows closed, {} suspected VPN reports",
-        reporter.closes, reporter.reports
+        "{} windows closed, {} suspected VPN reports, {} flow records",
+        pipeline.closes, pipeline.reports, pipeline.flows
     );
+    if let Some(e) = pipeline.outputs.write_error()
+        && !pipeline.outputs.broken_pipe()
+    {
+        warn!(
+            "{} JSON records could not be written to standard output ({e})",
+            pipeline.outputs.lost()
+        );
+    }
     if nfqueue_failed && result.is_ok() {
         bail!("NFQUEUE mode stopped unexpectedly");
     }
     result
 }
 
-pub(super) fn on_close(
-    mode: Mode,
-    closed: &WindowClose,
-    to_unix_ns: impl Fn(u64) -> u64,
-    reporter: &mut Reporter,
-    comparison: Option<&mut Comparison>,
-) {
-    reporter.window_closed(mode, closed, to_unix_ns);
-    if let Some(c) = comparison {
-        c.record(mode, closed);
-    }
+/// The signals that stop vpnfp cleanly (rules removed, counters printed):
+/// SIGINT, SIGTERM, SIGHUP (a closed terminal) and SIGQUIT.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
 }
 
-fn print_comparison(comparison: &Comparison, final_report: bool, json: bool) {
-    let report = comparison.report(final_report);
-    for line in report.human().lines() {
-        info!("{line}");
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        let on =
+            |kind, name| signal(kind).with_context(|| format!("installing the {name} handler"));
+        Ok(Self {
+            int: on(SignalKind::interrupt(), "SIGINT")?,
+            term: on(SignalKind::terminate(), "SIGTERM")?,
+            hup: on(SignalKind::hangup(), "SIGHUP")?,
+            quit: on(SignalKind::quit(), "SIGQUIT")?,
+        })
     }
-    if json {
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout().lock(), "{}", report.json());
-    }
-}
 
-/// The metrics of every running mode, now.
-fn metrics_text(
-    xdp: Option<&XdpSide>,
-    nfqueue: Option<&NfqueueSide>,
-    reporter: &Reporter,
-) -> String {
-    let mut modes = Vec::new();
-    if let Some(side) = xdp {
-        let counters = side.fingerprinter.counters().unwrap_or_default();
-        // The kernel's LRU evicts silently: evicted = created - tracked.
-        let tracked = side.fingerprinter.hosts().map_or(0, |h| h.len() as u64);
-        modes.push((
-            Mode::Xdp,
-            ModeMetrics {
-                counters,
-                hosts_tracked: tracked,
-                hosts_evicted: counters.hosts_created.saturating_sub(tracked),
-                missed: None,
-            },
-        ));
-    }
-    if let Some(side) = nfqueue {
-        let mut live = *side.live.lock().expect("counters lock");
-        let matched = side.rule.as_ref().and_then(|r| r.packets_matched().ok());
-        live.missed = Some(matched.map_or(0, |m| m.saturating_sub(live.counters.seen)));
-        modes.push((Mode::Nfqueue, live));
-    }
-    metrics::render(&modes, reporter.reports, reporter.closes)
-}
-
-async fn accept(
-    listener: &Option<tokio::net::TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
-    match listener {
-        Some(l) => l.accept().await,
-        None => pending().await,
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.hup.recv() => "SIGHUP",
+            _ = self.quit.recv() => "SIGQUIT",
+        }
     }
 }
 
@@ -351,15 +397,16 @@ async fn tick(interval: &mut Option<Interval>) {
     }
 }
 
-fn describe(c: &Counters) -> String {
+pub fn describe(c: &Counters) -> String {
     let outcomes: Vec<String> = Outcome::ALL
         .iter()
         .filter(|&&o| o != Outcome::Analysed && c.outcome(o) > 0)
         .map(|&o| format!("{} {}", o.name(), c.outcome(o)))
         .collect();
     format!(
-        "frames: {} seen, {} analysed, {} ignored, {} malformed{}; windows closed {}, records lost {}",
+        "frames: {} seen ({} on egress), {} analysed, {} ignored, {} malformed{}; windows closed {}, records lost {}; flows created {}, table full {}",
         c.seen,
+        c.seen_egress,
         c.analysed(),
         c.ignored(),
         c.malformed(),
@@ -369,6 +416,8 @@ fn describe(c: &Counters) -> String {
             format!(" ({})", outcomes.join(", "))
         },
         c.windows_closed,
-        c.records_lost
+        c.records_lost,
+        c.flows_created,
+        c.flow_table_full
     )
 }

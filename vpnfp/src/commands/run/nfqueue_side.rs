@@ -1,5 +1,5 @@
-//! `vpnfp run`'s NFQUEUE side: the queue and its rule on a thread of their
-//! own, window closes sent over a channel.
+//! `vpnfp run`'s NFQUEUE side: the queue and its rules on a thread of their
+//! own, what the engine makes of the packets sent over a channel.
 
 use std::{
     future::pending,
@@ -8,35 +8,44 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use log::{info, warn};
 use tokio::sync::mpsc;
 use vpnfp::{
-    metrics::ModeMetrics,
-    nfqueue::{NfqueueError, NfqueueFingerprinter, NfqueueOptions, NfqueueStats, QueueRule},
+    engine::EngineSettings,
+    model::Fact,
+    output::metrics::ModeMetrics,
     settings::Settings,
+    source::nfqueue::{
+        Chain, NfqueueError, NfqueueFingerprinter, NfqueueOptions, NfqueueStats, rules,
+    },
 };
-use vpnfp_common::WindowClose;
 
-use crate::cli::RunArgs;
+use crate::cli::{DEFAULT_COPY_RANGE, DEFAULT_QUEUE_LEN, DEFAULT_QUEUE_NUM, RunArgs};
 
-/// The NFQUEUE side: its own thread, window closes over a channel.
-pub(super) struct NfqueueSide {
-    pub(super) stop: Arc<AtomicBool>,
+/// The NFQUEUE side: its own thread, facts over a channel.
+pub struct NfqueueSide {
+    pub stop: Arc<AtomicBool>,
     /// Taken by the orderly stop; if still here on drop (an error path),
-    /// the drop stops the thread, which removes the rule.
-    pub(super) thread: Option<JoinHandle<Result<NfqueueStats, NfqueueError>>>,
-    pub(super) closes: mpsc::UnboundedReceiver<WindowClose>,
+    /// the drop stops the thread, which removes the rules.
+    pub thread: Option<JoinHandle<Result<NfqueueStats, NfqueueError>>>,
+    pub facts: mpsc::UnboundedReceiver<Fact<'static>>,
     /// What the thread has counted so far (for stats and metrics).
-    pub(super) live: Arc<Mutex<ModeMetrics>>,
-    pub(super) rule: Option<QueueRule>,
+    pub live: Arc<Mutex<ModeMetrics>>,
+    /// Reads the rules' counters (a subprocess: never on the packet or the
+    /// main loop) for the missed count.
+    counter_thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for NfqueueSide {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.counter_thread.take() {
+            let _ = t.join();
+        }
         if let Some(thread) = self.thread.take() {
             self.stop.store(true, Ordering::Relaxed);
             match thread.join() {
@@ -48,71 +57,111 @@ impl Drop for NfqueueSide {
     }
 }
 
-pub(super) fn start_nfqueue(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueSide> {
+/// How often the NFQUEUE thread looks for idle flows when no packet comes.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// How often the missed count is read from the rules' counters.
+const MISSED_EVERY: Duration = Duration::from_secs(1);
+
+pub fn start(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueSide> {
     let options = NfqueueOptions {
-        queue_num: args.nfqueue.queue_num,
-        chain: args.nfqueue.chain,
-        iface: args.ifaces.first().cloned(),
-        queue_len: args.nfqueue.queue_len,
-        copy_range: args.nfqueue.copy_range,
-        max_hosts: args.max_hosts as usize,
+        queue_num: args.nfqueue.queue_num.unwrap_or(DEFAULT_QUEUE_NUM),
+        chain: args.nfqueue.chain.map(Into::into).unwrap_or(Chain::Forward),
+        ifaces: args.ifaces.clone(),
+        queue_len: args.nfqueue.queue_len.unwrap_or(DEFAULT_QUEUE_LEN),
+        copy_range: args.nfqueue.copy_range.unwrap_or(DEFAULT_COPY_RANGE),
     };
-    let mut fingerprinter = NfqueueFingerprinter::start(options.clone(), settings.kernel_config())?;
+    let engine = EngineSettings {
+        config: settings.kernel_config(),
+        max_hosts: args.max_hosts as usize,
+        max_flows: args.max_flows as usize,
+        close_linger_ns: vpnfp::engine::flows::CLOSE_LINGER_NS,
+    };
+    let mut fingerprinter = NfqueueFingerprinter::start(options.clone(), engine)?;
     info!(
-        "nfqueue: queue {} (fail-open, {} packets, copy range {}), rule in mangle {}{} with --queue-bypass",
+        "nfqueue: queue {} (fail-open, {} packets, copy range {}), {} rule(s) in mangle {} with --queue-bypass{}",
         options.queue_num,
         options.queue_len,
         options.copy_range,
+        fingerprinter.rules().len(),
         options.chain.name(),
-        options
-            .iface
-            .as_ref()
-            .map_or(String::new(), |i| format!(" -i {i}"))
+        if options.ifaces.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}", options.ifaces.join(", "))
+        }
     );
+    let families = fingerprinter.families().to_vec();
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(Mutex::new(ModeMetrics::default()));
-    let rule = fingerprinter.rule().cloned();
-    let (tx, closes) = mpsc::unbounded_channel();
+    let (tx, facts) = mpsc::unbounded_channel();
     let thread = {
         let (stop, live) = (stop.clone(), live.clone());
         std::thread::Builder::new()
             .name("vpnfp-nfqueue".into())
             .spawn(move || {
-                let send = |closed: &WindowClose| {
-                    let _ = tx.send(*closed);
+                let mut send = |fact: Fact<'_>| {
+                    let _ = tx.send(fact.into_owned());
                 };
+                let mut last_expiry = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
-                    match fingerprinter.poll(send) {
+                    match fingerprinter.poll(&mut send) {
                         // Nothing queued: the packets wait in the kernel
                         // queue meanwhile (and fail open if it fills).
                         Ok(0) => std::thread::sleep(Duration::from_millis(1)),
                         Ok(_) => {
-                            *live.lock().expect("counters lock") = ModeMetrics {
+                            let engine = fingerprinter.engine();
+                            let mut live = live.lock().expect("counters lock");
+                            *live = ModeMetrics {
                                 counters: *fingerprinter.counters(),
-                                hosts_tracked: fingerprinter.hosts_tracked() as u64,
-                                hosts_evicted: fingerprinter.hosts_evicted(),
-                                missed: None,
+                                hosts_tracked: engine.hosts_tracked() as u64,
+                                hosts_evicted: engine.hosts_evicted(),
+                                flows_tracked: engine.flows_tracked() as u64,
+                                missed: live.missed,
                             }
                         }
                         Err(e) => return Err(e),
                     }
+                    if last_expiry.elapsed() >= EXPIRE_EVERY {
+                        fingerprinter.expire(&mut send);
+                        last_expiry = Instant::now();
+                    }
                 }
-                fingerprinter.stop(send)
+                fingerprinter.stop(&mut send)
             })
             .context("starting the NFQUEUE thread")?
+    };
+    let counter_thread = {
+        let (stop, live) = (stop.clone(), live.clone());
+        let (families, queue) = (families, options.queue_num);
+        std::thread::Builder::new()
+            .name("vpnfp-nfq-rules".into())
+            .spawn(move || {
+                let mut last = Instant::now() - MISSED_EVERY;
+                while !stop.load(Ordering::Relaxed) {
+                    if last.elapsed() >= MISSED_EVERY {
+                        last = Instant::now();
+                        if let Ok(matched) = rules::packets_matched(&families, queue) {
+                            let mut live = live.lock().expect("counters lock");
+                            live.missed = Some(matched.saturating_sub(live.counters.seen));
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+            .context("starting the NFQUEUE rule-counter thread")?
     };
     Ok(NfqueueSide {
         stop,
         thread: Some(thread),
-        closes,
+        facts,
         live,
-        rule,
+        counter_thread: Some(counter_thread),
     })
 }
 
-pub(super) async fn next_close(nfqueue: &mut Option<NfqueueSide>) -> Option<WindowClose> {
+pub async fn next_fact(nfqueue: &mut Option<NfqueueSide>) -> Option<Fact<'static>> {
     match nfqueue {
-        Some(side) => side.closes.recv().await,
+        Some(side) => side.facts.recv().await,
         None => pending().await,
     }
 }

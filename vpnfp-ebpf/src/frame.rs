@@ -1,0 +1,112 @@
+//! The kernel side of `vpnfp_common::parse::Bytes`, for both hooks: every
+//! read is checked against `data_end` before the packet is touched, in the
+//! form the verifier tracks (pointer + size compared with data_end). Payload
+//! samples are copied with the hooks' load helpers, which also reach data
+//! beyond the linear part of a packet.
+
+use aya_ebpf::{
+    helpers::{bpf_skb_load_bytes, bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
+    programs::{TcContext, XdpContext},
+};
+use vpnfp_common::{parse::Bytes, record::SAMPLE_MAX};
+
+/// What the fingerprint needs from a hook.
+pub trait Frame: Bytes {
+    /// Whether this hook sees packets leaving the interface.
+    const EGRESS: bool;
+    /// Bytes of the packet the hook can reach.
+    fn len(&self) -> usize;
+    /// Copies `len` bytes from `offset` into `dst` (`len` at most
+    /// [`SAMPLE_MAX`]); false if the helper refused.
+    fn load(&self, offset: u32, dst: &mut [u8; SAMPLE_MAX], len: u32) -> bool;
+}
+
+/// Checked direct access between `data` and `data_end`.
+#[inline(always)]
+fn direct<const N: usize>(data: usize, data_end: usize, offset: usize) -> Option<[u8; N]> {
+    let start = data + offset;
+    if start + N > data_end {
+        return None;
+    }
+    // SAFETY: the N bytes at `start` lie inside the packet (checked above).
+    Some(unsafe { *(start as *const [u8; N]) })
+}
+
+pub struct XdpFrame<'a>(pub &'a XdpContext);
+
+// The packet pointers are read from the context with volatile loads where
+// they are used: a plain load lets LLVM hoist it into a caller and pass the
+// pointer as a 32-bit argument (the context fields are u32), and a pointer
+// that went through a 32-bit register is a plain number to the verifier.
+
+impl Bytes for XdpFrame<'_> {
+    #[inline(always)]
+    fn array<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        // SAFETY: reads of the program's own context.
+        let (data, data_end) = unsafe {
+            (
+                core::ptr::read_volatile(&(*self.0.ctx).data) as usize,
+                core::ptr::read_volatile(&(*self.0.ctx).data_end) as usize,
+            )
+        };
+        direct(data, data_end, offset)
+    }
+}
+
+impl Frame for XdpFrame<'_> {
+    const EGRESS: bool = false;
+
+    /// The helper, not `data_end - data`: a length computed from packet
+    /// pointers can end up spilled as a 32-bit value with BPF v3's 32-bit
+    /// ALU, which the verifier refuses for pointers.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        // SAFETY: the program's own context.
+        unsafe { bpf_xdp_get_buff_len(self.0.ctx) as usize }
+    }
+
+    #[inline(always)]
+    fn load(&self, offset: u32, dst: &mut [u8; SAMPLE_MAX], len: u32) -> bool {
+        // SAFETY: `dst` holds SAMPLE_MAX bytes and len is at most that.
+        unsafe { bpf_xdp_load_bytes(self.0.ctx, offset, dst.as_mut_ptr().cast(), len) == 0 }
+    }
+}
+
+pub struct TcFrame<'a>(pub &'a TcContext);
+
+impl Bytes for TcFrame<'_> {
+    #[inline(always)]
+    fn array<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        let skb = self.0.skb.skb;
+        // SAFETY: reads of the program's own context.
+        let (data, data_end) = unsafe {
+            (
+                core::ptr::read_volatile(&(*skb).data) as usize,
+                core::ptr::read_volatile(&(*skb).data_end) as usize,
+            )
+        };
+        direct(data, data_end, offset)
+    }
+}
+
+impl Frame for TcFrame<'_> {
+    const EGRESS: bool = true;
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.len() as usize
+    }
+
+    #[inline(always)]
+    fn load(&self, offset: u32, dst: &mut [u8; SAMPLE_MAX], len: u32) -> bool {
+        // SAFETY: as above.
+        unsafe {
+            bpf_skb_load_bytes(
+                self.0.skb.skb as *const _,
+                offset,
+                dst.as_mut_ptr().cast(),
+                len,
+            ) == 0
+        }
+    }
+}

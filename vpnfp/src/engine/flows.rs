@@ -1,0 +1,179 @@
+//! The engine's flows within a capacity. Every flow that leaves the table
+//! leaves through [`FlowTable`]'s callbacks with its counts: nothing is
+//! dropped silently. Ordered by last packet, so the least recently seen
+//! flow is at the front: idle expiry and eviction look only there.
+
+use std::{collections::VecDeque, hash::Hash};
+
+use hashlink::LinkedHashMap;
+use vpnfp_common::{FlowKey, FlowValue, Scope, flow::state};
+
+use super::hash::FastBuild;
+use crate::model::EndReason;
+
+/// How long a flow that saw a FIN or RST must stay quiet before it is ended
+/// (its last ACKs arrive within a round trip).
+pub const CLOSE_LINGER_NS: u64 = 2_000_000_000;
+
+pub struct FlowTable<A> {
+    flows: LinkedHashMap<FlowKey<A>, FlowValue, FastBuild>,
+    /// How long a closed flow must be quiet before it ends.
+    linger_ns: u64,
+    /// Flows that saw a FIN or RST, with when to look at them again.
+    closing: VecDeque<(u64, FlowKey<A>)>,
+    capacity: usize,
+    pub created: u64,
+    pub evicted: u64,
+}
+
+impl<A: Copy + Eq + Hash> FlowTable<A> {
+    /// At most `capacity` flows (at least 1); closed flows end after
+    /// `linger_ns` of quiet.
+    pub fn new(capacity: usize, linger_ns: u64) -> Self {
+        Self {
+            flows: LinkedHashMap::default(),
+            linger_ns,
+            closing: VecDeque::new(),
+            capacity: capacity.max(1),
+            created: 0,
+            evicted: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// The flow's value for a packet at `now_ns`, created if new (evicting
+    /// the least recently seen flow when full), and moved to the back.
+    #[inline]
+    pub fn touch(
+        &mut self,
+        key: FlowKey<A>,
+        scope: Scope,
+        now_ns: u64,
+        ended: &mut impl FnMut(FlowKey<A>, FlowValue, EndReason),
+    ) -> &mut FlowValue {
+        if self.flows.contains_key(&key) {
+            self.flows.to_back(&key);
+        } else {
+            if self.flows.len() >= self.capacity
+                && let Some((old, value)) = self.flows.pop_front()
+            {
+                self.evicted += 1;
+                ended(old, value, EndReason::Evicted);
+            }
+            self.created += 1;
+            self.flows.insert(key, FlowValue::new(scope, now_ns));
+        }
+        self.flows.get_mut(&key).expect("just inserted or present")
+    }
+
+    /// Look at `key` again once it could have been quiet for the linger.
+    pub fn closing(&mut self, key: FlowKey<A>, now_ns: u64) {
+        self.closing
+            .push_back((now_ns.saturating_add(self.linger_ns), key));
+    }
+
+    /// Ends the flows whose time has come at `now_ns`: closed ones quiet
+    /// for the linger, and every one without a packet for `idle_ns`.
+    pub fn expire(
+        &mut self,
+        now_ns: u64,
+        idle_ns: u64,
+        ended: &mut impl FnMut(FlowKey<A>, FlowValue, EndReason),
+    ) {
+        while let Some(&(at, key)) = self.closing.front() {
+            if at > now_ns {
+                break;
+            }
+            self.closing.pop_front();
+            let Some(value) = self.flows.get(&key) else {
+                continue; // already ended (idle, evicted)
+            };
+            let quiet_at = value.last_seen_ns.saturating_add(self.linger_ns);
+            if quiet_at <= now_ns {
+                let value = self.flows.remove(&key).expect("present");
+                ended(key, value, crate::model::EndReason::closed(&value));
+            } else {
+                self.closing.push_back((quiet_at, key));
+            }
+        }
+        while let Some((_, value)) = self.flows.front() {
+            if value.last_seen_ns.saturating_add(idle_ns) >= now_ns {
+                break;
+            }
+            let (key, value) = self.flows.pop_front().expect("front exists");
+            let reason = if value.state & state::CLOSING != 0 {
+                EndReason::closed(&value)
+            } else {
+                EndReason::Idle
+            };
+            ended(key, value, reason);
+        }
+    }
+
+    /// Ends every flow (at exit or the end of a replay), oldest first.
+    pub fn drain(&mut self, ended: &mut impl FnMut(FlowKey<A>, FlowValue, EndReason)) {
+        self.closing.clear();
+        while let Some((key, value)) = self.flows.pop_front() {
+            ended(key, value, EndReason::Exit);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowKey<A>, &FlowValue)> {
+        self.flows.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> FlowKey<u32> {
+        FlowKey {
+            host: n,
+            peer: 1,
+            host_port: 2,
+            peer_port: 3,
+            proto: 17,
+            _pad: [0; 3],
+        }
+    }
+
+    #[test]
+    fn idle_closing_eviction_and_drain_emit_every_flow() {
+        let mut t = FlowTable::<u32>::new(3, CLOSE_LINGER_NS);
+        let mut out = Vec::new();
+        let mut ended = |k: FlowKey<u32>, v: FlowValue, r| out.push((k.host, v.packets_up, r));
+        for (n, at) in [(1, 0), (2, 10), (3, 20)] {
+            t.touch(key(n), Scope::External, at, &mut ended).packets_up += 1;
+        }
+        // Flow 1 again: now 2 is the least recently seen, and goes first.
+        t.touch(key(1), Scope::External, 30, &mut ended).packets_up += 1;
+        t.touch(key(4), Scope::External, 40, &mut ended).packets_up += 1;
+        assert_eq!(t.len(), 3);
+        // Flow 3 closes at 50 and stays quiet.
+        let v = t.touch(key(3), Scope::External, 50, &mut ended);
+        v.state |= state::CLOSING;
+        t.closing(key(3), 50);
+        t.expire(50 + CLOSE_LINGER_NS, u64::MAX / 2, &mut ended);
+        // Idle after 100 ns: flows 1 and 4.
+        t.expire(50 + CLOSE_LINGER_NS + 1, 100, &mut ended);
+        t.drain(&mut ended);
+        assert_eq!(
+            out,
+            vec![
+                (2, 1, EndReason::Evicted),
+                (3, 1, EndReason::Fin),
+                (1, 2, EndReason::Idle),
+                (4, 1, EndReason::Idle),
+            ]
+        );
+        assert_eq!((t.created, t.evicted), (4, 1));
+    }
+}

@@ -1,0 +1,241 @@
+//! What the sources hand on, whatever they are (the kernel programs through
+//! their ring buffers and maps, or the userspace engine on NFQUEUE packets
+//! and capture files): family-erased, in Unix time.
+
+use std::{borrow::Cow, net::IpAddr};
+
+use vpnfp_common::{
+    Address, Direction, FlowKey, FlowValue, Scope, V6,
+    concentration::ConcentrationClose,
+    net::addr::ip_from_record,
+    record::{ConcentrationRecord, FlowKeyRecord, WindowCloseRecord},
+    window::WindowClose,
+};
+
+/// Which path saw the packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Xdp,
+    Nfqueue,
+    Replay,
+}
+
+impl Mode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Xdp => "xdp",
+            Mode::Nfqueue => "nfqueue",
+            Mode::Replay => "replay",
+        }
+    }
+}
+
+/// A flow's 5-tuple, host side first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowId {
+    pub host: IpAddr,
+    pub peer: IpAddr,
+    pub proto: u8,
+    pub host_port: u16,
+    pub peer_port: u16,
+}
+
+impl FlowId {
+    pub fn of<A: Address>(key: &FlowKey<A>) -> Self {
+        Self::from_record(&FlowKeyRecord::of(key))
+    }
+
+    pub fn from_record(key: &FlowKeyRecord) -> Self {
+        Self {
+            host: ip_from_record(key.family, key.host),
+            peer: ip_from_record(key.family, key.peer),
+            proto: key.proto,
+            host_port: key.host_port,
+            peer_port: key.peer_port,
+        }
+    }
+
+    /// The kernel's key for this flow, by family.
+    pub fn record(&self) -> FlowKeyRecord {
+        match (self.host, self.peer) {
+            (IpAddr::V4(h), IpAddr::V4(p)) => FlowKeyRecord::of(&FlowKey {
+                host: u32::from(h),
+                peer: u32::from(p),
+                host_port: self.host_port,
+                peer_port: self.peer_port,
+                proto: self.proto,
+                _pad: [0; 3],
+            }),
+            (h, p) => FlowKeyRecord::of(&FlowKey {
+                host: V6(to_v6(h)),
+                peer: V6(to_v6(p)),
+                host_port: self.host_port,
+                peer_port: self.peer_port,
+                proto: self.proto,
+                _pad: [0; 3],
+            }),
+        }
+    }
+}
+
+fn to_v6(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V6(a) => a.octets(),
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+    }
+}
+
+/// Why a flow record was emitted (IPFIX's flowEndReason, and exit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// A FIN was seen and the flow then went quiet.
+    Fin,
+    /// An RST was seen.
+    Rst,
+    /// No packet for `--flow-idle` seconds.
+    Idle,
+    /// A long flow's periodic delta (`--flow-active`): it goes on.
+    ActiveTimeout,
+    /// Dropped to stay within `--max-flows` (least recently seen first).
+    Evicted,
+    /// vpnfp stopped, or the capture ended.
+    Exit,
+}
+
+impl EndReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::Idle => "idle",
+            EndReason::ActiveTimeout => "active_timeout",
+            EndReason::Evicted => "evicted",
+            EndReason::Exit => "exit",
+        }
+    }
+
+    /// A flow that ended by FIN or RST, or went idle after one.
+    pub fn closed(value: &FlowValue) -> Self {
+        if value.state & vpnfp_common::flow::state::RESET != 0 {
+            EndReason::Rst
+        } else {
+            EndReason::Fin
+        }
+    }
+}
+
+/// One flow record: the counts of a whole flow, or of one period of a long
+/// one (active timeout), with first and last seen in Unix nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowEnded {
+    pub id: FlowId,
+    pub value: FlowValue,
+    pub end: EndReason,
+}
+
+impl FlowEnded {
+    pub fn scope(&self) -> Scope {
+        Scope::from_u8(self.value.scope)
+    }
+}
+
+/// One payload-carrying packet of a flow, for identification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sample<'a> {
+    pub id: FlowId,
+    pub direction: Direction,
+    pub ts_ns: u64,
+    /// The payload's length as the IP header says (`payload` may hold less).
+    pub payload_len: u32,
+    pub payload: Cow<'a, [u8]>,
+    /// The packet carried an IPsec authentication header.
+    pub ah: bool,
+}
+
+/// What a source reports.
+#[derive(Clone, Debug)]
+pub enum Fact<'a> {
+    Window(WindowClose<IpAddr>),
+    Concentration(ConcentrationClose<IpAddr>),
+    Flow(FlowEnded),
+    Sample(Sample<'a>),
+}
+
+impl Fact<'_> {
+    /// The fact with its own copy of any borrowed payload (to cross a
+    /// channel).
+    pub fn into_owned(self) -> Fact<'static> {
+        match self {
+            Fact::Window(w) => Fact::Window(w),
+            Fact::Concentration(c) => Fact::Concentration(c),
+            Fact::Flow(f) => Fact::Flow(f),
+            Fact::Sample(s) => Fact::Sample(Sample {
+                payload: Cow::Owned(s.payload.into_owned()),
+                ..s
+            }),
+        }
+    }
+}
+
+pub fn window_from_record(
+    r: &WindowCloseRecord,
+    to_unix: impl Fn(u64) -> u64,
+) -> WindowClose<IpAddr> {
+    WindowClose {
+        host: ip_from_record(r.family, r.host),
+        peer: ip_from_record(r.family, r.peer),
+        window_start_ns: to_unix(r.window_start_ns),
+        window_end_ns: to_unix(r.window_end_ns),
+        count_this: r.count_this,
+        count_prev: r.count_prev,
+    }
+}
+
+pub fn concentration_from_record(
+    r: &ConcentrationRecord,
+    to_unix: impl Fn(u64) -> u64,
+) -> ConcentrationClose<IpAddr> {
+    ConcentrationClose {
+        host: ip_from_record(r.family, r.host),
+        peer: ip_from_record(r.family, r.peer),
+        window_start_ns: to_unix(r.window_start_ns),
+        window_end_ns: to_unix(r.window_end_ns),
+        packets: r.packets,
+        peer_packets: r.peer_packets,
+    }
+}
+
+/// A family's window close as the family-erased one (times unchanged).
+pub fn window_erased<A: IntoIp>(c: &WindowClose<A>) -> WindowClose<IpAddr> {
+    WindowClose {
+        host: c.host.ip(),
+        peer: c.peer.ip(),
+        window_start_ns: c.window_start_ns,
+        window_end_ns: c.window_end_ns,
+        count_this: c.count_this,
+        count_prev: c.count_prev,
+    }
+}
+
+pub fn concentration_erased<A: IntoIp>(c: &ConcentrationClose<A>) -> ConcentrationClose<IpAddr> {
+    ConcentrationClose {
+        host: c.host.ip(),
+        peer: c.peer.ip(),
+        window_start_ns: c.window_start_ns,
+        window_end_ns: c.window_end_ns,
+        packets: c.packets,
+        peer_packets: c.peer_packets,
+    }
+}
+
+/// A family's address as `IpAddr`.
+pub trait IntoIp: Address {
+    fn ip(self) -> IpAddr {
+        ip_from_record(Self::FAMILY, self.to_bytes16())
+    }
+}
+
+impl IntoIp for u32 {}
+impl IntoIp for V6 {}

@@ -1,0 +1,349 @@
+//! What vpnfp says about a closed window and an ended flow: one human line
+//! for the log, and one JSON object (serde) per line on stdout.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use vpnfp_common::{Reason, Thresholds, WindowClose, decide, net::parse::ipproto};
+
+use crate::model::{EndReason, FlowEnded, Mode};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowReport {
+    pub mode: Mode,
+    pub host: IpAddr,
+    pub peer: IpAddr,
+    /// Unix time, nanoseconds.
+    pub window_start_ns: u64,
+    pub window_end_ns: u64,
+    pub count_this: u64,
+    pub count_prev: u64,
+    /// `Some` when the window makes the host a suspected VPN user.
+    pub reason: Option<Reason>,
+}
+
+impl WindowReport {
+    /// Applies the research's decision to a closed window (times already
+    /// in Unix nanoseconds).
+    pub fn judge(mode: Mode, closed: &WindowClose<IpAddr>, thresholds: &Thresholds) -> Self {
+        Self {
+            mode,
+            host: closed.host,
+            peer: closed.peer,
+            window_start_ns: closed.window_start_ns,
+            window_end_ns: closed.window_end_ns,
+            count_this: closed.count_this,
+            count_prev: closed.count_prev,
+            reason: decide(closed, thresholds),
+        }
+    }
+
+    pub fn window_ns(&self) -> u64 {
+        self.window_end_ns.saturating_sub(self.window_start_ns)
+    }
+
+    /// One line, the fields in the order a reader scans them.
+    pub fn human(&self) -> String {
+        format!(
+            "{}: host {} -> peer {}: {} packets in a {} s window (previous window {}; rule: {})",
+            if self.reason.is_some() {
+                "suspected VPN"
+            } else {
+                "window closed"
+            },
+            self.host,
+            self.peer,
+            self.count_this,
+            seconds(self.window_ns()),
+            self.count_prev,
+            self.reason.map_or("none", Reason::as_str)
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct WindowJson {
+    event: &'static str,
+    mode: Mode,
+    host: IpAddr,
+    peer: IpAddr,
+    window_start: f64,
+    window_end: f64,
+    window_secs: f64,
+    count_this: u64,
+    count_prev: u64,
+    reason: Option<&'static str>,
+}
+
+impl Serialize for WindowReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WindowJson {
+            event: if self.reason.is_some() {
+                "suspected_vpn"
+            } else {
+                "window_closed"
+            },
+            mode: self.mode,
+            host: self.host,
+            peer: self.peer,
+            window_start: unix_secs(self.window_start_ns),
+            window_end: unix_secs(self.window_end_ns),
+            window_secs: self.window_ns() as f64 / 1e9,
+            count_this: self.count_this,
+            count_prev: self.count_prev,
+            reason: self.reason.map(Reason::as_str),
+        }
+        .serialize(s)
+    }
+}
+
+/// A transport protocol by name where it has one, else its number.
+pub fn transport_name(proto: u8) -> Option<&'static str> {
+    Some(match proto {
+        ipproto::TCP => "tcp",
+        ipproto::UDP => "udp",
+        ipproto::ICMP => "icmp",
+        ipproto::ICMPV6 => "icmpv6",
+        ipproto::GRE => "gre",
+        ipproto::ESP => "esp",
+        ipproto::AH => "ah",
+        ipproto::SCTP => "sctp",
+        ipproto::UDPLITE => "udplite",
+        _ => return None,
+    })
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TransportJson {
+    Name(&'static str),
+    Number(u8),
+}
+
+fn transport_json(proto: u8) -> TransportJson {
+    transport_name(proto).map_or(TransportJson::Number(proto), TransportJson::Name)
+}
+
+/// TCP flags by name, in header order.
+pub fn tcp_flag_names(flags: u8) -> Vec<&'static str> {
+    const NAMES: [&str; 8] = ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr"];
+    (0..8)
+        .filter(|bit| flags & (1 << bit) != 0)
+        .map(|bit| NAMES[bit])
+        .collect()
+}
+
+/// One flow record as reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowReport {
+    pub mode: Mode,
+    pub flow: FlowEnded,
+    /// The VPN or other protocol identified on the flow, if any.
+    pub protocol: Option<&'static str>,
+    /// The peer's name, when one was learnt.
+    pub peer_name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FlowJson<'a> {
+    event: &'static str,
+    mode: Mode,
+    host: IpAddr,
+    peer: IpAddr,
+    transport: TransportJson,
+    host_port: u16,
+    peer_port: u16,
+    scope: &'static str,
+    packets_up: u64,
+    packets_down: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+    first_seen: f64,
+    last_seen: f64,
+    end_reason: EndReason,
+    tcp_flags: Vec<&'static str>,
+    protocol: Option<&'static str>,
+    peer_name: Option<&'a str>,
+}
+
+impl Serialize for FlowReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = &self.flow;
+        let v = &f.value;
+        FlowJson {
+            event: "flow",
+            mode: self.mode,
+            host: f.id.host,
+            peer: f.id.peer,
+            transport: transport_json(f.id.proto),
+            host_port: f.id.host_port,
+            peer_port: f.id.peer_port,
+            scope: f.scope().as_str(),
+            packets_up: v.packets_up,
+            packets_down: v.packets_down,
+            bytes_up: v.bytes_up,
+            bytes_down: v.bytes_down,
+            first_seen: unix_secs(v.first_seen_ns),
+            last_seen: unix_secs(v.last_seen_ns),
+            end_reason: f.end,
+            tcp_flags: tcp_flag_names(v.tcp_flags),
+            protocol: self.protocol,
+            peer_name: self.peer_name.as_deref(),
+        }
+        .serialize(s)
+    }
+}
+
+impl FlowReport {
+    pub fn human(&self) -> String {
+        let f = &self.flow;
+        let v = &f.value;
+        let transport = transport_name(f.id.proto)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("proto {}", f.id.proto));
+        let addr = |ip: IpAddr, port: u16| match (ip, port) {
+            (_, 0) => ip.to_string(),
+            (IpAddr::V6(_), _) => format!("[{ip}]:{port}"),
+            _ => format!("{ip}:{port}"),
+        };
+        format!(
+            "flow {}: {} {} <-> {} ({}): up {} packets {} bytes, down {} packets {} bytes, {} s{}; {}",
+            f.end.as_str(),
+            transport,
+            addr(f.id.host, f.id.host_port),
+            addr(f.id.peer, f.id.peer_port),
+            f.scope().as_str(),
+            v.packets_up,
+            v.bytes_up,
+            v.packets_down,
+            v.bytes_down,
+            seconds(v.last_seen_ns.saturating_sub(v.first_seen_ns)),
+            self.protocol.map_or(String::new(), |p| format!(", {p}")),
+            if f.end == EndReason::ActiveTimeout {
+                "goes on"
+            } else {
+                "ended"
+            }
+        )
+    }
+}
+
+/// Unix seconds to the microsecond (the research's pcap timestamps),
+/// truncated rather than rounded so it never claims a later time. As an
+/// f64 the nearest double to that decimal, which serde_json prints back as
+/// the same decimal.
+pub fn unix_secs(ns: u64) -> f64 {
+    (ns / 1_000) as f64 / 1e6
+}
+
+/// Nanoseconds as seconds with nanosecond precision: a window length is
+/// compared with WINDOW to the nanosecond, so it is printed in full (at
+/// microseconds a 2.0000004 s window would read as exactly 2 s).
+pub fn seconds_ns(ns: u64) -> String {
+    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
+/// Nanoseconds as seconds with microsecond precision, truncated.
+pub fn seconds(ns: u64) -> String {
+    format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FlowId;
+    use std::net::Ipv4Addr;
+    use vpnfp_common::FlowValue;
+
+    fn closed(count_this: u64) -> WindowClose<IpAddr> {
+        WindowClose {
+            host: Ipv4Addr::new(192, 168, 1, 10).into(),
+            peer: Ipv4Addr::new(198, 51, 100, 7).into(),
+            window_start_ns: 1_700_000_000_000_001_000,
+            window_end_ns: 1_700_000_005_200_002_999,
+            count_this,
+            count_prev: 3,
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let th = Thresholds::from_ratio(10, 0.75);
+        let quiet = WindowReport::judge(Mode::Xdp, &closed(4), &th);
+        let v = serde_json::to_value(&quiet).unwrap();
+        assert_eq!(v["event"], "window_closed");
+        assert!(v["reason"].is_null());
+        let r = WindowReport::judge(Mode::Replay, &closed(14), &th);
+        let text = serde_json::to_string(&r).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["event"], "suspected_vpn");
+        assert_eq!(v["mode"], "replay");
+        assert_eq!(v["host"], "192.168.1.10");
+        assert_eq!(v["peer"], "198.51.100.7");
+        assert!(
+            text.contains("\"window_start\":1700000000.000001,"),
+            "{text}"
+        );
+        assert!(text.contains("\"window_end\":1700000005.200002,"), "{text}");
+        assert!(text.contains("\"window_secs\":5.200001999,"), "{text}");
+        assert_eq!(v["count_this"], 14);
+        assert_eq!(v["count_prev"], 3);
+        assert_eq!(v["reason"], "count");
+        assert!(
+            r.human()
+                .contains("host 192.168.1.10 -> peer 198.51.100.7: 14 packets in a 5.200001 s")
+        );
+    }
+
+    #[test]
+    fn flow_json() {
+        let report = FlowReport {
+            mode: Mode::Xdp,
+            flow: FlowEnded {
+                id: FlowId {
+                    host: "2001:db8::1".parse().unwrap(),
+                    peer: "2001:db8::2".parse().unwrap(),
+                    proto: 50,
+                    host_port: 0,
+                    peer_port: 0,
+                },
+                value: FlowValue {
+                    packets_up: 2,
+                    bytes_up: 300,
+                    first_seen_ns: 1_000_000_000,
+                    last_seen_ns: 2_500_000_000,
+                    tcp_flags: 0x13,
+                    scope: 1,
+                    ..FlowValue::default()
+                },
+                end: EndReason::Idle,
+            },
+            protocol: None,
+            peer_name: None,
+        };
+        let v = serde_json::to_value(&report).unwrap();
+        assert_eq!(v["event"], "flow");
+        assert_eq!(v["transport"], "esp");
+        assert_eq!(v["host"], "2001:db8::1");
+        assert_eq!(v["scope"], "external");
+        assert_eq!(v["end_reason"], "idle");
+        assert_eq!(v["first_seen"], 1.0);
+        assert_eq!(v["tcp_flags"], serde_json::json!(["fin", "syn", "ack"]));
+        assert!(v["protocol"].is_null());
+        let mut other = report.clone();
+        other.flow.id.proto = 99;
+        assert_eq!(serde_json::to_value(&other).unwrap()["transport"], 99);
+        assert!(
+            report
+                .human()
+                .contains("esp 2001:db8::1 <-> 2001:db8::2 (external)")
+        );
+    }
+
+    #[test]
+    fn seconds_keep_microseconds() {
+        assert_eq!(seconds(0), "0.000000");
+        assert_eq!(seconds(5_200_000_000), "5.200000");
+        assert_eq!(seconds(1_999), "0.000001");
+    }
+}
