@@ -522,3 +522,139 @@ fn both_modes_compare_on_two_lan_interfaces() {
     assert_eq!(c["hosts_flagged_nfqueue"], both, "{c}");
     assert_eq!(c["share_identical"].as_f64(), Some(1.0), "{c}");
 }
+
+/// The same known flows (IPv4, IPv6, IPv6 with extension headers) through
+/// the kernel programs and NFQUEUE at once: both give each flow exactly the
+/// packets and IP bytes that were sent.
+#[test]
+fn flows_have_exact_counts_in_xdp_and_nfqueue_mode() {
+    if !privileged("flows_have_exact_counts_in_xdp_and_nfqueue_mode") {
+        return;
+    }
+    use vpnfp_tests::frames;
+    let lab = Lab::new(&[]);
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args([
+                "run",
+                "--mode",
+                "both",
+                "--chain",
+                "PREROUTING",
+                "--iface",
+                ROUTER_IF,
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_xdp(child.child(), Duration::from_secs(20));
+    lab.wait_for_rule(child.child(), Duration::from_secs(20));
+    let h4 = Ipv4Addr::new(192, 168, 77, 60);
+    let p4 = Ipv4Addr::new(198, 51, 100, 60);
+    let h6: std::net::Ipv6Addr = "fd00:77::60".parse().unwrap();
+    let p6: std::net::Ipv6Addr = "2001:db8:77::60".parse().unwrap();
+    let mut sent = Vec::new();
+    for i in 0..40u16 {
+        sent.push(frames::udp_with(
+            h4,
+            p4,
+            40_001,
+            5_000,
+            &vec![1; 100 + i as usize],
+        ));
+        sent.push(frames::udp6(h6, p6, 40_002, 5_000, &[2; 300], None));
+        sent.push(frames::udp6_with_ext(
+            h6,
+            p6,
+            &[frames::HOP_BY_HOP, frames::DEST_OPTS],
+            40_003,
+            5_000,
+            &[3; 50],
+        ));
+    }
+    lab.send_raw(&sent, Duration::from_millis(2));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.terminate(Duration::from_secs(10)).success());
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
+    let flows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "flow")
+        .collect();
+    let ip_bytes4: u64 = (0..40u64).map(|i| 20 + 8 + 100 + i).sum();
+    for (port, packets, bytes) in [
+        (40_001u64, 40u64, ip_bytes4),
+        (40_002, 40, 40 * (40 + 8 + 300)),
+        (40_003, 40, 40 * (40 + 16 + 8 + 50)),
+    ] {
+        for mode in ["xdp", "nfqueue"] {
+            let f: Vec<_> = flows
+                .iter()
+                .filter(|f| f["mode"] == mode && f["host_port"] == port)
+                .collect();
+            assert_eq!(f.len(), 1, "{mode} port {port}: {flows:?}");
+            assert_eq!(
+                (f[0]["packets_up"].as_u64(), f[0]["bytes_up"].as_u64()),
+                (Some(packets), Some(bytes)),
+                "{mode}: {}",
+                f[0]
+            );
+        }
+    }
+}
+
+/// A reader that leaves the pipe ends `vpnfp run` cleanly: rules removed,
+/// exit 0.
+#[test]
+fn a_closed_stdout_pipe_stops_run_cleanly() {
+    if !privileged("a_closed_stdout_pipe_stops_run_cleanly") {
+        return;
+    }
+    let lab = Lab::new(&[VPN_HOST]);
+    let mut child = ChildGuard(Some(
+        lab.router
+            .command(vpnfp_bin())
+            .args([
+                "run", "--mode", "both", "--chain", "FORWARD", "--iface", ROUTER_IF, "--json",
+            ])
+            .args(["--window", "0.2", "--count", "5"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting vpnfp"),
+    ));
+    lab.wait_for_xdp(child.child(), Duration::from_secs(20));
+    lab.wait_for_rule(child.child(), Duration::from_secs(20));
+    let stdout = child.child().stdout.take().unwrap();
+    let mut senders = [Sender::new(lab.socket(VPN_HOST), vec![VPN_SERVER])];
+    send_paced(&mut senders, 200, Duration::from_millis(1_500));
+    {
+        use std::io::BufRead;
+        let mut first = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with('{'), "{first}");
+        // The reader goes away here.
+    }
+    send_paced(&mut senders, 200, Duration::from_millis(1_500));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.child().try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "vpnfp kept running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let stderr = std::io::read_to_string(child.0.take().unwrap().stderr.unwrap()).unwrap();
+    assert!(
+        stderr.contains("standard output was closed: stopping"),
+        "{stderr}"
+    );
+    assert!(lab.router.vpnfp_rules().is_empty(), "rules removed");
+    assert!(!lab.router.has_xdp(ROUTER_IF));
+}

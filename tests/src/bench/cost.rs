@@ -1,7 +1,8 @@
-//! Per-packet cost of the XDP program under BPF_PROG_TEST_RUN, against an
-//! empty XDP_PASS program of the same object on the same frames.
+//! Per-packet cost of the kernel programs under BPF_PROG_TEST_RUN, each
+//! against an empty program of the same kind (XDP_PASS, TC_ACT_OK) of the
+//! same object on the same frames.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
 use vpnfp::source::kernel::{Capacities, KernelFingerprinter};
@@ -10,30 +11,45 @@ use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
 use super::{Figure, Size, median};
 use crate::frames::{self, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP};
 
+/// Which program a figure runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Program {
+    Xdp,
+    XdpBaseline,
+    Tc,
+    TcBaseline,
+}
+
 /// Nanoseconds per packet of `program`: `calls` test_run calls cycling over
 /// `frames`, each frame run `repeat` times in the kernel; the mean over all
 /// packets.
 fn ns_per_packet(
     fp: &mut KernelFingerprinter,
-    program: Option<&'static str>,
+    program: Program,
     frames: &[Vec<u8>],
     calls: usize,
     repeat: u32,
 ) -> f64 {
-    let program = match program {
-        None => fp.program_mut(),
-        Some(name) => fp.other_program_mut(name),
-    }
-    .expect("program");
     let mut total_ns = 0.0;
     for frame in frames.iter().cycle().take(calls) {
-        let result = program
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                repeat,
-                ..TestRunOptions::default()
-            })
-            .expect("test_run");
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..TestRunOptions::default()
+        };
+        let result = match program {
+            Program::Xdp => fp.program_mut().expect("program").test_run(opts),
+            Program::XdpBaseline => fp
+                .other_program_mut(maps::BENCH_BASELINE)
+                .expect("program")
+                .test_run(opts),
+            Program::Tc => fp.tc_program_mut().expect("program").test_run(opts),
+            Program::TcBaseline => fp
+                .other_tc_program_mut(maps::BENCH_TC_BASELINE)
+                .expect("program")
+                .test_run(opts),
+        }
+        .expect("test_run");
         // The kernel reports the mean time of one run.
         total_ns += result.duration.as_nanos() as f64 * repeat as f64;
     }
@@ -46,6 +62,8 @@ struct Case {
     calls: usize,
     repeat: u32,
     target_ns: f64,
+    /// TC egress instead of XDP.
+    egress: bool,
 }
 
 impl Case {
@@ -56,6 +74,7 @@ impl Case {
             calls: 1,
             repeat: packets,
             target_ns,
+            egress: false,
         }
     }
 }
@@ -67,6 +86,8 @@ pub fn figures(size: Size) -> Vec<Figure> {
     };
     let host = Ipv4Addr::new(192, 168, 1, 10);
     let peer = Ipv4Addr::new(198, 51, 100, 7);
+    let host6: Ipv6Addr = "fd00::10".parse().unwrap();
+    let peer6: Ipv6Addr = "2001:db8::7".parse().unwrap();
     let many: Vec<Vec<u8>> = (0..hosts)
         .map(|i| {
             frames::udp(
@@ -92,6 +113,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
             calls: packets as usize,
             repeat: 1,
             target_ns: 25.0,
+            egress: false,
         },
         Case::repeated(
             "IPv4 UDP, one VLAN tag",
@@ -106,6 +128,34 @@ pub fn figures(size: Size) -> Vec<Figure> {
             25.0,
         ),
         Case::repeated("non-IP (ARP)", frames::other(ETH_P_ARP), packets, 5.0),
+        Case::repeated(
+            "IPv6 UDP, one host",
+            frames::udp6(host6, peer6, 4242, 9, &[0; 18], None),
+            packets,
+            25.0,
+        ),
+        Case::repeated(
+            "IPv6 UDP, 3 extension headers",
+            frames::udp6_with_ext(
+                host6,
+                peer6,
+                &[frames::HOP_BY_HOP, frames::ROUTING, frames::DEST_OPTS],
+                4242,
+                9,
+                &[0; 18],
+            ),
+            packets,
+            25.0,
+        ),
+        Case {
+            egress: true,
+            ..Case::repeated(
+                "IPv4 UDP reply, one host (TC egress)",
+                frames::udp(peer, host, &[]),
+                packets,
+                25.0,
+            )
+        },
     ];
 
     let mut fp = KernelFingerprinter::load(Capacities::default(), 0).expect("load the XDP program");
@@ -115,6 +165,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
     ))
     .expect("configure");
     let mut out = Vec::new();
+    let mut added_by_case = Vec::new();
     let mut no_flows = KernelConfig::new(1200 * NANOS_PER_SEC, InternalRanges::research());
     no_flows.flags |= vpnfp_common::config::FLAG_NO_FLOWS;
     for (case, flows) in cases
@@ -127,18 +178,23 @@ pub fn figures(size: Size) -> Vec<Figure> {
         }
         let mut vpnfp = Vec::new();
         let mut baseline = Vec::new();
+        let (program, base) = if case.egress {
+            (Program::Tc, Program::TcBaseline)
+        } else {
+            (Program::Xdp, Program::XdpBaseline)
+        };
         for _ in 0..runs {
             // Interleaved so drift hits both alike.
             baseline.push(ns_per_packet(
                 &mut fp,
-                Some(maps::BENCH_BASELINE),
+                base,
                 &case.frames,
                 case.calls,
                 case.repeat,
             ));
             vpnfp.push(ns_per_packet(
                 &mut fp,
-                None,
+                program,
                 &case.frames,
                 case.calls,
                 case.repeat,
@@ -155,11 +211,15 @@ pub fn figures(size: Size) -> Vec<Figure> {
         let name = if flows {
             case.name.to_string()
         } else {
-            format!("{}, --no-flow-counters", case.name)
+            format!("{}, --no-flows", case.name)
         };
+        if flows {
+            added_by_case.push((case.name, added));
+        }
+        let kind = if case.egress { "TC" } else { "XDP" };
         out.push(
             Figure::new(
-                format!("XDP cost: {name}"),
+                format!("{kind} cost: {name}"),
                 v,
                 "ns/packet",
                 conditions.clone(),
@@ -168,7 +228,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
         );
         out.push(
             Figure::new(
-                format!("XDP added cost: {name}"),
+                format!("{kind} added cost: {name}"),
                 added,
                 "ns/packet",
                 conditions,
@@ -179,5 +239,23 @@ pub fn figures(size: Size) -> Vec<Figure> {
             ),
         );
     }
+    let added = |name: &str| {
+        added_by_case
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+            .expect("measured")
+    };
+    let (v4, v6) = (added("IPv4 UDP, one host"), added("IPv6 UDP, one host"));
+    out.push(
+        Figure::new(
+            "XDP added cost, IPv6 over IPv4 (one host)",
+            v6,
+            "ns/packet",
+            "the two rows above, same run",
+        )
+        .against(v4)
+        .target("<= 1.2 x IPv4", v6 <= 1.2 * v4),
+    );
     out
 }

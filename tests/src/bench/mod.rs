@@ -3,6 +3,7 @@
 //! together hold where absolute numbers drift).
 
 pub mod cost;
+pub mod flows;
 pub mod live;
 pub mod memory;
 pub mod replay;
@@ -132,7 +133,7 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// The bench's parts, in the order they run.
-pub const PARTS: [&str; 4] = ["cost", "live", "replay", "memory"];
+pub const PARTS: [&str; 5] = ["cost", "live", "replay", "memory", "flows"];
 
 /// The figures of `parts` (all of [`PARTS`] for the full table). `scratch`
 /// holds the generated capture.
@@ -150,6 +151,7 @@ pub fn run(
             "live" => live::figures(size),
             "replay" => replay::figures(size, scratch),
             "memory" => memory::figures(size),
+            "flows" => flows::figures(size),
             other => panic!("no bench part {other}; parts: {PARTS:?}"),
         });
     }

@@ -95,7 +95,47 @@ pub fn figures(size: Size, scratch: &Path) -> Vec<Figure> {
     let (v, t) = (median(v), median(t));
     let rate = frames_n as f64 / v;
     let floor = frames_n as f64 / t;
+    // With JSON out (every flow and suspected window) against without, on
+    // a capture of 2,000,000 frames.
+    let (json_frames, json_hosts) = match size {
+        Size::Full => (2_000_000u64, 20_000u32),
+        Size::Smoke => (100_000, 1_000),
+    };
+    let json_path = capture(scratch, json_frames, json_hosts);
+    let plain = || {
+        let mut cmd = Command::new(&vpnfp);
+        cmd.args(["replay", "--window", "1", "--count", "5"])
+            .arg(&json_path);
+        cmd
+    };
+    let json = || {
+        let mut cmd = plain();
+        cmd.arg("--json").stdout(std::process::Stdio::null());
+        cmd
+    };
+    let (mut p, mut j) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        p.push(time(plain()));
+        j.push(time(json()));
+    }
+    let (p, j) = (median(p), median(j));
+    let lines = {
+        let out = json()
+            .stdout(std::process::Stdio::piped())
+            .output()
+            .expect("replay --json");
+        out.stdout.iter().filter(|&&b| b == b'\n').count()
+    };
     vec![
+        Figure::new(
+            "replay with --json (flows and reports)",
+            j,
+            "s",
+            format!("{json_frames} frames, {json_hosts} hosts, {lines} JSON lines to /dev/null; median of {runs}"),
+        )
+        .against(p)
+        .target("<= 1.5 x without output", j <= 1.5 * p),
+        Figure::new("replay without output", p, "s", "same file"),
         Figure::new("replay throughput", rate, "frames/s", format!("{frames_n} frames, {hosts} hosts, 64-byte frames, 1 s windows; whole `vpnfp replay` process, one core, median of {runs}"))
             .against(floor)
             .target(">= 10,000,000 frames/s", rate >= 10_000_000.0),

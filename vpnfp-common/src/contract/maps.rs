@@ -8,6 +8,7 @@ pub const PROGRAM_TC: &str = "vpnfp_tc_egress";
 /// Benchmark-only programs in the same object (never attached by vpnfp).
 pub const BENCH_BASELINE: &str = "vpnfp_baseline";
 pub const BENCH_TX: &str = "vpnfp_bench_tx";
+pub const BENCH_TC_BASELINE: &str = "vpnfp_tc_baseline";
 
 /// `Array<KernelConfig>`, one entry.
 pub const CONFIG: &str = "VPNFP_CONFIG";

@@ -3,7 +3,7 @@
 //! dropped silently. Ordered by last packet, so the least recently seen
 //! flow is at the front: idle expiry and eviction look only there.
 
-use std::{collections::VecDeque, hash::Hash};
+use std::collections::VecDeque;
 
 use hashlink::LinkedHashMap;
 use vpnfp_common::{FlowKey, FlowValue, Scope, flow::state};
@@ -26,7 +26,7 @@ pub struct FlowTable<A> {
     pub evicted: u64,
 }
 
-impl<A: Copy + Eq + Hash> FlowTable<A> {
+impl<A: vpnfp_common::Address> FlowTable<A> {
     /// At most `capacity` flows (at least 1); closed flows end after
     /// `linger_ns` of quiet.
     pub fn new(capacity: usize, linger_ns: u64) -> Self {
@@ -58,19 +58,24 @@ impl<A: Copy + Eq + Hash> FlowTable<A> {
         now_ns: u64,
         ended: &mut impl FnMut(FlowKey<A>, FlowValue, EndReason),
     ) -> &mut FlowValue {
-        if self.flows.contains_key(&key) {
-            self.flows.to_back(&key);
-        } else {
-            if self.flows.len() >= self.capacity
-                && let Some((old, value)) = self.flows.pop_front()
-            {
-                self.evicted += 1;
-                ended(old, value, EndReason::Evicted);
-            }
-            self.created += 1;
-            self.flows.insert(key, FlowValue::new(scope, now_ns));
+        // One lookup for a known flow (moved to the back as it is found).
+        if let Some(value) = self.flows.to_back(&key) {
+            let value: *mut FlowValue = value;
+            // SAFETY: a live entry of `self.flows`, returned at once with
+            // `self` borrowed mutably as long as it lives (the borrow
+            // checker's known false positive for conditional returns).
+            return unsafe { &mut *value };
         }
-        self.flows.get_mut(&key).expect("just inserted or present")
+        if self.flows.len() >= self.capacity
+            && let Some((old, value)) = self.flows.pop_front()
+        {
+            self.evicted += 1;
+            ended(old, value, EndReason::Evicted);
+        }
+        self.created += 1;
+        self.flows
+            .entry(key)
+            .or_insert(FlowValue::new(scope, now_ns))
     }
 
     /// Look at `key` again once it could have been quiet for the linger.

@@ -328,6 +328,29 @@ impl KernelFingerprinter {
         }
     }
 
+    /// Another TC program of the same object (the benchmark's baseline).
+    pub fn other_tc_program_mut(
+        &mut self,
+        name: &'static str,
+    ) -> Result<&mut SchedClassifier, KernelError> {
+        let program: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(KernelError::MissingProgram(name))?
+            .try_into()
+            .map_err(|source| KernelError::Program {
+                program: name,
+                source,
+            })?;
+        match program.load() {
+            Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(program),
+            Err(source) => Err(KernelError::Program {
+                program: name,
+                source,
+            }),
+        }
+    }
+
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
