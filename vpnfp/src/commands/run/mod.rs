@@ -238,6 +238,14 @@ async fn run_modes(
     let mut records_lost_seen = 0;
     let mut nfqueue_failed = false;
     let mut kernel_flows = kernel.as_mut().and_then(KernelSide::take_ended);
+    // Interfaces deleted (or replaced) while vpnfp runs would leave it
+    // watching nothing: looked at every second.
+    let watched: Vec<(String, u32)> = args
+        .ifaces
+        .iter()
+        .filter_map(|i| if_index(i).ok().map(|n| (i.clone(), n)))
+        .collect();
+    let mut vanished = None;
 
     loop {
         tokio::select! {
@@ -281,6 +289,14 @@ async fn run_modes(
                 pipeline.publish();
                 if pipeline.outputs.broken_pipe() {
                     info!("standard output was closed: stopping");
+                    break;
+                }
+                if let Some((iface, _)) = watched
+                    .iter()
+                    .find(|(iface, index)| if_index(iface).ok() != Some(*index))
+                {
+                    log::error!("interface {iface} disappeared (deleted or replaced): stopping, nothing is watched there any more");
+                    vanished = Some(iface.clone());
                     break;
                 }
             }
@@ -343,16 +359,30 @@ async fn run_modes(
         "{} windows closed, {} suspected VPN reports, {} flow records",
         pipeline.closes, pipeline.reports, pipeline.flows
     );
-    if let Some(e) = pipeline.outputs.write_error()
-        && !pipeline.outputs.broken_pipe()
-    {
-        warn!(
-            "{} JSON records could not be written to standard output ({e})",
-            pipeline.outputs.lost()
-        );
-    }
+    let lost_output = pipeline
+        .outputs
+        .write_error()
+        .filter(|_| !pipeline.outputs.broken_pipe())
+        .map(|e| {
+            format!(
+                "{} JSON records could not be written to standard output ({e})",
+                pipeline.outputs.lost()
+            )
+        });
     if nfqueue_failed && result.is_ok() {
         bail!("NFQUEUE mode stopped unexpectedly");
+    }
+    if let Some(iface) = vanished
+        && result.is_ok()
+    {
+        bail!(
+            "interface {iface} disappeared while vpnfp watched it; start vpnfp again once it is back"
+        );
+    }
+    if let Some(lost) = lost_output
+        && result.is_ok()
+    {
+        bail!(lost);
     }
     result
 }
