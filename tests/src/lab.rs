@@ -467,14 +467,28 @@ impl Lab {
                 for frame in frames {
                     let mut frame = frame.clone();
                     frame[..6].copy_from_slice(&router_mac);
-                    let sent = libc::sendto(
-                        fd,
-                        frame.as_ptr().cast(),
-                        frame.len(),
-                        0,
-                        (&addr as *const libc::sockaddr_ll).cast(),
-                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                    );
+                    let send = || {
+                        libc::sendto(
+                            fd,
+                            frame.as_ptr().cast(),
+                            frame.len(),
+                            0,
+                            (&addr as *const libc::sockaddr_ll).cast(),
+                            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                        )
+                    };
+                    let mut sent = send();
+                    // A full transmit queue pushes back (ENOBUFS): wait
+                    // and resend, as any sender would; at most a second.
+                    let mut tries = 0;
+                    while sent < 0
+                        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS)
+                        && tries < 1000
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                        tries += 1;
+                        sent = send();
+                    }
                     assert_eq!(
                         sent,
                         frame.len() as isize,

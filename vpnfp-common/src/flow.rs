@@ -76,7 +76,24 @@ pub struct FlowValue {
     pub state: u8,
     /// A protocol label set for enforcement (0: none).
     pub label: u8,
-    pub _pad: [u8; 3],
+    /// Which end started the flow ([`initiator`]): the sender of its
+    /// first packet seen, or of its TCP SYN.
+    pub initiator: u8,
+    pub _pad: [u8; 2],
+}
+
+/// [`FlowValue::initiator`] values.
+pub mod initiator {
+    pub const UNKNOWN: u8 = 0;
+    pub const HOST: u8 = 1;
+    pub const PEER: u8 = 2;
+
+    pub const fn of(direction: super::Direction) -> u8 {
+        match direction {
+            super::Direction::Outbound => HOST,
+            super::Direction::Inbound => PEER,
+        }
+    }
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey<u32>>() == 16);
@@ -105,6 +122,21 @@ pub struct FlowUpdate {
     pub closing: bool,
     /// Hand this packet's payload to identification.
     pub inspect: bool,
+}
+
+impl FlowValue {
+    /// Whether a packet in `direction` comes from the flow's initiator.
+    #[inline(always)]
+    pub fn from_initiator(&self, direction: Direction) -> bool {
+        self.initiator == initiator::of(direction)
+    }
+
+    /// TCP: the connection's SYN was seen, so its first payload is the
+    /// stream's start.
+    #[inline(always)]
+    pub fn start_seen(&self) -> bool {
+        self.tcp_flags & tcp_flags::SYN != 0
+    }
 }
 
 /// Flow settings the per-packet update needs.
@@ -258,6 +290,7 @@ impl FlowValue {
                 self.tcp_flags = 0;
                 self.state = 0;
                 self.inspected = 0;
+                self.initiator = initiator::UNKNOWN;
             }
             if delta.packets_up + delta.packets_down > 0 {
                 update.delta = if idle { Cut::Idle } else { Cut::Active };
@@ -279,6 +312,13 @@ impl FlowValue {
             self.last_seen_ns = now_ns;
         }
         let flags = ip.l4.tcp_flags;
+        // A SYN without ACK names the client even if an earlier packet (a
+        // retransmitted reply) was seen first.
+        if self.initiator == initiator::UNKNOWN
+            || flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+        {
+            self.initiator = initiator::of(direction);
+        }
         if flags != 0 {
             self.tcp_flags |= flags;
             if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {

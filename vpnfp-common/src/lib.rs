@@ -14,6 +14,7 @@ pub mod cells;
 pub mod concentration;
 pub mod contract;
 pub mod flow;
+pub mod identify;
 pub mod net;
 pub mod research;
 

@@ -435,7 +435,8 @@ fn flow_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F
         p.counters.records_lost += 1;
     }
     if update.inspect {
-        sample(p, key, direction);
+        let flags = sample_flags::of(flow, direction, p.ip.l4.ah);
+        sample(p, key, flags, flow.scope);
     }
 }
 
@@ -472,7 +473,8 @@ fn emit<T: 'static>(record: T) -> bool {
 fn sample<A: FamilyMaps, C: EbpfContext, F: Frame>(
     p: &mut Packet<'_, A, C, F>,
     key: &FlowKey<A>,
-    direction: vpnfp_common::Direction,
+    flags: u8,
+    scope: u8,
 ) {
     let (frame, ip, config, now_ns) = (p.frame, p.ip, p.config, p.now_ns);
     let counters = &mut *p.counters;
@@ -500,17 +502,13 @@ fn sample<A: FamilyMaps, C: EbpfContext, F: Frame>(
         (*record).key = FlowKeyRecord::of(key);
         (*record).ts_ns = now_ns;
         (*record).payload_len = ip.l4.payload_len;
-        let mut flags = 0;
-        if direction == vpnfp_common::Direction::Outbound {
-            flags |= sample_flags::UP;
-        }
-        if ip.l4.ah {
-            flags |= sample_flags::AH;
-        }
         (*record).flags = flags;
-        (*record)._pad = [0; 7];
-        // The verifier needs the length's bounds as a mask it can see.
-        let len = captured & (2 * SAMPLE_MAX as u32 - 1);
+        (*record).scope = scope;
+        (*record)._pad = [0; 6];
+        // The verifier needs the length's bounds as a mask it can see: all
+        // ones up to SAMPLE_MAX's bit, so no length that fits is changed.
+        const LEN_MASK: u32 = (SAMPLE_MAX as u32).next_power_of_two() - 1;
+        let len = captured & LEN_MASK;
         if len == 0 || len > SAMPLE_MAX as u32 {
             (*record).captured = 0;
             true

@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vpnfp::{
-    settings::{Cidr, SettingsInput},
+    settings::{Cidr, DEFAULT_INSPECT_PACKETS, SettingsInput},
     source::{kernel::AttachMode, nfqueue::Chain},
 };
 use vpnfp_common::{
@@ -283,12 +283,23 @@ pub struct FingerprintArgs {
     /// (end_reason "active_timeout"; 0: never).
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]
     pub flow_active: f64,
-    /// Payload-carrying packets per flow handed to identification.
-    #[arg(long, value_name = "K", default_value_t = 8)]
+    /// Payload-carrying packets per flow handed to protocol identification
+    /// (0: none). After them a flow costs what counting it costs.
+    #[arg(long, value_name = "K", default_value_t = DEFAULT_INSPECT_PACKETS)]
     pub inspect_packets: u32,
     /// At most this many payload bytes per inspected packet.
     #[arg(long, value_name = "N", default_value_t = SAMPLE_MAX as u32)]
     pub sample_bytes: u32,
+    /// More TLS server names of VPN tunnels, one `<name> <protocol>` per
+    /// line (a name matches itself and the names under it), added to the
+    /// built-in list.
+    #[arg(long, value_name = "FILE")]
+    pub vpn_names: Option<std::path::PathBuf>,
+    /// A host's verdict holds this many seconds after its evidence was
+    /// last seen [default: the longest of 600, 2 x --window,
+    /// 2 x --concentration-window, 2 x --flow-active].
+    #[arg(long, value_name = "SECS")]
+    pub verdict_hold: Option<f64>,
 }
 
 impl FingerprintArgs {
@@ -307,7 +318,30 @@ impl FingerprintArgs {
             flow_active_secs: self.flow_active,
             inspect_packets: self.inspect_packets,
             sample_bytes: self.sample_bytes,
+            verdict_hold_secs: self.verdict_hold,
         }
+    }
+
+    /// Identification's name list and the verdicts' settings.
+    pub fn judging(
+        &self,
+        settings: &vpnfp::settings::Settings,
+        max_flows: usize,
+        max_hosts: usize,
+    ) -> anyhow::Result<vpnfp::pipeline::Judging> {
+        let providers = match &self.vpn_names {
+            Some(path) => vpnfp::judge::providers::Providers::with_file(path)?,
+            None => vpnfp::judge::providers::Providers::built_in(),
+        };
+        Ok(vpnfp::pipeline::Judging {
+            providers,
+            settings: vpnfp::judge::verdict::JudgeSettings {
+                concentration_share: settings.concentration_share,
+                hold_ns: settings.verdict_hold_ns,
+            },
+            max_flows,
+            max_hosts,
+        })
     }
 
     pub fn settings(&self) -> Result<vpnfp::settings::Settings, vpnfp::settings::SettingsError> {

@@ -17,6 +17,13 @@ fn clock_ns(clock: libc::clockid_t) -> io::Result<i128> {
     Ok(ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128)
 }
 
+/// Unix time now, in nanoseconds.
+pub fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// Converts the kernel's monotonic nanoseconds to Unix nanoseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelClock {

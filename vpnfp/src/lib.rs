@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod engine;
+pub mod judge;
 pub mod model;
 pub mod output;
 pub mod pipeline;

@@ -150,8 +150,16 @@ pub struct Sample<'a> {
     /// The payload's length as the IP header says (`payload` may hold less).
     pub payload_len: u32,
     pub payload: Cow<'a, [u8]>,
-    /// The packet carried an IPsec authentication header.
-    pub ah: bool,
+    /// [`vpnfp_common::record::sample_flags`]: AH, from the initiator,
+    /// TCP start seen.
+    pub flags: u8,
+    pub scope: Scope,
+}
+
+impl Sample<'_> {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
 }
 
 /// What a source reports.

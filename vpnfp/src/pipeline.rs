@@ -1,13 +1,19 @@
 //! Every source's facts go through one pipeline: the research's decision
-//! on window closes, flow records, the agreement report of `--mode both`,
-//! and on to the outputs.
+//! on window closes, protocol identification on payload samples, one
+//! verdict per host, flow records with their protocol, the agreement report
+//! of `--mode both`, and on to the outputs.
 
 use std::sync::{Arc, atomic::Ordering};
 
-use vpnfp_common::Thresholds;
+use vpnfp_common::{Thresholds, identify::Class};
 
 use crate::{
-    model::{Fact, Mode},
+    judge::{
+        identify::{Detection, Identifier},
+        providers::Providers,
+        verdict::{Judge, JudgeSettings, Verdict},
+    },
+    model::{EndReason, Fact, Mode},
     output::{
         Outputs,
         compare::Comparison,
@@ -16,8 +22,22 @@ use crate::{
     },
 };
 
+/// What identification and the verdicts need.
+pub struct Judging {
+    pub providers: Providers,
+    pub settings: JudgeSettings,
+    /// Flows identification tracks at once, hosts the judge tracks.
+    pub max_flows: usize,
+    pub max_hosts: usize,
+}
+
 pub struct Pipeline {
     pub thresholds: Thresholds,
+    pub identifier: Identifier,
+    pub judge: Judge,
+    /// Flows named a VPN or tunnel, and verdict changes, so far.
+    pub detections: u64,
+    pub verdicts: u64,
     pub outputs: Outputs,
     pub comparison: Option<Comparison>,
     /// Windows closed and suspected-VPN reports so far (all modes).
@@ -30,9 +50,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(thresholds: Thresholds, outputs: Outputs, compare: bool) -> Self {
+    pub fn new(thresholds: Thresholds, outputs: Outputs, compare: bool, judging: Judging) -> Self {
         Self {
             thresholds,
+            identifier: Identifier::new(judging.providers, judging.max_flows),
+            judge: Judge::new(judging.settings, judging.max_hosts),
+            detections: 0,
+            verdicts: 0,
             outputs,
             comparison: compare.then(|| Comparison::new(thresholds)),
             closes: 0,
@@ -63,19 +87,89 @@ impl Pipeline {
                     c.record(mode, &closed);
                 }
                 self.outputs.window(&report);
+                if let Some(reason) = report.reason {
+                    let v = self.judge.research(
+                        mode,
+                        report.host,
+                        report.peer,
+                        reason.as_str(),
+                        report.window_end_ns,
+                    );
+                    self.verdict(v);
+                }
             }
-            Fact::Concentration(_) => {}
+            Fact::Concentration(c) => {
+                let v = self.judge.concentration(mode, &c);
+                self.verdict(v);
+            }
             Fact::Flow(flow) => {
                 self.flows += 1;
+                let ended = flow.end != EndReason::ActiveTimeout;
+                let (naming, detections) =
+                    self.identifier
+                        .flow_record(mode, &flow.id, ended, flow.value.last_seen_ns);
+                self.detected(detections);
+                let v = self.judge.flow(mode, &flow, naming.as_ref());
                 self.outputs.flow(&FlowReport {
                     mode,
                     flow,
-                    protocol: None,
-                    peer_name: None,
+                    protocol: naming.as_ref().map(|n| n.protocol),
+                    peer_name: naming.and_then(|n| n.server_name),
                 });
+                self.verdict(v);
             }
-            Fact::Sample(_) => {}
+            Fact::Sample(sample) => {
+                let detections = self.identifier.sample(mode, &sample);
+                self.detected(detections);
+            }
         }
+    }
+
+    fn detected(&mut self, namings: Vec<Detection>) {
+        for d in namings {
+            let v = if d.naming.class == Class::Benign {
+                self.judge.explain(&d)
+            } else {
+                self.detections += 1;
+                self.outputs.detection(&d);
+                self.judge.detected(&d)
+            };
+            self.verdict(v);
+        }
+    }
+
+    fn verdict(&mut self, v: Option<Verdict>) {
+        if let Some(v) = v {
+            self.verdicts += 1;
+            self.outputs.verdict(&v);
+        }
+    }
+
+    /// Ages every host's evidence to `now_ns` (Unix nanoseconds).
+    pub fn tick(&mut self, now_ns: u64) {
+        for v in self.judge.tick(now_ns) {
+            self.verdict(Some(v));
+        }
+    }
+
+    /// The hosts with a verdict above none, for the log at the end.
+    pub fn summary(&self) -> Vec<String> {
+        self.judge
+            .current()
+            .into_iter()
+            .map(|(mode, host, level, protocols)| {
+                format!(
+                    "{}: host {host}: {}{}",
+                    mode.as_str(),
+                    level.as_str(),
+                    if protocols.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", protocols.join(", "))
+                    }
+                )
+            })
+            .collect()
     }
 
     /// The agreement report of `--mode both`, to the log and (with

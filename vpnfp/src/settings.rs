@@ -145,7 +145,13 @@ pub struct SettingsInput {
     pub flow_active_secs: f64,
     pub inspect_packets: u32,
     pub sample_bytes: u32,
+    /// How long evidence keeps a host's verdict (None: from the windows).
+    pub verdict_hold_secs: Option<f64>,
 }
+
+/// Payload packets per flow handed to identification by default: the
+/// signatures need 1 to 6, obfuscated OpenVPN's opcode pattern 10.
+pub const DEFAULT_INSPECT_PACKETS: u32 = 12;
 
 impl SettingsInput {
     /// The research's defaults and vpnfp's.
@@ -162,8 +168,9 @@ impl SettingsInput {
             flows: true,
             flow_idle_secs: 60.0,
             flow_active_secs: 300.0,
-            inspect_packets: 8,
+            inspect_packets: DEFAULT_INSPECT_PACKETS,
             sample_bytes: SAMPLE_MAX as u32,
+            verdict_hold_secs: None,
         }
     }
 }
@@ -185,6 +192,8 @@ pub struct Settings {
     pub flow_active_ns: u64,
     pub inspect_packets: u32,
     pub sample_bytes: u32,
+    /// Evidence keeps a host's verdict this long after it was last seen.
+    pub verdict_hold_ns: u64,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -226,6 +235,21 @@ impl Settings {
         if input.sample_bytes == 0 || input.sample_bytes as usize > SAMPLE_MAX {
             return Err(SettingsError::BadSampleBytes(input.sample_bytes));
         }
+        // By default evidence outlives the longest gap between its
+        // refreshes: two research windows, two concentration windows, two
+        // flow deltas, and never less than ten minutes.
+        let verdict_hold = match input.verdict_hold_secs {
+            Some(secs) => duration("verdict-hold", secs, 1.0, 30.0 * 86_400.0)?,
+            None => [
+                window * 2,
+                concentration * 2,
+                active * 2,
+                Duration::from_secs(600),
+            ]
+            .into_iter()
+            .max()
+            .unwrap_or_default(),
+        };
         let v4: Vec<Ipv4Range> = input
             .ranges
             .iter()
@@ -272,6 +296,7 @@ impl Settings {
             flow_active_ns: ns(active),
             inspect_packets: input.inspect_packets,
             sample_bytes: input.sample_bytes,
+            verdict_hold_ns: ns(verdict_hold),
         })
     }
 

@@ -32,7 +32,8 @@ pub const COUNTERS: &str = "VPNFP_COUNTERS";
 
 pub const DEFAULT_MAX_HOSTS: u32 = 131_072;
 pub const DEFAULT_MAX_FLOWS: u32 = 262_144;
-/// 1 MiB: about 13,000 window-close records (80 bytes + 8 of ring header).
-pub const DEFAULT_RING_BYTES: u32 = 1 << 20;
+/// 4 MiB: about 47,000 window-close records (80 bytes + 8 of ring header),
+/// room for a burst of closes while identification has its turn.
+pub const DEFAULT_RING_BYTES: u32 = 4 << 20;
 /// 4 MiB: about 2,500 payload samples in flight.
 pub const DEFAULT_SAMPLE_RING_BYTES: u32 = 4 << 20;

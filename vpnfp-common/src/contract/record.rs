@@ -181,6 +181,29 @@ pub mod sample_flags {
     pub const UP: u8 = 1;
     /// The packet carried an IPsec authentication header.
     pub const AH: u8 = 2;
+    /// The packet came from the end that started the flow.
+    pub const FROM_INITIATOR: u8 = 4;
+    /// TCP: the flow's SYN was seen.
+    pub const START_SEEN: u8 = 8;
+
+    /// The flags for a packet of `flow` going `direction`.
+    #[inline(always)]
+    pub fn of(flow: &crate::FlowValue, direction: crate::Direction, ah: bool) -> u8 {
+        let mut flags = 0;
+        if direction == crate::Direction::Outbound {
+            flags |= UP;
+        }
+        if ah {
+            flags |= AH;
+        }
+        if flow.from_initiator(direction) {
+            flags |= FROM_INITIATOR;
+        }
+        if flow.start_seen() {
+            flags |= START_SEEN;
+        }
+        flags
+    }
 }
 
 /// One payload-carrying packet of a flow's first few, for identification.
@@ -195,7 +218,9 @@ pub struct SampleRecord {
     /// How many of its bytes follow in `data`.
     pub captured: u32,
     pub flags: u8,
-    pub _pad: [u8; 7],
+    /// The flow's [`crate::Scope`] as a number.
+    pub scope: u8,
+    pub _pad: [u8; 6],
     pub data: [u8; SAMPLE_MAX],
 }
 

@@ -21,10 +21,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if args.max_flows < 1 {
         bail!("--max-flows must be at least 1");
     }
+    let judging = args
+        .fingerprint
+        .judging(&settings, args.max_flows, args.max_hosts)?;
     let mut pipeline = Pipeline::new(
         settings.thresholds,
         Outputs::new(args.output.json, args.output.all_windows),
         false,
+        judging,
     );
     let mut engine = Engine::new(EngineSettings {
         config: settings.kernel_config(),
@@ -39,6 +43,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         |fact| pipeline.fact(Mode::Replay, fact),
         |e| log::error!("{e}"),
     );
+    for line in pipeline.summary() {
+        info!("verdict at the end: {line}");
+    }
     pipeline.outputs.flush();
     let c = engine.counters();
     info!(

@@ -287,7 +287,8 @@ fn packet<A: Family + IntoIp + Hash>(
             payload: std::borrow::Cow::Borrowed(
                 frame.get(offset..offset + captured).unwrap_or(&[]),
             ),
-            ah: ip.l4.ah,
+            flags: vpnfp_common::record::sample_flags::of(flow, direction, ip.l4.ah),
+            scope: vpnfp_common::Scope::from_u8(flow.scope),
         }));
     }
     if update.closing {

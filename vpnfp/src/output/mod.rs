@@ -10,6 +10,8 @@ pub mod report;
 use json::JsonLines;
 use report::{FlowReport, WindowReport};
 
+use crate::judge::{identify::Detection, verdict::Verdict};
+
 /// The log and the JSON stream, with what each shows.
 pub struct Outputs {
     /// `--json`: every event as one JSON line on stdout.
@@ -43,6 +45,22 @@ impl Outputs {
         log::debug!("{}", report.human());
         if let Some(json) = &mut self.json {
             json.write(report);
+        }
+    }
+
+    /// A flow named a VPN or a tunnel: one log line, one JSON line.
+    pub fn detection(&mut self, d: &Detection) {
+        log::info!("{}", report::detection_human(d));
+        if let Some(json) = &mut self.json {
+            json.write(d);
+        }
+    }
+
+    /// A host's verdict changed.
+    pub fn verdict(&mut self, v: &Verdict) {
+        log::info!("{}", v.human());
+        if let Some(json) = &mut self.json {
+            json.write(v);
         }
     }
 

@@ -6,7 +6,14 @@ use std::net::IpAddr;
 use serde::Serialize;
 use vpnfp_common::{Reason, Thresholds, WindowClose, decide, net::parse::ipproto};
 
-use crate::model::{EndReason, FlowEnded, Mode};
+use crate::{
+    judge::{
+        identify::Detection,
+        verdict::{Level, Verdict},
+    },
+    model::{EndReason, FlowEnded, Mode},
+};
+use vpnfp_common::identify::Class;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WindowReport {
@@ -225,6 +232,114 @@ impl FlowReport {
                 "ended"
             }
         )
+    }
+}
+
+#[derive(Serialize)]
+struct DetectionJson<'a> {
+    event: &'static str,
+    mode: Mode,
+    host: IpAddr,
+    peer: IpAddr,
+    protocol: &'static str,
+    class: &'static str,
+    confidence: &'static str,
+    transport: TransportJson,
+    host_port: u16,
+    peer_port: u16,
+    scope: &'static str,
+    reasons: &'a [String],
+    packets_seen: u32,
+    at: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_name: Option<&'a str>,
+}
+
+impl Serialize for Detection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = &self.naming;
+        DetectionJson {
+            event: "vpn_detected",
+            mode: self.mode,
+            host: self.id.host,
+            peer: self.id.peer,
+            protocol: n.protocol,
+            class: n.class.as_str(),
+            confidence: n.confidence.as_str(),
+            transport: transport_json(self.id.proto),
+            host_port: self.id.host_port,
+            peer_port: self.id.peer_port,
+            scope: self.scope.as_str(),
+            reasons: &n.reasons,
+            packets_seen: self.packets_seen,
+            at: unix_secs(self.at_ns),
+            server_name: n.server_name.as_deref(),
+        }
+        .serialize(s)
+    }
+}
+
+/// One human line per identification.
+pub fn detection_human(d: &Detection) -> String {
+    let n = &d.naming;
+    let what = match n.class {
+        Class::Vpn => "VPN",
+        Class::Tunnel => "tunnel (not necessarily a VPN)",
+        Class::Benign => "protocol",
+    };
+    let transport = transport_name(d.id.proto)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("proto {}", d.id.proto));
+    format!(
+        "{what} detected: {} host {} -> peer {} ({transport} {} -> {}, {}): {} after {} packets, {} confidence{}",
+        n.protocol,
+        d.id.host,
+        d.id.peer,
+        d.id.host_port,
+        d.id.peer_port,
+        d.scope.as_str(),
+        n.reasons.join(", "),
+        d.packets_seen,
+        n.confidence.as_str(),
+        n.server_name
+            .as_deref()
+            .map_or(String::new(), |s| format!(", server name {s}")),
+    )
+}
+
+#[derive(Serialize)]
+struct VerdictJson<'a> {
+    event: &'static str,
+    mode: Mode,
+    host: IpAddr,
+    verdict: Level,
+    previous: Level,
+    protocols: &'a [&'static str],
+    peers: &'a [IpAddr],
+    reasons: &'a [String],
+    since: f64,
+    at: f64,
+    bytes: u64,
+    host_bytes: u64,
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        VerdictJson {
+            event: "host_verdict",
+            mode: self.mode,
+            host: self.host,
+            verdict: self.level,
+            previous: self.previous,
+            protocols: &self.protocols,
+            peers: &self.peers,
+            reasons: &self.reasons,
+            since: unix_secs(self.since_ns),
+            at: unix_secs(self.at_ns),
+            bytes: self.bytes,
+            host_bytes: self.host_bytes,
+        }
+        .serialize(s)
     }
 }
 

@@ -193,11 +193,20 @@ impl KernelSide {
         }
     }
 
-    /// Reads every payload sample and hands it on.
-    pub fn drain_samples(&mut self, pipeline: &mut Pipeline) {
+    /// Reads up to `budget` payload samples and hands them on; true if
+    /// the budget ran out first (more may wait). Identification is the
+    /// costliest thing the loop does per record, so it takes turns with
+    /// the event ring: a burst of new flows may lose samples (counted), never
+    /// the research's window closes.
+    pub fn drain_samples(&mut self, pipeline: &mut Pipeline, budget: usize) -> bool {
         let clock = self.clock;
         let ring = self.samples.get_mut();
-        while let Some(item) = ring.next() {
+        let mut taken = 0;
+        while taken < budget {
+            let Some(item) = ring.next() else {
+                return false;
+            };
+            taken += 1;
             match Record::parse(&item) {
                 Ok(Record::Sample(r)) => {
                     debug_assert_eq!(r.header.kind, kind::SAMPLE);
@@ -209,7 +218,8 @@ impl KernelSide {
                             ts_ns: clock.to_unix_ns(r.ts_ns),
                             payload_len: r.payload_len,
                             payload: std::borrow::Cow::Borrowed(r.payload()),
-                            ah: r.flags & vpnfp_common::record::sample_flags::AH != 0,
+                            flags: r.flags,
+                            scope: vpnfp_common::Scope::from_u8(r.scope),
                         }),
                     );
                 }
@@ -222,6 +232,7 @@ impl KernelSide {
                 }
             }
         }
+        true
     }
 
     /// The flows the keeper thread ends, for the run loop to receive.

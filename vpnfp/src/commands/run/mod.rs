@@ -199,10 +199,14 @@ async fn run_modes(
         }
     );
 
+    let judging =
+        args.fingerprint
+            .judging(&settings, args.max_flows as usize, args.max_hosts as usize)?;
     let mut pipeline = Pipeline::new(
         settings.thresholds,
         Outputs::new(args.output.json, args.output.all_windows),
         args.mode == RunMode::Both,
+        judging,
     );
     if let Some(listener) = metrics_listener {
         let addr = listener.local_addr().context("--metrics address")?;
@@ -247,15 +251,23 @@ async fn run_modes(
         .collect();
     let mut vanished = None;
 
+    // Samples are identified in turns of this many, so the event ring is
+    // read between turns (events first: `biased`).
+    const SAMPLE_TURN: usize = 512;
+    let mut samples_waiting = false;
     loop {
         tokio::select! {
+            biased;
             ready = kernel_side::events_ready(&kernel) => {
                 ready.context("waiting for kernel events")?;
                 if let Some(k) = kernel.as_mut() { k.drain_events(&mut pipeline); }
             }
-            ready = kernel_side::samples_ready(&kernel) => {
+            ready = kernel_side::samples_ready(&kernel), if !samples_waiting => {
                 ready.context("waiting for kernel samples")?;
-                if let Some(k) = kernel.as_mut() { k.drain_samples(&mut pipeline); }
+                if let Some(k) = kernel.as_mut() { samples_waiting = k.drain_samples(&mut pipeline, SAMPLE_TURN); }
+            }
+            _ = std::future::ready(()), if samples_waiting => {
+                if let Some(k) = kernel.as_mut() { samples_waiting = k.drain_samples(&mut pipeline, SAMPLE_TURN); }
             }
             flow = kernel_side::next_flow(&mut kernel_flows) => {
                 if let Some(flow) = flow { pipeline.fact(Mode::Xdp, Fact::Flow(flow)); }
@@ -285,6 +297,7 @@ async fn run_modes(
             }
             _ = tick(&mut compare) => pipeline.print_comparison(false),
             _ = tick(&mut flush) => {
+                pipeline.tick(vpnfp::clock::unix_now_ns());
                 pipeline.outputs.flush();
                 pipeline.publish();
                 if pipeline.outputs.broken_pipe() {
@@ -311,7 +324,7 @@ async fn run_modes(
     let mut result = Ok(());
     if let Some(mut side) = kernel {
         side.drain_events(&mut pipeline);
-        side.drain_samples(&mut pipeline);
+        side.drain_samples(&mut pipeline, usize::MAX);
         side.stop(&mut pipeline, kernel_flows.take());
         let s = side.stats();
         info!(
@@ -354,10 +367,13 @@ async fn run_modes(
         }
     }
     pipeline.print_comparison(true);
+    for line in pipeline.summary() {
+        info!("verdict at the end: {line}");
+    }
     pipeline.outputs.flush();
     info!(
-        "{} windows closed, {} suspected VPN reports, {} flow records",
-        pipeline.closes, pipeline.reports, pipeline.flows
+        "{} windows closed, {} suspected VPN reports, {} flow records, {} flows named a VPN or tunnel, {} verdict changes",
+        pipeline.closes, pipeline.reports, pipeline.flows, pipeline.detections, pipeline.verdicts
     );
     let lost_output = pipeline
         .outputs

@@ -1,0 +1,236 @@
+//! WireGuard, from the protocol paper (Donenfeld, NDSS 2017, section 5.4)
+//! and wireguard.com/protocol: every message starts with a type byte and
+//! three reserved zero bytes.
+//! - handshake initiation: type 1, exactly 148 bytes, sender index at 4;
+//! - handshake response: type 2, exactly 92 bytes, sender index at 4,
+//!   receiver index (the initiator's sender index) at 8;
+//! - cookie reply: type 3, exactly 64 bytes;
+//! - transport data: type 4, receiver index at 4, a 64-bit little-endian
+//!   counter at 8, then ciphertext padded to 16 bytes plus a 16-byte tag:
+//!   at least 32 bytes, a multiple of 16.
+//!
+//! Confirmed by the response pairing with the initiation, or by three data
+//! packets of one side with one receiver index and a rising counter (a
+//! flow first seen mid-session). Variants: reserved bytes that are not
+//! zero (Cloudflare WARP puts a client id there) are accepted only with the
+//! exact sizes and the index pairing; a type word other than 4 on data
+//! (AmneziaWG's configurable headers) only when both sides use the same
+//! word and each shows three rising counters.
+
+use super::{Found, Packet, Protocol, bytes};
+
+pub const INITIATION: u8 = 1;
+pub const RESPONSE: u8 = 2;
+pub const COOKIE_REPLY: u8 = 3;
+pub const DATA: u8 = 4;
+pub const INITIATION_LEN: usize = 148;
+pub const RESPONSE_LEN: usize = 92;
+pub const COOKIE_REPLY_LEN: usize = 64;
+pub const DATA_MIN: usize = 32;
+
+/// Counters of one side's data packets.
+#[derive(Clone, Copy, Debug, Default)]
+struct DataSide {
+    word: u32,
+    receiver: u32,
+    counter: u64,
+    count: u8,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    /// The initiation's sender index and which side sent it.
+    initiation: Option<(u32, usize, bool)>,
+    data: [DataSide; 2],
+}
+
+impl State {
+    /// A naming, and whether WireGuard is still possible.
+    pub fn observe(&mut self, p: &Packet<'_>) -> (Option<Found>, bool) {
+        let b = p.payload;
+        let len = p.payload_len as usize;
+        let (Some(word), Some(&kind)) = (bytes::u32le(b, 0), b.first()) else {
+            return (None, false);
+        };
+        let reserved_zero = word >> 8 == 0;
+        let side = p.side();
+        match (kind, len) {
+            (INITIATION, INITIATION_LEN) => {
+                if let Some(sender) = bytes::u32le(b, 4) {
+                    self.initiation = Some((sender, side, reserved_zero));
+                }
+                return (None, true);
+            }
+            (RESPONSE, RESPONSE_LEN) => {
+                if let (Some((sender, init_side, init_zero)), Some(receiver)) =
+                    (self.initiation, bytes::u32le(b, 8))
+                    && init_side != side
+                    && receiver == sender
+                {
+                    let reason = if reserved_zero && init_zero {
+                        "signature:wireguard-handshake"
+                    } else {
+                        "signature:wireguard-handshake-variant"
+                    };
+                    return (Some(Found::sure(Protocol::WireGuard, reason)), true);
+                }
+                return (None, true);
+            }
+            (COOKIE_REPLY, COOKIE_REPLY_LEN) if reserved_zero => return (None, true),
+            _ => {}
+        }
+        if len < DATA_MIN || !len.is_multiple_of(16) {
+            return (None, false);
+        }
+        let (Some(receiver), Some(counter)) = (bytes::u32le(b, 4), bytes::u64le(b, 8)) else {
+            return (None, false);
+        };
+        let d = &mut self.data[side];
+        let rising = counter > d.counter && counter - d.counter < 1 << 20;
+        if d.count > 0 && (d.word != word || d.receiver != receiver || !rising) {
+            d.count = 0;
+        }
+        d.word = word;
+        d.receiver = receiver;
+        d.counter = counter;
+        d.count = d.count.saturating_add(1);
+        let d = self.data[side];
+        if word == DATA as u32 && d.count >= 3 {
+            return (
+                Some(Found::sure(Protocol::WireGuard, "signature:wireguard-data")),
+                true,
+            );
+        }
+        let other = self.data[1 - side];
+        if word != DATA as u32
+            && word > COOKIE_REPLY as u32
+            && d.count >= 3
+            && other.count >= 3
+            && other.word == word
+        {
+            return (
+                Some(Found::sure(
+                    Protocol::WireGuard,
+                    "signature:wireguard-data-variant",
+                )),
+                true,
+            );
+        }
+        (None, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{noise, run, udp};
+    use super::*;
+    use std::vec::Vec;
+
+    fn message(kind: u8, len: usize, fields: &[(usize, &[u8])]) -> Vec<u8> {
+        let mut v = noise(len as u64 + kind as u64, len);
+        v[..4].copy_from_slice(&[kind, 0, 0, 0]);
+        for (at, f) in fields {
+            v[*at..*at + f.len()].copy_from_slice(f);
+        }
+        v
+    }
+
+    fn handshake(sender: u32, receiver: u32) -> (Vec<u8>, Vec<u8>) {
+        (
+            message(INITIATION, INITIATION_LEN, &[(4, &sender.to_le_bytes())]),
+            message(
+                RESPONSE,
+                RESPONSE_LEN,
+                &[(4, &0x1111u32.to_le_bytes()), (8, &receiver.to_le_bytes())],
+            ),
+        )
+    }
+
+    fn data(receiver: u32, counter: u64, len: usize) -> Vec<u8> {
+        message(
+            DATA,
+            len,
+            &[(4, &receiver.to_le_bytes()), (8, &counter.to_le_bytes())],
+        )
+    }
+
+    #[test]
+    fn handshake_pairs_indexes() {
+        let (i, r) = handshake(0xdead_beef, 0xdead_beef);
+        let f = run(&[udp(true, 51820, &i), udp(false, 51820, &r)]).unwrap();
+        assert_eq!(f.protocol, Protocol::WireGuard);
+        assert_eq!(f.reason, "signature:wireguard-handshake");
+        // The right sizes but the wrong receiver: no pairing, no name.
+        let (i, r) = handshake(0xdead_beef, 0xdead_bee0);
+        assert_eq!(run(&[udp(true, 51820, &i), udp(false, 51820, &r)]), None);
+        // A response from the initiator's own side is not a response.
+        let (i, r) = handshake(7, 7);
+        assert_eq!(run(&[udp(true, 51820, &i), udp(true, 51820, &r)]), None);
+    }
+
+    #[test]
+    fn reserved_bytes_variant_needs_the_pairing() {
+        let (mut i, mut r) = handshake(42, 42);
+        i[1..4].copy_from_slice(&[0xab, 0xcd, 0xef]);
+        r[1..4].copy_from_slice(&[0xab, 0xcd, 0xef]);
+        let f = run(&[udp(true, 2408, &i), udp(false, 2408, &r)]).unwrap();
+        assert_eq!(f.reason, "signature:wireguard-handshake-variant");
+    }
+
+    #[test]
+    fn mid_session_data() {
+        let d: Vec<_> = (100..103).map(|c| data(0x55, c, 96)).collect();
+        let f = run(&[
+            udp(true, 51820, &d[0]),
+            udp(true, 51820, &d[1]),
+            udp(true, 51820, &d[2]),
+        ]);
+        assert_eq!(f.map(|f| f.reason), Some("signature:wireguard-data"));
+        // Two are not enough, a changing receiver breaks it, a length that is
+        // not a multiple of 16 rules it out.
+        assert_eq!(
+            run(&[udp(true, 51820, &d[0]), udp(true, 51820, &d[1])]),
+            None
+        );
+        let other = data(0x56, 102, 96);
+        assert_eq!(
+            run(&[
+                udp(true, 51820, &d[0]),
+                udp(true, 51820, &d[1]),
+                udp(true, 51820, &other)
+            ]),
+            None
+        );
+        let odd = data(0x55, 102, 97);
+        assert_eq!(
+            run(&[
+                udp(true, 51820, &d[0]),
+                udp(true, 51820, &d[1]),
+                udp(true, 51820, &odd)
+            ]),
+            None
+        );
+    }
+
+    #[test]
+    fn amnezia_style_headers_need_both_sides() {
+        let word = 0x1a2b_3c4du32;
+        let pkt = |recv: u32, c: u64| {
+            let mut v = data(recv, c, 128);
+            v[..4].copy_from_slice(&word.to_le_bytes());
+            v
+        };
+        let up: Vec<_> = (1..4).map(|c| pkt(9, c)).collect();
+        let down: Vec<_> = (1..4).map(|c| pkt(10, c)).collect();
+        let mut packets = Vec::new();
+        for k in 0..3 {
+            packets.push(udp(true, 3000, &up[k]));
+            packets.push(udp(false, 3000, &down[k]));
+        }
+        assert_eq!(
+            run(&packets).map(|f| f.reason),
+            Some("signature:wireguard-data-variant")
+        );
+        assert_eq!(run(&packets[..5]), None);
+    }
+}

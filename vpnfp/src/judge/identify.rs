@@ -1,0 +1,446 @@
+//! Per-flow identification in userspace: every source's payload samples go
+//! through `vpnfp_common::identify` (the one engine), plus what needs
+//! memory or lists: the TLS server name (reassembled across segments and
+//! matched against the VPN name list), and AnyConnect's DTLS channel, named
+//! by the TLS session the same host has with the same server.
+
+use std::{collections::HashMap, net::IpAddr};
+
+use hashlink::LruCache;
+use vpnfp_common::{
+    Direction, Scope,
+    identify::{Class, Confidence, FlowState, Found, Packet, Protocol, Step, tls},
+    record::sample_flags,
+};
+
+use crate::model::{FlowId, Mode, Sample};
+
+use super::providers::Providers;
+
+/// Stop collecting a TLS ClientHello after this many bytes.
+const MAX_HELLO: usize = 16 * 1024;
+
+/// A flow's protocol as reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Naming {
+    pub protocol: &'static str,
+    pub class: Class,
+    pub confidence: Confidence,
+    pub reasons: Vec<String>,
+    /// The TLS server name, when the flow sent one.
+    pub server_name: Option<String>,
+}
+
+/// A flow named a VPN or a tunnel: the `vpn_detected` event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detection {
+    pub mode: Mode,
+    pub id: FlowId,
+    pub scope: Scope,
+    pub naming: Naming,
+    pub packets_seen: u32,
+    /// Unix nanoseconds.
+    pub at_ns: u64,
+}
+
+#[derive(Debug)]
+struct FlowEntry {
+    state: FlowState,
+    naming: Option<Naming>,
+    /// The client's bytes of a TLS flow until its ClientHello is whole.
+    hello: Option<Vec<u8>>,
+    reported: bool,
+    scope: Scope,
+    last_ns: u64,
+}
+
+/// Flows still being looked at, and what each was named.
+pub struct Identifier {
+    flows: LruCache<(Mode, FlowId), FlowEntry>,
+    providers: Providers,
+    /// Open TLS flows by (mode, host, server), for AnyConnect.
+    tls_sessions: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>>,
+    /// Flows forgotten to stay within the limit before they ended.
+    pub forgotten: u64,
+}
+
+impl Identifier {
+    /// `max_flows`: flows tracked at once (the oldest are forgotten).
+    pub fn new(providers: Providers, max_flows: usize) -> Self {
+        Self {
+            flows: LruCache::new(max_flows.max(1)),
+            providers,
+            tls_sessions: HashMap::new(),
+            forgotten: 0,
+        }
+    }
+
+    /// One payload sample. Returns the namings it completes, each flow's
+    /// once (ordinary protocols too: they explain a host's traffic;
+    /// AnyConnect may name two flows at once).
+    pub fn sample(&mut self, mode: Mode, s: &Sample<'_>) -> Vec<Detection> {
+        let key = (mode, s.id);
+        if self.flows.get(&key).is_none() {
+            if self.flows.len() == self.flows.capacity() {
+                self.forgotten += 1;
+            }
+            self.flows.insert(
+                key,
+                FlowEntry {
+                    state: FlowState::new(),
+                    naming: None,
+                    hello: None,
+                    reported: false,
+                    scope: s.scope,
+                    last_ns: s.ts_ns,
+                },
+            );
+        }
+        let entry = self.flows.get_mut(&key).expect("just inserted");
+        entry.last_ns = s.ts_ns;
+        let from_client = s.has(sample_flags::FROM_INITIATOR);
+        let (sender_port, receiver_port) = match s.direction {
+            Direction::Outbound => (s.id.host_port, s.id.peer_port),
+            Direction::Inbound => (s.id.peer_port, s.id.host_port),
+        };
+        let (client_port, server_port) = if from_client {
+            (sender_port, receiver_port)
+        } else {
+            (receiver_port, sender_port)
+        };
+        let packet = Packet {
+            proto: s.id.proto,
+            ah: s.has(sample_flags::AH),
+            from_client,
+            client_port,
+            server_port,
+            payload: &s.payload,
+            payload_len: s.payload_len,
+            start_seen: s.has(sample_flags::START_SEEN),
+            unix_secs: s.ts_ns / 1_000_000_000,
+        };
+        // The TLS ClientHello's bytes, until it is whole.
+        if let Some(hello) = &mut entry.hello {
+            if from_client {
+                hello.extend_from_slice(&s.payload);
+            }
+            return self.tls_progress(key, s.ts_ns, false);
+        }
+        if entry.naming.is_some() {
+            return Vec::new();
+        }
+        match entry.state.observe(&packet) {
+            Step::Named(found) => self.named(key, found, &s.payload, s.ts_ns),
+            Step::Pending | Step::Unknown => Vec::new(),
+        }
+    }
+
+    fn named(
+        &mut self,
+        key: (Mode, FlowId),
+        found: Found,
+        payload: &[u8],
+        now_ns: u64,
+    ) -> Vec<Detection> {
+        match found.protocol {
+            Protocol::Tls => {
+                let entry = self.flows.get_mut(&key).expect("present");
+                entry.naming = Some(naming(found, found.protocol.name()));
+                entry.hello = Some(payload.to_vec());
+                self.tls_progress(key, now_ns, false)
+            }
+            Protocol::Dtls => {
+                let (mode, id) = key;
+                // A TLS session to the same server and port that is still
+                // open: AnyConnect keeps it for the whole tunnel. (WebRTC's
+                // DTLS follows STUN on its flow, which names it `stun`.)
+                let session = self
+                    .tls_sessions
+                    .get(&(mode, id.host, id.peer))
+                    .filter(|flows| flows.iter().any(|f| f.peer_port == id.peer_port))
+                    .cloned();
+                let Some(tls_flows) = session else {
+                    self.set(key, naming(found, "dtls"));
+                    return self.report(key, now_ns).into_iter().collect();
+                };
+                let anyconnect = Naming {
+                    protocol: Protocol::AnyConnect.name(),
+                    class: Class::Vpn,
+                    confidence: Confidence::High,
+                    reasons: vec![
+                        found.reason.to_string(),
+                        "correlation:dtls-after-tls-to-same-server".to_string(),
+                    ],
+                    server_name: None,
+                };
+                let mut out = Vec::new();
+                // The TLS session is AnyConnect's control channel.
+                for tls_id in tls_flows {
+                    let tls_key = (mode, tls_id);
+                    if let Some(entry) = self.flows.get_mut(&tls_key)
+                        && entry
+                            .naming
+                            .as_ref()
+                            .is_some_and(|n| n.class == Class::Benign)
+                    {
+                        // Reported as plain TLS before: now as AnyConnect.
+                        entry.reported = false;
+                        let server_name = entry.naming.as_ref().and_then(|n| n.server_name.clone());
+                        entry.naming = Some(Naming {
+                            reasons: vec![
+                                "signature:tls-client-hello".to_string(),
+                                "correlation:tls-then-dtls-to-same-server".to_string(),
+                            ],
+                            server_name,
+                            ..anyconnect.clone()
+                        });
+                        out.extend(self.report(tls_key, now_ns));
+                    }
+                }
+                self.set(key, anyconnect);
+                out.extend(self.report(key, now_ns));
+                out
+            }
+            _ => {
+                self.set(key, naming(found, found.protocol.name()));
+                self.report(key, now_ns).into_iter().collect()
+            }
+        }
+    }
+
+    fn set(&mut self, key: (Mode, FlowId), naming: Naming) {
+        if let Some(entry) = self.flows.get_mut(&key) {
+            entry.naming = Some(naming);
+        }
+    }
+
+    /// Parses the ClientHello once it is whole (or gives up on it), then
+    /// names the flow by its server name.
+    fn tls_progress(&mut self, key: (Mode, FlowId), now_ns: u64, give_up: bool) -> Vec<Detection> {
+        let entry = self.flows.get_mut(&key).expect("present");
+        let Some(stream) = &entry.hello else {
+            return Vec::new();
+        };
+        let mut handshake = Vec::new();
+        tls::handshake_fragments(stream, |f| handshake.extend_from_slice(f));
+        let server_name = match tls::client_hello(&handshake) {
+            tls::Hello::Incomplete if !give_up && stream.len() < MAX_HELLO => {
+                return Vec::new();
+            }
+            tls::Hello::Parsed {
+                server_name: Some(name),
+            } => std::str::from_utf8(name).ok().map(str::to_string),
+            _ => None,
+        };
+        entry.hello = None;
+        let (mode, id) = key;
+        let session = self
+            .tls_sessions
+            .entry((mode, id.host, id.peer))
+            .or_default();
+        if !session.contains(&id) {
+            session.push(id);
+        }
+        let naming = entry.naming.as_mut().expect("named tls");
+        naming.server_name.clone_from(&server_name);
+        if let Some(name) = &server_name
+            && let Some(protocol) = self.providers.lookup(name)
+        {
+            naming.protocol = protocol;
+            naming.class = Class::Vpn;
+            naming.confidence = Confidence::High;
+            naming.reasons.push(format!("sni:{name}"));
+        }
+        self.report(key, now_ns).into_iter().collect()
+    }
+
+    /// The flow's naming, once.
+    fn report(&mut self, key: (Mode, FlowId), now_ns: u64) -> Option<Detection> {
+        let entry = self.flows.get_mut(&key)?;
+        let naming = entry.naming.as_ref()?;
+        if entry.reported || entry.hello.is_some() {
+            return None;
+        }
+        entry.reported = true;
+        Some(Detection {
+            mode: key.0,
+            id: key.1,
+            scope: entry.scope,
+            naming: naming.clone(),
+            packets_seen: entry.state.packets_seen(),
+            at_ns: now_ns,
+        })
+    }
+
+    /// What a flow was named, for its record. A flow that ends (not an
+    /// active-timeout delta) is forgotten; a TLS flow whose hello never
+    /// completed is named now.
+    pub fn flow_record(
+        &mut self,
+        mode: Mode,
+        id: &FlowId,
+        ended: bool,
+        now_ns: u64,
+    ) -> (Option<Naming>, Vec<Detection>) {
+        let key = (mode, *id);
+        let mut detections = Vec::new();
+        if self.flows.get(&key).is_some_and(|e| e.hello.is_some()) {
+            detections = self.tls_progress(key, now_ns, true);
+        }
+        let naming = if ended {
+            self.flows.remove(&key).and_then(|e| e.naming)
+        } else {
+            self.flows.get(&key).and_then(|e| e.naming.clone())
+        };
+        if ended && let Some(flows) = self.tls_sessions.get_mut(&(mode, id.host, id.peer)) {
+            flows.retain(|f| f != id);
+            if flows.is_empty() {
+                self.tls_sessions.remove(&(mode, id.host, id.peer));
+            }
+        }
+        (naming, detections)
+    }
+
+    /// Flows being tracked.
+    pub fn tracked(&self) -> usize {
+        self.flows.len()
+    }
+}
+
+fn naming(found: Found, protocol: &'static str) -> Naming {
+    Naming {
+        protocol,
+        class: found.protocol.class(),
+        confidence: found.confidence,
+        reasons: vec![found.reason.to_string()],
+        server_name: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+    use vpnfp_common::net::parse::ipproto;
+
+    fn id(proto: u8, host_port: u16, peer_port: u16) -> FlowId {
+        FlowId {
+            host: "192.168.1.10".parse().unwrap(),
+            peer: "198.51.100.4".parse().unwrap(),
+            proto,
+            host_port,
+            peer_port,
+        }
+    }
+
+    fn sample(id: FlowId, up: bool, payload: &[u8]) -> Sample<'_> {
+        Sample {
+            id,
+            direction: if up {
+                Direction::Outbound
+            } else {
+                Direction::Inbound
+            },
+            ts_ns: 1_800_000_000_000_000_000,
+            payload_len: payload.len() as u32,
+            payload: Cow::Borrowed(payload),
+            flags: if up {
+                sample_flags::FROM_INITIATOR | sample_flags::START_SEEN
+            } else {
+                sample_flags::START_SEEN
+            },
+            scope: Scope::External,
+        }
+    }
+
+    /// A ClientHello record naming `name`, with `pad` bytes of padding
+    /// extension (to make it span segments).
+    fn hello(name: &str, pad: usize) -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.push(0);
+        body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
+        let mut ext = vec![0x00, 0x15];
+        ext.extend_from_slice(&(pad as u16).to_be_bytes());
+        ext.extend(std::iter::repeat_n(0u8, pad));
+        let mut sni = vec![];
+        sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+        sni.push(0);
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name.as_bytes());
+        ext.extend_from_slice(&[0, 0]);
+        ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+        ext.extend_from_slice(&sni);
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let mut hs = vec![1, 0];
+        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        hs.extend_from_slice(&body);
+        let mut rec = vec![22, 3, 1];
+        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&hs);
+        rec
+    }
+
+    #[test]
+    fn a_vpn_server_name_split_over_two_segments() {
+        let mut ident = Identifier::new(Providers::built_in(), 100);
+        let flow = id(ipproto::TCP, 40000, 443);
+        let rec = hello("de0.sec-tunnel.com", 1800);
+        let (a, b) = rec.split_at(1400);
+        assert!(ident.sample(Mode::Xdp, &sample(flow, true, a)).is_empty());
+        let out = ident.sample(Mode::Xdp, &sample(flow, true, b));
+        assert_eq!(out.len(), 1);
+        let n = &out[0].naming;
+        assert_eq!((n.protocol, n.class), ("opera_vpn", Class::Vpn));
+        assert_eq!(n.server_name.as_deref(), Some("de0.sec-tunnel.com"));
+        assert!(n.reasons.contains(&"sni:de0.sec-tunnel.com".to_string()));
+        // An ordinary name stays TLS, reported once as ordinary.
+        let other = id(ipproto::TCP, 40001, 443);
+        let out = ident.sample(
+            Mode::Xdp,
+            &sample(other, true, &hello("www.example.com", 0)),
+        );
+        assert_eq!(out[0].naming.protocol, "tls");
+        assert_eq!(out[0].naming.class, Class::Benign);
+        let (naming, _) = ident.flow_record(Mode::Xdp, &other, true, 0);
+        assert_eq!(
+            naming.unwrap().server_name.as_deref(),
+            Some("www.example.com")
+        );
+        assert_eq!(ident.tracked(), 1);
+    }
+
+    #[test]
+    fn dtls_beside_an_open_tls_session_is_anyconnect() {
+        let mut ident = Identifier::new(Providers::built_in(), 100);
+        let tls = id(ipproto::TCP, 40000, 443);
+        ident.sample(Mode::Xdp, &sample(tls, true, &hello("vpn.corp.example", 0)));
+        let mut dtls = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40];
+        dtls.extend_from_slice(&[1; 40]);
+        let out = ident.sample(
+            Mode::Xdp,
+            &sample(id(ipproto::UDP, 50000, 443), true, &dtls),
+        );
+        let names: Vec<_> = out
+            .iter()
+            .map(|d| (d.id.proto, d.naming.protocol))
+            .collect();
+        assert_eq!(
+            names,
+            vec![(ipproto::TCP, "anyconnect"), (ipproto::UDP, "anyconnect")]
+        );
+        // DTLS to another port of that server, or with no TLS session: DTLS.
+        let out = ident.sample(
+            Mode::Xdp,
+            &sample(id(ipproto::UDP, 50001, 4433), true, &dtls),
+        );
+        assert_eq!(out[0].naming.protocol, "dtls");
+        ident.flow_record(Mode::Xdp, &tls, true, 0);
+        let out = ident.sample(
+            Mode::Xdp,
+            &sample(id(ipproto::UDP, 50002, 443), true, &dtls),
+        );
+        assert_eq!(out[0].naming.protocol, "dtls");
+    }
+}

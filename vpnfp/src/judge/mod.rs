@@ -1,0 +1,7 @@
+//! What the facts mean: each flow's protocol (`identify`, on the shared
+//! engine in `vpnfp_common::identify`), the VPN name list (`providers`),
+//! and one verdict per host (`verdict`).
+
+pub mod identify;
+pub mod providers;
+pub mod verdict;
