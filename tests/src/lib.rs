@@ -13,6 +13,7 @@ pub mod netns;
 pub mod parity;
 pub mod scenario;
 pub mod script;
+pub mod vpnlab;
 
 /// Whether a privileged test can run. As root: yes. Otherwise in CI the test
 /// fails loudly; outside CI it skips with the reason.

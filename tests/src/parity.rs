@@ -55,6 +55,53 @@ pub struct SampleSeen {
     pub ts_ns: u64,
     pub payload_len: u32,
     pub payload: Vec<u8>,
+    pub flags: u8,
+    pub scope: u8,
+}
+
+impl SampleSeen {
+    pub fn sample(&self) -> vpnfp::model::Sample<'_> {
+        vpnfp::model::Sample {
+            id: self.id,
+            direction: if self.up {
+                Direction::Outbound
+            } else {
+                Direction::Inbound
+            },
+            ts_ns: self.ts_ns,
+            payload_len: self.payload_len,
+            payload: std::borrow::Cow::Borrowed(&self.payload),
+            flags: self.flags,
+            scope: vpnfp_common::Scope::from_u8(self.scope),
+        }
+    }
+}
+
+/// What identification names each flow, from a run's samples.
+pub fn named(samples: &[SampleSeen]) -> BTreeMap<FlowId, String> {
+    let mut identifier = vpnfp::judge::identify::Identifier::new(
+        vpnfp::judge::providers::Providers::built_in(),
+        1 << 16,
+    );
+    let mut names = BTreeMap::new();
+    for s in samples {
+        for d in identifier.sample(vpnfp::model::Mode::Replay, &s.sample()) {
+            names.insert(d.id, d.naming.protocol.to_string());
+        }
+    }
+    // TLS flows whose hello never completed are named at their end.
+    let ids: Vec<FlowId> = samples.iter().map(|s| s.id).collect();
+    for id in ids {
+        let (naming, more) =
+            identifier.flow_record(vpnfp::model::Mode::Replay, &id, true, u64::MAX / 2);
+        for d in more {
+            names.insert(d.id, d.naming.protocol.to_string());
+        }
+        if let Some(n) = naming {
+            names.entry(id).or_insert_with(|| n.protocol.to_string());
+        }
+    }
+    names
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +150,8 @@ pub fn through_kernel(program: &mut TestProgram, script: &[Scripted]) -> Run {
             ts_ns: s.ts_ns,
             payload_len: s.payload_len,
             payload: s.payload().to_vec(),
+            flags: s.flags,
+            scope: s.scope,
         })
         .collect();
     run.counters = program.counters();
@@ -126,6 +175,8 @@ pub fn through_engine(config: KernelConfig, script: &[Scripted]) -> (Run, Engine
             ts_ns: s.ts_ns,
             payload_len: s.payload_len,
             payload: s.payload.to_vec(),
+            flags: s.flags,
+            scope: s.scope as u8,
         }),
     };
     for s in script {

@@ -13,7 +13,10 @@ fn every_bench_part_runs_and_yields_sane_figures() {
         return;
     }
     let scratch = std::env::temp_dir().join(format!("vpnfp-bench-smoke-{}", std::process::id()));
-    let figures = bench::run(Size::Smoke, &PARTS, &scratch, |_| {});
+    let start = std::time::Instant::now();
+    let figures = bench::run(Size::Smoke, &PARTS, &scratch, |part| {
+        eprintln!("bench smoke: {part} from {:?}", start.elapsed())
+    });
     let _ = std::fs::remove_dir_all(&scratch);
     let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();
     for expected in [

@@ -80,9 +80,33 @@ enum Task {
     },
     /// cargo fmt --check and clippy -D warnings, the eBPF crate on its own.
     Lint,
-    /// A throwaway lab of network namespaces with one VPN-like host and one
-    /// ordinary host, fingerprinted by the real XDP program. Needs root.
+    /// Real WireGuard and OpenVPN tunnels next to an ordinary host in
+    /// throwaway network namespaces, caught by the real XDP program. Needs root.
     Demo,
+    /// The lab of real VPNs (OpenVPN, WireGuard, AnyConnect, IPsec,
+    /// shadowsocks, SSH) and ordinary hosts behind a NAT router, with its
+    /// failure scenarios, watched by vpnfp. Needs root; installs what it needs.
+    ///
+    /// Example: cargo xtask lab --only wireguard,ordinary --secs 20 --capture /tmp/lab
+    Lab {
+        /// Only these groups (comma-separated): wireguard, openvpn,
+        /// anyconnect, ipsec, shadowsocks, ssh, ordinary, failures.
+        #[arg(long)]
+        only: Option<String>,
+        /// Seconds of traffic once the tunnels are up.
+        #[arg(long, default_value_t = 40)]
+        secs: u64,
+        /// Write one pcap per host into DIR and compare vpnfp replay with
+        /// ndpiReader on each.
+        #[arg(long, value_name = "DIR")]
+        capture: Option<PathBuf>,
+        /// Keep the lab's directory (configurations, logs).
+        #[arg(long)]
+        keep: bool,
+        /// How vpnfp watches: xdp, nfqueue or both.
+        #[arg(long, default_value = "both")]
+        mode: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -140,6 +164,32 @@ fn run(task: Task) -> anyhow::Result<()> {
             exec(bench)
         }
         Task::Lint => lint(&root),
+        Task::Lab {
+            only,
+            secs,
+            capture,
+            keep,
+            mode,
+        } => {
+            let built = build::all(&root, true)?;
+            let mut lab = as_root(&build::tool(&root, &built, "vpnfp-lab")?)?;
+            lab.env("VPNFP_BIN", &built.controller).args([
+                "--secs",
+                &secs.to_string(),
+                "--mode",
+                &mode,
+            ]);
+            if let Some(only) = only {
+                lab.args(["--only", &only]);
+            }
+            if let Some(dir) = capture {
+                lab.arg("--capture").arg(std::path::absolute(dir)?);
+            }
+            if keep {
+                lab.arg("--keep");
+            }
+            exec(lab)
+        }
         Task::Demo => {
             let built = build::all(&root, true)?;
             let mut demo = as_root(&build::tool(&root, &built, "vpnfp-demo")?)?;

@@ -10,17 +10,49 @@ use anyhow::{Context, bail};
 
 use crate::{check, which};
 
-/// Commands the tests and the demo use, and the Debian package of each.
+/// Commands (or files) the tests, the demo and the lab use, and the Debian
+/// package of each.
 const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("iptables", "iptables"),
     ("setpriv", "util-linux"),
-    // The metrics test scrapes with a real HTTP client.
+    ("nsenter", "util-linux"),
+    // The metrics test scrapes with a real HTTP client; the lab fetches pages.
     ("curl", "curl"),
     // The benchmark: veth GRO switch, and the libpcap read floor.
     ("ethtool", "ethtool"),
     ("tcpdump", "tcpdump"),
+    ("ping", "iputils-ping"),
+    ("openssl", "openssl"),
+    // The lab of real VPNs.
+    ("openvpn", "openvpn"),
+    ("wireguard-go", "wireguard-go"),
+    ("wg", "wireguard-tools"),
+    ("ocserv", "ocserv"),
+    ("openconnect", "openconnect"),
+    ("/usr/lib/ipsec/charon", "strongswan-charon"),
+    ("swanctl", "strongswan-swanctl"),
+    (
+        "/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so",
+        "libcharon-extra-plugins",
+    ),
+    ("ss-server", "shadowsocks-libev"),
+    ("sshd", "openssh-server"),
+    ("ssh", "openssh-client"),
+    ("iperf3", "iperf3"),
+    ("dnsmasq", "dnsmasq-base"),
+    // Outside opinions on the lab's captures, and the replay comparison.
+    ("ndpiReader", "libndpi-bin"),
+    ("tshark", "tshark"),
 ];
+
+fn present(tool: &str) -> bool {
+    if tool.starts_with('/') {
+        Path::new(tool).exists()
+    } else {
+        which(tool).is_some()
+    }
+}
 
 /// The bpf-linker release that builds against LLVM 22 (the nightly's).
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -50,7 +82,7 @@ pub fn ensure(_root: &Path) -> anyhow::Result<()> {
 fn debian_packages() -> anyhow::Result<()> {
     let missing: Vec<&str> = DEBIAN_TOOLS
         .iter()
-        .filter(|(tool, _)| which(tool).is_none())
+        .filter(|(tool, _)| !present(tool))
         .map(|&(_, package)| package)
         .collect();
     if missing.is_empty() {
@@ -68,12 +100,31 @@ fn debian_packages() -> anyhow::Result<()> {
     let mut update = Command::new("apt-get");
     update.args(["update", "-qq"]);
     check(update)?;
+    // Several of these packages ship daemons (ocserv, sshd, openvpn,
+    // iperf3): the lab runs its own inside namespaces, so the packages'
+    // services must not start on the machine. Debian's policy-rc.d says
+    // so for the install only; it is removed afterwards.
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let ours = !policy.exists();
+    if ours {
+        std::fs::write(
+            policy,
+            "#!/bin/sh\n# vpnfp xtask setup: no services during its install\nexit 101\n",
+        )
+        .context("writing /usr/sbin/policy-rc.d")?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))?;
+    }
     let mut install = Command::new("apt-get");
     install
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive");
-    check(install)
+    let result = check(install);
+    if ours {
+        let _ = std::fs::remove_file(policy);
+    }
+    result
 }
 
 fn nightly_sysroot() -> anyhow::Result<PathBuf> {

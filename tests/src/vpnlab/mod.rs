@@ -1,0 +1,1121 @@
+//! A lab of real VPNs: real clients and servers from Debian in network
+//! namespaces behind a NAT router that vpnfp watches, next to ordinary
+//! hosts, with the failure scenarios of the Phantom tunnel's harness.
+//! Used by `cargo xtask lab`, the end-to-end lab test and the demo.
+
+pub mod procs;
+pub mod software;
+pub mod topology;
+pub mod traffic;
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    process::{ExitStatus, Stdio},
+    sync::{Arc, atomic::AtomicU64, mpsc},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+
+use crate::{lab::ChildGuard, scenario::Watch};
+
+use procs::Procs;
+use software::{Charon, OpenVpn, Pki, wait_for};
+use topology::{ROUTER_IF, Topology};
+use traffic::Stop;
+
+/// What a host must be judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Named as these VPN protocols, verdict `vpn`.
+    Vpn(&'static [&'static str]),
+    /// Named as this tunnel, verdict `tunnel`.
+    Tunnel(&'static str),
+    /// Never a VPN or tunnel verdict, never named one.
+    Ordinary,
+}
+
+pub struct HostSpec {
+    pub name: &'static str,
+    pub addr: Ipv4Addr,
+    /// What `--only` selects it by.
+    pub group: &'static str,
+    pub expect: Expect,
+    pub about: &'static str,
+}
+
+const fn lan(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 168, 90, last)
+}
+
+pub const HOSTS: &[HostSpec] = &[
+    HostSpec {
+        name: "wg",
+        addr: lan(11),
+        group: "wireguard",
+        expect: Expect::Vpn(&["wireguard"]),
+        about: "WireGuard (wireguard-go); leaks one DNS query outside the tunnel every second",
+    },
+    HostSpec {
+        name: "ovpnu",
+        addr: lan(12),
+        group: "openvpn",
+        expect: Expect::Vpn(&["openvpn"]),
+        about: "OpenVPN 2.6 over UDP 1194",
+    },
+    HostSpec {
+        name: "ovpnt",
+        addr: lan(13),
+        group: "openvpn",
+        expect: Expect::Vpn(&["openvpn"]),
+        about: "OpenVPN 2.6 over TCP 443 with tls-crypt",
+    },
+    HostSpec {
+        name: "anyc",
+        addr: lan(14),
+        group: "anyconnect",
+        expect: Expect::Vpn(&["anyconnect"]),
+        about: "AnyConnect: openconnect to ocserv, TLS then DTLS",
+    },
+    HostSpec {
+        name: "ipsec",
+        addr: lan(15),
+        group: "ipsec",
+        expect: Expect::Vpn(&["ipsec"]),
+        about: "IKEv2 with ESP in UDP over NAT-T (strongSwan, kernel-libipsec)",
+    },
+    HostSpec {
+        name: "ss",
+        addr: lan(16),
+        group: "shadowsocks",
+        expect: Expect::Tunnel("fully_encrypted"),
+        about: "shadowsocks-libev (AEAD), a port forward and a SOCKS proxy",
+    },
+    HostSpec {
+        name: "ssh",
+        addr: lan(17),
+        group: "ssh",
+        expect: Expect::Tunnel("ssh"),
+        about: "OpenSSH port forwarding",
+    },
+    HostSpec {
+        name: "web",
+        addr: lan(21),
+        group: "ordinary",
+        expect: Expect::Ordinary,
+        about: "browsing: HTTPS (with SNI) and HTTP to many servers",
+    },
+    HostSpec {
+        name: "video",
+        addr: lan(22),
+        group: "ordinary",
+        expect: Expect::Ordinary,
+        about: "one long TLS stream from one server (the research rule's classic false positive)",
+    },
+    HostSpec {
+        name: "dnsq",
+        addr: lan(23),
+        group: "ordinary",
+        expect: Expect::Ordinary,
+        about: "DNS queries and QUIC-like UDP to one server",
+    },
+    HostSpec {
+        name: "late",
+        addr: lan(31),
+        group: "failures",
+        expect: Expect::Vpn(&["wireguard"]),
+        about: "WireGuard: server absent at first, then a reconnect from a new port, then idle, then traffic again",
+    },
+    HostSpec {
+        name: "multi",
+        addr: lan(32),
+        group: "failures",
+        expect: Expect::Vpn(&["openvpn", "wireguard"]),
+        about: "two VPN clients on one host (WireGuard and OpenVPN)",
+    },
+];
+
+// The WAN's addresses.
+const WG_SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const OVPN_UDP_SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+const OVPN_TCP_SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
+const OCSERV: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 4);
+const IPSEC_SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 5);
+const SS_SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 6);
+/// Where tunnelled traffic ends: iperf3 servers and the HTTP server.
+const TARGET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const SSH_SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 8);
+const DNS_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 53);
+const VIDEO_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 80);
+const QUIC_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 43);
+/// Web servers: HTTPS on the first few, HTTP on all.
+const WEB_SERVERS: u8 = 24;
+const HTTPS_SERVERS: u8 = 6;
+
+fn web(i: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, i)
+}
+
+/// vpnfp's settings in the lab: small windows so seconds of traffic count.
+pub const LAB_ARGS: &[&str] = &[
+    "--window",
+    "2",
+    "--count",
+    "60",
+    "--concentration-window",
+    "4",
+    "--concentration-min-packets",
+    "40",
+    "--flow-idle",
+    "8",
+];
+
+pub struct LabOptions {
+    /// Groups to run (`wireguard`, `openvpn`, `anyconnect`, `ipsec`,
+    /// `shadowsocks`, `ssh`, `ordinary`, `failures`); all when empty.
+    pub only: Vec<String>,
+    /// Seconds of traffic after the tunnels are up.
+    pub secs: u64,
+    /// Per-host captures (at the switch) go here.
+    pub capture: Option<PathBuf>,
+    /// Keep the lab's directory (configurations, logs).
+    pub keep: bool,
+    pub watch: Watch,
+    pub vpnfp: PathBuf,
+}
+
+impl LabOptions {
+    pub fn groups() -> Vec<&'static str> {
+        let mut g: Vec<&str> = HOSTS.iter().map(|h| h.group).collect();
+        g.dedup();
+        g
+    }
+}
+
+pub struct LabReport {
+    pub hosts: Vec<&'static HostSpec>,
+    /// Every JSON line vpnfp printed.
+    pub events: Vec<serde_json::Value>,
+    pub status: ExitStatus,
+    /// When the failure scenarios' idle gap ended (Unix seconds), if run.
+    pub idle_ended_at: Option<f64>,
+    pub dir: PathBuf,
+}
+
+impl LabReport {
+    pub fn of<'a>(
+        &'a self,
+        event: &'a str,
+        mode: &'a str,
+        host: Ipv4Addr,
+    ) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
+        let host = host.to_string();
+        self.events.iter().filter(move |e| {
+            e["event"] == event && e["mode"] == mode && e["host"].as_str() == Some(host.as_str())
+        })
+    }
+
+    /// The host's last verdict in `mode` ("none" if it never had one).
+    pub fn verdict(&self, mode: &str, host: Ipv4Addr) -> (String, Vec<String>) {
+        self.of("host_verdict", mode, host)
+            .last()
+            .map(|v| {
+                (
+                    v["verdict"].as_str().unwrap_or("?").to_string(),
+                    strings(&v["protocols"]),
+                )
+            })
+            .unwrap_or_else(|| ("none".to_string(), Vec::new()))
+    }
+
+    /// Protocols vpnfp named on the host's flows in `mode`.
+    pub fn named(&self, mode: &str, host: Ipv4Addr) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .of("vpn_detected", mode, host)
+            .filter_map(|e| e["protocol"].as_str().map(str::to_string))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+pub fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes the lab's directory unless asked to keep it.
+struct Workdir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn selected(only: &[String]) -> anyhow::Result<Vec<&'static HostSpec>> {
+    let groups = LabOptions::groups();
+    for g in only {
+        if !groups.contains(&g.as_str()) {
+            bail!(
+                "unknown lab group {g:?}: the groups are {}",
+                groups.join(", ")
+            );
+        }
+    }
+    Ok(HOSTS
+        .iter()
+        .filter(|h| only.is_empty() || only.iter().any(|g| g == h.group))
+        .collect())
+}
+
+/// Builds the lab, runs vpnfp on the router with `options.watch`, drives
+/// the traffic and the failure scenarios, and tears everything down.
+/// `on_line` sees vpnfp's JSON lines as they come.
+pub fn run(options: &LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result<LabReport> {
+    let hosts = selected(&options.only)?;
+    let dir = std::env::temp_dir().join(format!("vpnfp-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let workdir = Workdir {
+        path: dir.clone(),
+        keep: options.keep,
+    };
+    let mut wan_addrs = vec![
+        WG_SERVER,
+        OVPN_UDP_SERVER,
+        OVPN_TCP_SERVER,
+        OCSERV,
+        IPSEC_SERVER,
+        SS_SERVER,
+        TARGET,
+        SSH_SERVER,
+        DNS_SERVER,
+        VIDEO_SERVER,
+        QUIC_SERVER,
+    ];
+    wan_addrs.extend((1..=WEB_SERVERS).map(web));
+    let topo = Topology::new(
+        &hosts.iter().map(|h| (h.name, h.addr)).collect::<Vec<_>>(),
+        &wan_addrs,
+    );
+    let procs = Procs::new(&dir);
+    let stop = Stop::default();
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let result = (|| -> anyhow::Result<LabReport> {
+        let pki = Pki::new(&dir, &wan_addrs)?;
+        servers(&topo, &procs, &pki, &dir, &hosts, &stop, &mut threads)?;
+        if let Some(cap) = &options.capture {
+            std::fs::create_dir_all(cap)?;
+            for h in &topo.hosts {
+                let mut cmd = topo.switch.command("tcpdump");
+                cmd.args(["-i", &h.switch_port, "-s", "0", "-U", "-w"])
+                    .arg(cap.join(format!("{}.pcap", h.name)));
+                procs.spawn(&format!("tcpdump-{}", h.name), cmd)?;
+            }
+        }
+        // vpnfp first: it must see the tunnels' handshakes.
+        let mut vpnfp = ChildGuard(Some(
+            topo.router
+                .command(&options.vpnfp)
+                .args(["run", "--iface", ROUTER_IF, "--json"])
+                .args(options.watch.args())
+                .args(LAB_ARGS)
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(dir.join("vpnfp.log"))?)
+                .spawn()
+                .context("starting vpnfp")?,
+        ));
+        let stdout = vpnfp.child().stdout.take().context("vpnfp's stdout")?;
+        let (tx, lines) = mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        wait_for("vpnfp attached", Duration::from_secs(30), || {
+            if vpnfp.child().try_wait().ok().flatten().is_some() {
+                return true; // exited: reported below
+            }
+            let xdp = options.watch == Watch::Nfqueue || topo.router.has_xdp(ROUTER_IF);
+            let nfq = options.watch == Watch::Xdp
+                || (topo.router.nfqueue_bound() && !topo.router.vpnfp_rules().is_empty());
+            xdp && nfq
+        })
+        .with_context(|| {
+            format!(
+                "vpnfp did not attach; its log:\n{}",
+                std::fs::read_to_string(dir.join("vpnfp.log")).unwrap_or_default()
+            )
+        })?;
+        if let Some(status) = vpnfp.child().try_wait()? {
+            bail!(
+                "vpnfp exited ({status}); its log:\n{}",
+                std::fs::read_to_string(dir.join("vpnfp.log")).unwrap_or_default()
+            );
+        }
+        let mut on_line = on_line;
+        let mut collected = Vec::new();
+        let mut drain = |collected: &mut Vec<String>, wait: Duration| {
+            let end = Instant::now() + wait;
+            loop {
+                let left = end.saturating_duration_since(Instant::now());
+                match lines.recv_timeout(left.max(Duration::from_millis(1))) {
+                    Ok(line) => {
+                        on_line(&line);
+                        collected.push(line);
+                    }
+                    Err(_) if Instant::now() >= end => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(_) => {}
+                }
+            }
+        };
+        let started = Instant::now();
+        let idle_ended_at = clients_and_traffic(
+            &topo,
+            &procs,
+            &pki,
+            &dir,
+            &hosts,
+            options.secs,
+            &stop,
+            &mut threads,
+            &mut |wait| drain(&mut collected, wait),
+        )?;
+        let left = Duration::from_secs(options.secs).saturating_sub(started.elapsed());
+        drain(&mut collected, left);
+        stop.set();
+        // The tunnels close; what they did is in vpnfp's flows.
+        drain(&mut collected, Duration::from_millis(500));
+        let status = vpnfp.terminate(Duration::from_secs(20));
+        reader.join().ok();
+        drain(&mut collected, Duration::from_millis(10));
+        let events = collected
+            .iter()
+            .map(|l| {
+                serde_json::from_str(l).with_context(|| format!("vpnfp printed non-JSON {l:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(LabReport {
+            hosts: hosts.clone(),
+            events,
+            status,
+            idle_ended_at,
+            dir: workdir.path.clone(),
+        })
+    })();
+    stop.set();
+    procs.stop_all();
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(topo);
+    drop(workdir);
+    result
+}
+
+/// The WAN's servers for the selected hosts.
+fn servers(
+    topo: &Topology,
+    procs: &Procs,
+    pki: &Pki,
+    dir: &Path,
+    hosts: &[&HostSpec],
+    stop: &Stop,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    let wan = &topo.wan;
+    let has = |name: &str| hosts.iter().any(|h| h.name == name);
+    threads.push(traffic::http_server(wan, 80, stop.clone()));
+    threads.push(traffic::http_server(wan, 8080, stop.clone()));
+    software::dnsmasq(procs, wan, dir, DNS_SERVER)?;
+    for (i, _) in HOSTS.iter().enumerate() {
+        let mut cmd = wan.command("iperf3");
+        cmd.args(["-s", "-p", &(5201 + i).to_string()]);
+        procs.spawn(&format!("iperf3-server-{i}"), cmd)?;
+    }
+    if has("wg") || has("multi") {
+        let keys = software::wg_keys(dir, "wg-server")?;
+        let iface = software::wg_name("s");
+        software::wireguard(
+            procs,
+            wan,
+            "wg-server",
+            &iface,
+            &keys,
+            "10.101.0.1/24",
+            51820,
+        )?;
+        for (host, tunnel_addr) in [("wg", "10.101.0.2"), ("multi", "10.101.0.3")] {
+            if has(host) {
+                let client = software::wg_keys(dir, &format!("wg-{host}"))?;
+                software::wg_peer(
+                    wan,
+                    &iface,
+                    &client.public,
+                    &format!("{tunnel_addr}/32"),
+                    None,
+                )?;
+            }
+        }
+    }
+    if has("ovpnu") {
+        ovpn_udp(pki).server(procs, wan, "ovpnu-server", "ovs0")?;
+    }
+    if has("multi") {
+        ovpn_multi(pki).server(procs, wan, "multi-ovpn-server", "ovs2")?;
+    }
+    if has("ovpnt") {
+        ovpn_tcp(pki).server(procs, wan, "ovpnt-server", "ovs1")?;
+    }
+    if has("anyc") {
+        software::ocserv(procs, wan, dir, pki, OCSERV)?;
+    }
+    if has("ipsec") {
+        wan.ip(&["addr", "add", "10.105.0.1/32", "dev", "lo"]);
+        Charon::start(
+            procs,
+            wan,
+            dir,
+            "charon-server",
+            &software::ikev2_connection(false, IPSEC_SERVER, IPSEC_TUNNEL),
+        )?;
+    }
+    if has("ss") {
+        software::ss_server(procs, wan, SS_SERVER)?;
+    }
+    if has("ssh") {
+        software::sshd(procs, wan, dir, SSH_SERVER)?;
+    }
+    if has("web") {
+        for i in 1..=HTTPS_SERVERS {
+            let mut cmd = wan.command("openssl");
+            cmd.args(["s_server", "-www", "-quiet", "-accept"])
+                .arg(format!("{}:443", web(i)))
+                .args([
+                    "-cert",
+                    &pki.path("server.crt"),
+                    "-key",
+                    &pki.path("server.key"),
+                ]);
+            procs.spawn(&format!("https-{i}"), cmd)?;
+        }
+    }
+    if has("video") {
+        let mut cmd = wan.command("openssl");
+        cmd.args(["s_server", "-quiet", "-naccept", "1", "-accept"])
+            .arg(format!("{VIDEO_SERVER}:443"))
+            .args([
+                "-cert",
+                &pki.path("server.crt"),
+                "-key",
+                &pki.path("server.key"),
+            ]);
+        let (_, stdin) = procs.spawn_piped("video-server", cmd)?;
+        // 150 kB/s, paced at the server.
+        threads.push(traffic::pace(stdin, 150_000, stop.clone()));
+    }
+    if has("dnsq") {
+        threads.push(traffic::quic_server(
+            wan,
+            SocketAddr::new(QUIC_SERVER.into(), 443),
+            stop.clone(),
+        ));
+    }
+    Ok(())
+}
+
+const IPSEC_TUNNEL: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(10, 105, 0, 1), Ipv4Addr::new(10, 105, 0, 2));
+
+fn ovpn_udp(pki: &Pki) -> OpenVpn<'_> {
+    OpenVpn {
+        pki,
+        proto: "udp",
+        server: OVPN_UDP_SERVER,
+        port: 1194,
+        tls_crypt: false,
+        tunnel: (Ipv4Addr::new(10, 102, 0, 1), Ipv4Addr::new(10, 102, 0, 2)),
+    }
+}
+
+fn ovpn_multi(pki: &Pki) -> OpenVpn<'_> {
+    OpenVpn {
+        port: 1195,
+        tunnel: (Ipv4Addr::new(10, 106, 0, 1), Ipv4Addr::new(10, 106, 0, 2)),
+        ..ovpn_udp(pki)
+    }
+}
+
+fn ovpn_tcp(pki: &Pki) -> OpenVpn<'_> {
+    OpenVpn {
+        pki,
+        proto: "tcp",
+        server: OVPN_TCP_SERVER,
+        port: 443,
+        tls_crypt: true,
+        tunnel: (Ipv4Addr::new(10, 104, 0, 1), Ipv4Addr::new(10, 104, 0, 2)),
+    }
+}
+
+fn iperf_port(host: &str) -> u16 {
+    5201 + HOSTS
+        .iter()
+        .position(|h| h.name == host)
+        .expect("a lab host") as u16
+}
+
+/// iperf3 at a modest rate, through the tunnel, for the lab's duration.
+fn iperf(
+    procs: &Procs,
+    topo: &Topology,
+    host: &str,
+    target: &str,
+    port: u16,
+    secs: u64,
+    bind: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut cmd = topo.host(host).ns.command("iperf3");
+    cmd.args([
+        "-c",
+        target,
+        "-p",
+        &port.to_string(),
+        "-b",
+        "600K",
+        "-t",
+        &secs.to_string(),
+    ]);
+    if let Some(b) = bind {
+        cmd.args(["-B", b]);
+    }
+    procs.spawn(&format!("iperf3-{host}"), cmd)?;
+    Ok(())
+}
+
+/// Waits until `host` reaches `addr` (ping), i.e. its tunnel is up.
+fn tunnel_up(
+    topo: &Topology,
+    host: &str,
+    addr: &str,
+    source: Option<&str>,
+    procs: &Procs,
+    proc_name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let ns = &topo.host(host).ns;
+    wait_for(&format!("{host}'s tunnel to {addr}"), timeout, || {
+        let mut cmd = ns.command("ping");
+        cmd.args(["-c", "1", "-W", "1"]);
+        if let Some(s) = source {
+            cmd.args(["-I", s]);
+        }
+        cmd.arg(addr).output().is_ok_and(|o| o.status.success())
+    })
+    .map_err(|e| with_log(e, procs, proc_name))
+}
+
+/// `e`, with the end of `proc_name`'s log if it has exited.
+fn with_log(e: anyhow::Error, procs: &Procs, proc_name: &str) -> anyhow::Error {
+    match procs.check(proc_name) {
+        Ok(()) => e,
+        Err(exited) => e.context(format!("{exited:#}")),
+    }
+}
+
+/// Starts the clients and their traffic; runs the failure scenarios on
+/// their timeline. `pause` waits while collecting vpnfp's output.
+#[allow(clippy::too_many_arguments)]
+fn clients_and_traffic(
+    topo: &Topology,
+    procs: &Procs,
+    pki: &Pki,
+    dir: &Path,
+    hosts: &[&HostSpec],
+    secs: u64,
+    stop: &Stop,
+    threads: &mut Vec<JoinHandle<()>>,
+    pause: &mut dyn FnMut(Duration),
+) -> anyhow::Result<Option<f64>> {
+    let has = |name: &str| hosts.iter().any(|h| h.name == name);
+    let up = Duration::from_secs(30);
+    let fetch = |host: &str, url: String, extra: &[&str]| {
+        traffic::fetch_loop(
+            &topo.host(host).ns,
+            extra.iter().map(|s| s.to_string()).collect(),
+            vec![url],
+            Duration::from_millis(700),
+            stop.clone(),
+        )
+    };
+    if has("wg") {
+        let ns = &topo.host("wg").ns;
+        let keys = software::wg_keys(dir, "wg-wg")?;
+        let iface = software::wg_name("a");
+        software::wireguard(procs, ns, "wg-client", &iface, &keys, "10.101.0.2/24", 0)?;
+        let server_pub = wg_public(dir, "wg-server")?;
+        software::wg_peer(
+            ns,
+            &iface,
+            &server_pub,
+            "10.101.0.0/24",
+            Some(&format!("{WG_SERVER}:51820")),
+        )?;
+    }
+    if has("multi") {
+        let ns = &topo.host("multi").ns;
+        let keys = software::wg_keys(dir, "wg-multi")?;
+        let iface = software::wg_name("m");
+        software::wireguard(
+            procs,
+            ns,
+            "multi-wg-client",
+            &iface,
+            &keys,
+            "10.101.0.3/24",
+            0,
+        )?;
+        let server_pub = wg_public(dir, "wg-server")?;
+        software::wg_peer(
+            ns,
+            &iface,
+            &server_pub,
+            "10.101.0.0/24",
+            Some(&format!("{WG_SERVER}:51820")),
+        )?;
+        ovpn_multi(pki).client(procs, ns, "multi-ovpn-client", "ovc2")?;
+    }
+    if has("ovpnu") {
+        ovpn_udp(pki).client(procs, &topo.host("ovpnu").ns, "ovpnu-client", "ovc0")?;
+    }
+    if has("ovpnt") {
+        ovpn_tcp(pki).client(procs, &topo.host("ovpnt").ns, "ovpnt-client", "ovc1")?;
+    }
+    if has("anyc") {
+        software::openconnect(procs, &topo.host("anyc").ns, dir, pki, OCSERV, "oc0")?;
+    }
+    if has("ipsec") {
+        let ns = &topo.host("ipsec").ns;
+        ns.ip(&["addr", "add", "10.105.0.2/32", "dev", "lo"]);
+        Charon::start(
+            procs,
+            ns,
+            dir,
+            "charon-client",
+            &software::ikev2_connection(true, IPSEC_SERVER, IPSEC_TUNNEL),
+        )?;
+    }
+    if has("ss") {
+        let target = format!("{TARGET}:{}", iperf_port("ss"));
+        software::ss_clients(procs, &topo.host("ss").ns, SS_SERVER, (5301, &target), 1080)?;
+    }
+    if has("ssh") {
+        let key = dir.join("ssh").join("client_key");
+        software::ssh_forward(
+            procs,
+            &topo.host("ssh").ns,
+            &key,
+            SSH_SERVER,
+            &[
+                (5302, format!("{TARGET}:{}", iperf_port("ssh"))),
+                (8081, format!("{TARGET}:8080")),
+            ],
+        )?;
+    }
+    // The late server is absent while its client starts.
+    let late_keys = if has("late") {
+        let ns = &topo.host("late").ns;
+        let keys = software::wg_keys(dir, "wg-late")?;
+        let server = software::wg_keys(dir, "wg-late-server")?;
+        let iface = software::wg_name("l");
+        software::wireguard(procs, ns, "late-client", &iface, &keys, "10.107.0.2/24", 0)?;
+        software::wg_peer(
+            ns,
+            &iface,
+            &server.public,
+            "10.107.0.0/24",
+            Some(&format!("{WG_SERVER}:51822")),
+        )?;
+        // Traffic that drives its handshake attempts.
+        let mut ping = ns.command("ping");
+        ping.args(["-c", "60", "-i", "0.25", "10.107.0.1"]);
+        procs.spawn("late-ping-1", ping)?;
+        Some((keys, server))
+    } else {
+        None
+    };
+
+    // Tunnels up, then their traffic.
+    let traffic_secs = secs.max(5);
+    if has("wg") {
+        tunnel_up(topo, "wg", "10.101.0.1", None, procs, "wg-client", up)?;
+        iperf(
+            procs,
+            topo,
+            "wg",
+            "10.101.0.1",
+            iperf_port("wg"),
+            traffic_secs,
+            None,
+        )?;
+        threads.push(fetch("wg", "http://10.101.0.1:8080/20000".into(), &[]));
+        // The leak: one DNS query outside the tunnel every second.
+        threads.push(traffic::dns_loop(
+            &topo.host("wg").ns,
+            DNS_SERVER,
+            Duration::from_secs(1),
+            stop.clone(),
+            Arc::new(AtomicU64::new(0)),
+        ));
+    }
+    if has("ovpnu") {
+        tunnel_up(topo, "ovpnu", "10.102.0.1", None, procs, "ovpnu-client", up)?;
+        iperf(
+            procs,
+            topo,
+            "ovpnu",
+            "10.102.0.1",
+            iperf_port("ovpnu"),
+            traffic_secs,
+            None,
+        )?;
+        threads.push(fetch("ovpnu", "http://10.102.0.1:8080/20000".into(), &[]));
+    }
+    if has("ovpnt") {
+        tunnel_up(topo, "ovpnt", "10.104.0.1", None, procs, "ovpnt-client", up)?;
+        iperf(
+            procs,
+            topo,
+            "ovpnt",
+            "10.104.0.1",
+            iperf_port("ovpnt"),
+            traffic_secs,
+            None,
+        )?;
+        threads.push(fetch("ovpnt", "http://10.104.0.1:8080/20000".into(), &[]));
+    }
+    if has("anyc") {
+        tunnel_up(topo, "anyc", "10.103.0.1", None, procs, "openconnect", up)?;
+        iperf(
+            procs,
+            topo,
+            "anyc",
+            "10.103.0.1",
+            iperf_port("anyc"),
+            traffic_secs,
+            None,
+        )?;
+        threads.push(fetch("anyc", "http://10.103.0.1:8080/20000".into(), &[]));
+    }
+    if has("ipsec") {
+        tunnel_up(
+            topo,
+            "ipsec",
+            "10.105.0.1",
+            Some("10.105.0.2"),
+            procs,
+            "charon-client",
+            up,
+        )?;
+        iperf(
+            procs,
+            topo,
+            "ipsec",
+            "10.105.0.1",
+            iperf_port("ipsec"),
+            traffic_secs,
+            Some("10.105.0.2"),
+        )?;
+        threads.push(fetch(
+            "ipsec",
+            "http://10.105.0.1:8080/20000".into(),
+            &["--interface", "10.105.0.2"],
+        ));
+    }
+    if has("ss") {
+        pause(Duration::from_millis(300));
+        iperf(procs, topo, "ss", "127.0.0.1", 5301, traffic_secs, None)?;
+        threads.push(fetch(
+            "ss",
+            format!("http://{TARGET}:8080/20000"),
+            &["--socks5-hostname", "127.0.0.1:1080"],
+        ));
+    }
+    if has("ssh") {
+        let ns = &topo.host("ssh").ns;
+        wait_for("ssh's forward", up, || {
+            ns.command("bash")
+                .args(["-c", "exec 3<>/dev/tcp/127.0.0.1/8081"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map_err(|e| with_log(e, procs, "ssh"))?;
+        iperf(procs, topo, "ssh", "127.0.0.1", 5302, traffic_secs, None)?;
+        threads.push(fetch("ssh", "http://127.0.0.1:8081/20000".into(), &[]));
+    }
+    if has("web") {
+        let ns = &topo.host("web").ns;
+        let mut urls: Vec<String> = (1..=HTTPS_SERVERS)
+            .map(|i| format!("https://site{i}.lab.example/"))
+            .collect();
+        urls.extend((1..=WEB_SERVERS).map(|i| format!("http://{}/30000", web(i))));
+        let mut args = vec!["-k".to_string()];
+        for i in 1..=HTTPS_SERVERS {
+            args.push("--resolve".into());
+            args.push(format!("site{i}.lab.example:443:{}", web(i)));
+        }
+        threads.push(traffic::fetch_loop(
+            ns,
+            args,
+            urls,
+            Duration::from_millis(150),
+            stop.clone(),
+        ));
+        threads.push(traffic::dns_loop(
+            ns,
+            DNS_SERVER,
+            Duration::from_millis(400),
+            stop.clone(),
+            Arc::new(AtomicU64::new(0)),
+        ));
+    }
+    if has("video") {
+        let mut cmd = topo.host("video").ns.command("openssl");
+        cmd.args([
+            "s_client",
+            "-quiet",
+            "-ign_eof",
+            "-servername",
+            "video.lab.example",
+            "-connect",
+        ])
+        .arg(format!("{VIDEO_SERVER}:443"));
+        procs.spawn_quiet("video-client", cmd)?;
+    }
+    if has("dnsq") {
+        let ns = &topo.host("dnsq").ns;
+        threads.push(traffic::dns_loop(
+            ns,
+            DNS_SERVER,
+            Duration::from_millis(200),
+            stop.clone(),
+            Arc::new(AtomicU64::new(0)),
+        ));
+        threads.push(traffic::quic_loop(
+            ns,
+            SocketAddr::new(QUIC_SERVER.into(), 443),
+            stop.clone(),
+        ));
+    }
+
+    // The failure scenarios' timeline, from here.
+    let Some((late_keys, late_server)) = late_keys else {
+        return Ok(None);
+    };
+    let wan = &topo.wan;
+    let late_ns = &topo.host("late").ns;
+    if has("multi") {
+        tunnel_up(
+            topo,
+            "multi",
+            "10.106.0.1",
+            None,
+            procs,
+            "multi-ovpn-client",
+            up,
+        )?;
+        tunnel_up(
+            topo,
+            "multi",
+            "10.101.0.1",
+            None,
+            procs,
+            "multi-wg-client",
+            up,
+        )?;
+        let ns = &topo.host("multi").ns;
+        let mut a = ns.command("ping");
+        a.args(["-c", &(secs * 5).to_string(), "-i", "0.2", "10.106.0.1"]);
+        procs.spawn("multi-ping-ovpn", a)?;
+        let mut b = ns.command("ping");
+        b.args(["-c", &(secs * 5).to_string(), "-i", "0.2", "10.101.0.1"]);
+        procs.spawn("multi-ping-wg", b)?;
+    }
+    // 1. The server is not there when the client connects: it comes 6 s later.
+    pause(Duration::from_secs(6));
+    let late_iface = software::wg_name("t");
+    software::wireguard(
+        procs,
+        wan,
+        "late-server",
+        &late_iface,
+        &late_server,
+        "10.107.0.1/24",
+        51822,
+    )?;
+    software::wg_peer(wan, &late_iface, &late_keys.public, "10.107.0.0/24", None)?;
+    tunnel_up(
+        topo,
+        "late",
+        "10.107.0.1",
+        None,
+        procs,
+        "late-client",
+        Duration::from_secs(20),
+    )?;
+    // 2. The server dies mid-tunnel and comes back.
+    if has("ovpnu") {
+        procs.stop("ovpnu-server");
+        pause(Duration::from_secs(3));
+        ovpn_udp(pki).server(procs, wan, "ovpnu-server-again", "ovs0")?;
+    }
+    // 3. The client reconnects from a new source port.
+    procs.stop("late-ping-1");
+    procs.stop("late-client");
+    let iface2 = software::wg_name("u");
+    software::wireguard(
+        procs,
+        late_ns,
+        "late-client-again",
+        &iface2,
+        &late_keys,
+        "10.107.0.2/24",
+        0,
+    )?;
+    software::wg_peer(
+        late_ns,
+        &iface2,
+        &late_server.public,
+        "10.107.0.0/24",
+        Some(&format!("{WG_SERVER}:51822")),
+    )?;
+    let mut ping = late_ns.command("ping");
+    ping.args(["-c", "12", "-i", "0.25", "10.107.0.1"]);
+    procs.spawn("late-ping-2", ping)?;
+    // 4. The tunnel stays idle (longer than --flow-idle), then carries
+    // traffic again.
+    pause(Duration::from_secs(3 + 10));
+    let idle_ended_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let mut ping = late_ns.command("ping");
+    ping.args(["-c", "12", "-i", "0.25", "10.107.0.1"]);
+    procs.spawn("late-ping-3", ping)?;
+    pause(Duration::from_secs(4));
+    Ok(Some(idle_ended_at))
+}
+
+fn wg_public(dir: &Path, name: &str) -> anyhow::Result<String> {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "wg pubkey < {}",
+        dir.join(format!("{name}.wgkey")).display()
+    ));
+    let out = cmd.output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A table of every host: what it should be, and what vpnfp concluded in
+/// each mode; and whether every host was judged as expected.
+pub fn summary(report: &LabReport, modes: &[&str]) -> (String, bool) {
+    let mut out = format!(
+        "{:<6} {:<15} {:<26} {}\n",
+        "host",
+        "address",
+        "expected",
+        modes.iter().map(|m| format!("{m:<34}")).collect::<String>()
+    );
+    let mut all_right = true;
+    for h in &report.hosts {
+        let expected = match h.expect {
+            Expect::Vpn(p) => format!("vpn ({})", p.join(", ")),
+            Expect::Tunnel(p) => format!("tunnel ({p})"),
+            Expect::Ordinary => "none".to_string(),
+        };
+        let mut cells = String::new();
+        for mode in modes {
+            let (level, protocols) = report.verdict(mode, h.addr);
+            let named = report.named(mode, h.addr);
+            let right = match h.expect {
+                Expect::Vpn(p) => level == "vpn" && p.iter().all(|x| named.iter().any(|n| n == x)),
+                Expect::Tunnel(p) => level == "tunnel" && named.iter().any(|n| n == p),
+                Expect::Ordinary => level == "none" && named.is_empty(),
+            };
+            all_right &= right;
+            let shown = if protocols.is_empty() {
+                level
+            } else {
+                format!("{level} ({})", protocols.join(", "))
+            };
+            cells.push_str(&format!(
+                "{:<34}",
+                format!("{} {shown}", if right { "ok" } else { "WRONG" })
+            ));
+        }
+        out.push_str(&format!(
+            "{:<6} {:<15} {:<26} {cells}\n       {}\n",
+            h.name,
+            h.addr.to_string(),
+            expected,
+            h.about
+        ));
+    }
+    (out, all_right)
+}
+
+/// One line for a `vpn_detected` or `host_verdict` JSON event.
+pub fn describe(event: &serde_json::Value) -> Option<String> {
+    let s = |k: &str| event[k].as_str().unwrap_or("").to_string();
+    match event["event"].as_str()? {
+        "vpn_detected" => Some(format!(
+            "[{}] {} {} -> {} {}/{}: {} ({}, {} confidence)",
+            s("mode"),
+            if s("class") == "vpn" {
+                "VPN detected:"
+            } else {
+                "tunnel detected:"
+            },
+            s("host"),
+            s("peer"),
+            s("transport"),
+            event["peer_port"],
+            s("protocol"),
+            strings(&event["reasons"]).join(", "),
+            s("confidence"),
+        )),
+        "host_verdict" => Some(format!(
+            "[{}] verdict: host {} is {} (was {}){}; reasons: {}",
+            s("mode"),
+            s("host"),
+            s("verdict"),
+            s("previous"),
+            {
+                let p = strings(&event["protocols"]);
+                if p.is_empty() {
+                    String::new()
+                } else {
+                    format!(", protocols {}", p.join(", "))
+                }
+            },
+            strings(&event["reasons"]).join("; "),
+        )),
+        _ => None,
+    }
+}
