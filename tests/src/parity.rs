@@ -82,6 +82,7 @@ pub fn named(samples: &[SampleSeen]) -> BTreeMap<FlowId, String> {
     let mut identifier = vpnfp::judge::identify::Identifier::new(
         vpnfp::judge::providers::Providers::built_in(),
         1 << 16,
+        false,
     );
     let mut names = BTreeMap::new();
     for s in samples {

@@ -136,6 +136,30 @@ fn real_vpns_are_named_and_judged_alike_by_xdp_and_nfqueue() {
             .any(|e| e["at"].as_f64().unwrap_or(0.0) >= idle_end),
         "the tunnel was not named again after being idle"
     );
+    // Peer names: passively from the DNS answers the browsing host got,
+    // actively (--resolve) by reverse DNS for the VPN servers.
+    let names: BTreeSet<(String, String)> = report
+        .events
+        .iter()
+        .filter(|e| e["event"] == "flow" && e["mode"] == "xdp")
+        .filter_map(|e| {
+            Some((
+                e["peer"].as_str()?.to_string(),
+                e["peer_name"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|(ip, n)| ip.starts_with("192.0.2.")
+                && *n == format!("www{}.lab.example", &ip[8..])),
+        "no web server named from DNS answers: {names:?}"
+    );
+    assert!(
+        names.contains(&("198.51.100.1".to_string(), "wg.vpn.lab.example".to_string())),
+        "the WireGuard server was not named by reverse DNS: {names:?}"
+    );
     // Two VPN clients behind one host: both named, one verdict.
     assert_eq!(
         report.verdict("xdp", host("multi")).1,

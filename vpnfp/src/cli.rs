@@ -65,8 +65,70 @@ Examples:
   vpnfp replay capture.pcap
   vpnfp replay monday.pcapng tuesday.pcapng --json --internal-hosts-only
       The research's offline entry point also skips transit traffic.
-  tcpdump -i eth0 -w - | vpnfp replay - --json")]
+  tcpdump -i eth0 -w - | vpnfp replay - --json
+  vpnfp replay capture.pcap --store capture.db && vpnfp report --store capture.db")]
     Replay(ReplayArgs),
+    /// What the store holds: per host its verdicts (protocols, peers, when),
+    /// traffic up and down, flows by protocol and top peers; overall the
+    /// hosts flagged and the protocols over time. Tables, JSON, or one
+    /// static HTML page.
+    #[command(after_help = "\
+Examples:
+  vpnfp report                          the default store, everything in it
+  vpnfp report --since 7d --host 192.168.1.20
+  vpnfp report --json | jq '.flagged'
+  vpnfp report --html report.html       a self-contained page with timelines")]
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The store to read.
+    #[arg(long, value_name = "PATH", default_value = vpnfp::store::DEFAULT_STORE, env = "VPNFP_STORE")]
+    pub store: std::path::PathBuf,
+    /// Only the last DURATION of what the store holds (30m, 24h, 7d; all).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Only this host.
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<std::net::IpAddr>,
+    /// One JSON object on stdout instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Write one self-contained HTML page (no script, no network).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
+    /// Which source's rows: xdp, nfqueue or replay [default: the first
+    /// of these the store has].
+    #[arg(long)]
+    pub mode: Option<String>,
+}
+
+/// What leaves vpnfp besides its output lines: IPFIX, names.
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// Export every flow record as IPFIX (RFC 7011) over UDP to this
+    /// collector (nfcapd, pmacct, GoFlow2, ...): standard elements plus
+    /// vpnfp's protocol, verdict and peer name (enterprise 32473).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ipfix: Option<std::net::SocketAddr>,
+    /// Also name peers by reverse DNS (the system resolver; at most 20
+    /// lookups a second, cached, off the packet path). Names are learnt
+    /// passively from the DNS answers and TLS server names seen anyway.
+    #[arg(long)]
+    pub resolve: bool,
+    /// Keep this long in the store; older rows are pruned in the
+    /// background (by the rows' own times).
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    pub retain: String,
+}
+
+impl ExportArgs {
+    pub fn retain(&self) -> anyhow::Result<std::time::Duration> {
+        humantime::parse_duration(&self.retain).map_err(|e| {
+            anyhow::anyhow!("--retain {:?}: a duration like 12h, 30d ({e})", self.retain)
+        })
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -86,6 +148,12 @@ pub struct ReplayArgs {
     /// seen flow is ended (emitted with end_reason "evicted").
     #[arg(long, default_value_t = vpnfp::engine::DEFAULT_MAX_FLOWS)]
     pub max_flows: usize,
+    /// Keep the research's reports, verdicts, identifications and flows in
+    /// this SQLite file (for `vpnfp report`); off unless given.
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub export: ExportArgs,
 }
 
 /// Which path sees the packets.
@@ -201,6 +269,16 @@ pub struct RunArgs {
     /// two from 4096 to 256 MiB.
     #[arg(long, default_value_t = DEFAULT_SAMPLE_RING_BYTES)]
     pub sample_ring_bytes: u32,
+    /// Keep the research's reports, verdicts, identifications and flows in
+    /// this SQLite file (WAL, batched off the packet path; `vpnfp report`
+    /// reads it).
+    #[arg(long, value_name = "PATH", default_value = vpnfp::store::DEFAULT_STORE, env = "VPNFP_STORE")]
+    pub store: std::path::PathBuf,
+    /// Keep no store.
+    #[arg(long, env = "VPNFP_NO_STORE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_store: bool,
+    #[command(flatten)]
+    pub export: ExportArgs,
 }
 
 /// NFQUEUE mode's settings (the research: queue 1, 2048 packets).
@@ -328,6 +406,7 @@ impl FingerprintArgs {
         settings: &vpnfp::settings::Settings,
         max_flows: usize,
         max_hosts: usize,
+        resolve: bool,
     ) -> anyhow::Result<vpnfp::pipeline::Judging> {
         let providers = match &self.vpn_names {
             Some(path) => vpnfp::judge::providers::Providers::with_file(path)?,
@@ -341,6 +420,7 @@ impl FingerprintArgs {
             },
             max_flows,
             max_hosts,
+            resolve,
         })
     }
 

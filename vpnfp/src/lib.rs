@@ -14,3 +14,4 @@ pub mod privileges;
 pub mod replay;
 pub mod settings;
 pub mod source;
+pub mod store;

@@ -1,5 +1,5 @@
 //! The vpnfp command line: `vpnfp run` watches live traffic, `vpnfp replay`
-//! reads captures.
+//! reads captures, `vpnfp report` reads the store.
 
 mod cli;
 mod commands;
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Run(args) => commands::run::run(args, cli.verbose),
         cli::Command::Replay(args) => commands::replay::run(args),
+        cli::Command::Report(args) => commands::report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,8 @@
 //! Every source's facts go through one pipeline: the research's decision
 //! on window closes, protocol identification on payload samples, one
-//! verdict per host, flow records with their protocol, the agreement report
-//! of `--mode both`, and on to the outputs.
+//! verdict per host, flow records with their protocol and peer name, the
+//! agreement report of `--mode both`, and on to the outputs: the log, JSON,
+//! the store and IPFIX.
 
 use std::sync::{Arc, atomic::Ordering};
 
@@ -17,9 +18,11 @@ use crate::{
     output::{
         Outputs,
         compare::Comparison,
+        ipfix::Exporter,
         metrics::PipelineCounts,
         report::{FlowReport, WindowReport},
     },
+    store::{Row, Store},
 };
 
 /// What identification and the verdicts need.
@@ -29,6 +32,8 @@ pub struct Judging {
     /// Flows identification tracks at once, hosts the judge tracks.
     pub max_flows: usize,
     pub max_hosts: usize,
+    /// Reverse DNS for peers without a name (`--resolve`).
+    pub resolve: bool,
 }
 
 pub struct Pipeline {
@@ -47,13 +52,17 @@ pub struct Pipeline {
     pub flows: u64,
     /// The same counts for the metrics thread.
     pub counts: Arc<PipelineCounts>,
+    /// `--store`: every report, detection, verdict and flow.
+    pub store: Option<Store>,
+    /// `--ipfix`: every flow record.
+    pub ipfix: Option<Exporter>,
 }
 
 impl Pipeline {
     pub fn new(thresholds: Thresholds, outputs: Outputs, compare: bool, judging: Judging) -> Self {
         Self {
             thresholds,
-            identifier: Identifier::new(judging.providers, judging.max_flows),
+            identifier: Identifier::new(judging.providers, judging.max_flows, judging.resolve),
             judge: Judge::new(judging.settings, judging.max_hosts),
             detections: 0,
             verdicts: 0,
@@ -63,6 +72,14 @@ impl Pipeline {
             reports: 0,
             flows: 0,
             counts: Arc::default(),
+            store: None,
+            ipfix: None,
+        }
+    }
+
+    fn keep(&self, row: impl FnOnce() -> Row) {
+        if let Some(store) = &self.store {
+            store.keep(row());
         }
     }
 
@@ -73,6 +90,20 @@ impl Pipeline {
         c.windows.store(self.closes, Ordering::Relaxed);
         c.flows.store(self.flows, Ordering::Relaxed);
         c.json_lost.store(self.outputs.lost(), Ordering::Relaxed);
+        c.detections.store(self.detections, Ordering::Relaxed);
+        c.verdicts.store(self.verdicts, Ordering::Relaxed);
+        if let Some(store) = &self.store {
+            let s = &store.counts;
+            c.store_written
+                .store(s.written.load(Ordering::Relaxed), Ordering::Relaxed);
+            c.store_lost.store(s.lost(), Ordering::Relaxed);
+        }
+        if let Some(ipfix) = &self.ipfix {
+            c.ipfix_records
+                .store(ipfix.counts.records, Ordering::Relaxed);
+            c.ipfix_send_errors
+                .store(ipfix.counts.send_errors, Ordering::Relaxed);
+        }
     }
 
     pub fn fact(&mut self, mode: Mode, fact: Fact<'_>) {
@@ -87,6 +118,9 @@ impl Pipeline {
                     c.record(mode, &closed);
                 }
                 self.outputs.window(&report);
+                if report.reason.is_some() {
+                    self.keep(|| Row::Suspected(report.clone()));
+                }
                 if let Some(reason) = report.reason {
                     let v = self.judge.research(
                         mode,
@@ -110,12 +144,28 @@ impl Pipeline {
                         .flow_record(mode, &flow.id, ended, flow.value.last_seen_ns);
                 self.detected(detections);
                 let v = self.judge.flow(mode, &flow, naming.as_ref());
-                self.outputs.flow(&FlowReport {
+                let peer_name = naming
+                    .as_ref()
+                    .and_then(|n| n.server_name.clone())
+                    .or_else(|| {
+                        self.identifier
+                            .names
+                            .name(flow.id.peer, flow.value.last_seen_ns)
+                    });
+                let report = FlowReport {
                     mode,
                     flow,
                     protocol: naming.as_ref().map(|n| n.protocol),
-                    peer_name: naming.and_then(|n| n.server_name),
-                });
+                    peer_name,
+                };
+                self.outputs.flow(&report);
+                if let Some(ipfix) = &mut self.ipfix {
+                    ipfix.flow(
+                        &report,
+                        self.judge.level(mode, report.flow.id.host).as_str(),
+                    );
+                }
+                self.keep(|| Row::Flow(report));
                 self.verdict(v);
             }
             Fact::Sample(sample) => {
@@ -132,6 +182,7 @@ impl Pipeline {
             } else {
                 self.detections += 1;
                 self.outputs.detection(&d);
+                self.keep(|| Row::Detection(d.clone()));
                 self.judge.detected(&d)
             };
             self.verdict(v);
@@ -139,17 +190,62 @@ impl Pipeline {
     }
 
     fn verdict(&mut self, v: Option<Verdict>) {
-        if let Some(v) = v {
+        if let Some(mut v) = v {
+            for peer in &v.peers {
+                if let Some(name) = self.identifier.names.name(*peer, v.at_ns) {
+                    v.peer_names.insert(*peer, name);
+                }
+            }
             self.verdicts += 1;
             self.outputs.verdict(&v);
+            self.keep(|| Row::Verdict(v));
         }
     }
 
-    /// Ages every host's evidence to `now_ns` (Unix nanoseconds).
+    /// Ages every host's evidence to `now_ns` (Unix nanoseconds) and sends
+    /// the pending IPFIX records.
     pub fn tick(&mut self, now_ns: u64) {
         for v in self.judge.tick(now_ns) {
             self.verdict(Some(v));
         }
+        if let Some(ipfix) = &mut self.ipfix {
+            ipfix.flush();
+        }
+    }
+
+    /// Sends what IPFIX holds and writes what the store holds; a line on
+    /// each, and how many records either lost.
+    pub fn finish(&mut self) -> u64 {
+        let mut lost = 0;
+        if let Some(ipfix) = &mut self.ipfix {
+            ipfix.flush();
+            let c = ipfix.counts;
+            log::info!(
+                "ipfix: {} records in {} messages to {}{}",
+                c.records,
+                c.messages,
+                ipfix.target(),
+                if c.send_errors > 0 {
+                    format!(", {} messages failed to send", c.send_errors)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if let Some(store) = self.store.take() {
+            let path = store.path().display().to_string();
+            let c = store.close();
+            let (written, l) = (c.written.load(Ordering::Relaxed), c.lost());
+            lost += l;
+            if l > 0 {
+                log::error!(
+                    "store {path}: {written} records written, {l} lost (writer behind or writes failing)"
+                );
+            } else {
+                log::info!("store {path}: {written} records written");
+            }
+        }
+        lost
     }
 
     /// The hosts with a verdict above none, for the log at the end.

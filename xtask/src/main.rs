@@ -224,6 +224,9 @@ fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
         cmd.arg("--").args(args);
     }
     cmd.env("VPNFP_BIN", &built.controller);
+    // vpnfp run keeps a store by default (/var/lib/vpnfp); the tests' runs
+    // keep none unless a test asks for one.
+    cmd.env("VPNFP_NO_STORE", "1");
     run_tests(cmd)
 }
 

@@ -44,6 +44,12 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     // Outside opinions on the lab's captures, and the replay comparison.
     ("ndpiReader", "libndpi-bin"),
     ("tshark", "tshark"),
+    // The IPFIX round trip (nfcapd, nfdump) and its cross-check.
+    ("nfcapd", "nfdump"),
+    ("softflowd", "softflowd"),
+    // The HTML report, checked in a real browser.
+    ("chromium", "chromium"),
+    ("unshare", "util-linux"),
 ];
 
 fn present(tool: &str) -> bool {

@@ -16,7 +16,7 @@ use crate::frames;
 /// Writes (or reuses) a pcap of `frames` Ethernet frames from `hosts` hosts,
 /// each with its own peer, 1 µs apart. Written directly: the record layout
 /// is trivial and the file is large.
-fn capture(dir: &Path, frames_n: u64, hosts: u32) -> PathBuf {
+pub fn capture(dir: &Path, frames_n: u64, hosts: u32) -> PathBuf {
     let path = dir.join(format!("replay-{frames_n}-{hosts}.pcap"));
     let expected_len = 24 + frames_n * (16 + 64);
     if std::fs::metadata(&path).is_ok_and(|m| m.len() == expected_len) {
@@ -142,7 +142,99 @@ pub fn figures(size: Size, scratch: &Path) -> Vec<Figure> {
         Figure::new("tcpdump -r FILE -w /dev/null", floor, "frames/s", format!("same file; {t:.2} s vs vpnfp {v:.2} s")),
     ];
     figures.extend(against_ndpi(size, scratch, runs));
+    figures.extend(store(size, scratch));
     figures
+}
+
+/// The store at a million flows: replay a capture of one frame per flow
+/// with `--store`, against the same replay without; the file's size.
+fn store(size: Size, scratch: &Path) -> Vec<Figure> {
+    let n: u64 = match size {
+        Size::Full => 1_000_000,
+        Size::Smoke => 20_000,
+    };
+    let path = capture(scratch, n, n as u32);
+    let vpnfp = crate::vpnfp_bin();
+    let db = scratch.join("bench-store.db");
+    let clean = || {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+    };
+    clean();
+    let with = {
+        let mut cmd = Command::new(&vpnfp);
+        cmd.args(["replay", "--max-flows", "2000000", "--store"])
+            .arg(&db)
+            .arg(&path)
+            .env_remove("VPNFP_NO_STORE");
+        time(cmd)
+    };
+    let bytes = std::fs::metadata(&db).map_or(0, |m| m.len());
+    let rows: i64 = rusqlite::Connection::open(&db)
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM flows", [], |r| r.get(0)))
+        .unwrap_or(0);
+    clean();
+    let without = {
+        let mut cmd = Command::new(&vpnfp);
+        cmd.args(["replay", "--max-flows", "2000000"]).arg(&path);
+        time(cmd)
+    };
+    let rate = rows as f64 / with.max(1e-9);
+    // IPFIX export of the same flows to a socket that drains them.
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("a sink socket");
+    let target = sink.local_addr().expect("address");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drained = {
+        let stop = stop.clone();
+        sink.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .ok();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if sink.recv(&mut buf).is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        })
+    };
+    let exported = {
+        let mut cmd = Command::new(&vpnfp);
+        cmd.args([
+            "replay",
+            "--max-flows",
+            "2000000",
+            "--ipfix",
+            &target.to_string(),
+        ])
+        .arg(&path);
+        time(cmd)
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let messages = drained.join().unwrap_or(0);
+    vec![
+        Figure::new(
+            "IPFIX export",
+            n as f64 / exported.max(1e-9),
+            "flow records/s",
+            format!("{n} flows (one uniflow each) in {exported:.2} s, whole replay; {messages} messages received by a local sink"),
+        ),
+        Figure::new(
+            "store: flow records written",
+            rate,
+            "records/s",
+            format!("{rows} of {n} flows kept (replay --store, one frame per flow); {with:.2} s vs {without:.2} s without the store"),
+        )
+        .target("every flow kept", rows as u64 == n),
+        Figure::new(
+            "store: size per million flows",
+            bytes as f64 / rows.max(1) as f64 * 1e6 / (1 << 20) as f64,
+            "MiB",
+            format!("{bytes} bytes for {rows} flow rows (SQLite, WAL checkpointed, with indexes)"),
+        ),
+    ]
 }
 
 /// The lab's captures of real VPNs and ordinary hosts, repeated with the

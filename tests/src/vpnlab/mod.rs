@@ -328,10 +328,20 @@ pub fn run(options: &LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result<La
             }
         }
         // vpnfp first: it must see the tunnels' handshakes.
+        // vpnfp resolves peers' reverse names through the lab's DNS server:
+        // its own /etc/resolv.conf in a mount namespace of its own.
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(&resolv, format!("nameserver {DNS_SERVER}\n"))?;
         let mut vpnfp = ChildGuard(Some(
             topo.router
-                .command(&options.vpnfp)
-                .args(["run", "--iface", ROUTER_IF, "--json"])
+                .command("unshare")
+                .args(["-m", "sh", "-c"])
+                .arg(format!(
+                    "mount --bind {} /etc/resolv.conf && exec \"$0\" \"$@\"",
+                    resolv.display()
+                ))
+                .arg(&options.vpnfp)
+                .args(["run", "--iface", ROUTER_IF, "--json", "--resolve"])
                 .args(options.watch.args())
                 .args(LAB_ARGS)
                 .stdout(Stdio::piped())
@@ -520,7 +530,7 @@ fn servers(
     }
     if has("video") {
         let mut cmd = wan.command("openssl");
-        cmd.args(["s_server", "-quiet", "-naccept", "1", "-accept"])
+        cmd.args(["s_server", "-quiet", "-accept"])
             .arg(format!("{VIDEO_SERVER}:443"))
             .args([
                 "-cert",
@@ -897,17 +907,30 @@ fn clients_and_traffic(
         ));
     }
     if has("video") {
-        let mut cmd = topo.host("video").ns.command("openssl");
-        cmd.args([
-            "s_client",
-            "-quiet",
-            "-ign_eof",
-            "-servername",
-            "video.lab.example",
-            "-connect",
-        ])
-        .arg(format!("{VIDEO_SERVER}:443"));
-        procs.spawn_quiet("video-client", cmd)?;
+        // The stream must really flow: its bytes go to a file, and a
+        // client that got nothing within seconds is started again.
+        let received = dir.join("video-received");
+        let start_client = |name: &str| -> anyhow::Result<()> {
+            let mut cmd = topo.host("video").ns.command("sh");
+            cmd.arg("-c").arg(format!(
+                "exec openssl s_client -quiet -ign_eof -servername video.lab.example -connect {VIDEO_SERVER}:443 > {}",
+                received.display()
+            ));
+            procs.spawn(name, cmd).map(|_| ())
+        };
+        start_client("video-client")?;
+        let flowing = || std::fs::metadata(&received).is_ok_and(|m| m.len() > 10_000);
+        if wait_for("the video stream", Duration::from_secs(8), flowing).is_err() {
+            procs.stop("video-client");
+            start_client("video-client-again")?;
+            wait_for("the video stream", Duration::from_secs(8), flowing).map_err(|e| {
+                with_log(
+                    with_log(e, procs, "video-server"),
+                    procs,
+                    "video-client-again",
+                )
+            })?;
+        }
     }
     if has("dnsq") {
         let ns = &topo.host("dnsq").ns;

@@ -600,7 +600,8 @@ pub fn ss_clients(
     Ok(())
 }
 
-/// dnsmasq answering every name under lab.example.
+/// dnsmasq: www9 to www24.lab.example are the web servers, the VPN
+/// servers have reverse names.
 pub fn dnsmasq(procs: &Procs, wan: &NetNs, dir: &Path, listen: Ipv4Addr) -> anyhow::Result<()> {
     let mut cmd = wan.command("dnsmasq");
     cmd.args([
@@ -611,10 +612,21 @@ pub fn dnsmasq(procs: &Procs, wan: &NetNs, dir: &Path, listen: Ipv4Addr) -> anyh
         "--port=53",
     ])
     .arg(format!("--listen-address={listen}"))
-    .args([
-        "--address=/lab.example/192.0.2.10",
-        "--address=/example.org/192.0.2.11",
-    ])
+    .args(["--local-ttl=300", "--address=/example.org/192.0.2.11"])
+    .args((9..=24).map(|i| format!("--address=/www{i}.lab.example/192.0.2.{i}")))
+    // Reverse names of the VPN servers (for --resolve).
+    .args(
+        [
+            (1, "wg"),
+            (2, "openvpn"),
+            (3, "openvpn-tcp"),
+            (4, "anyconnect"),
+            (5, "ipsec"),
+            (6, "ss"),
+            (8, "ssh"),
+        ]
+        .map(|(i, n)| format!("--ptr-record={i}.100.51.198.in-addr.arpa,{n}.vpn.lab.example")),
+    )
     .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
     .args(["--user=nobody", "--log-facility=-"]);
     procs.spawn("dnsmasq", cmd)?;

@@ -150,7 +150,9 @@ pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
     q
 }
 
-/// DNS queries to `server` every `every`; counts the answers.
+/// DNS queries to `server` every `every` for www9 to www24.lab.example
+/// (the lab's web servers 192.0.2.9 to .24, so vpnfp learns their names);
+/// counts the answers.
 pub fn dns_loop(
     ns: &NetNs,
     server: Ipv4Addr,
@@ -164,7 +166,7 @@ pub fn dns_loop(
             // A fresh socket (a fresh port) per query, as resolvers do.
             if let Ok(sock) = UdpSocket::bind("0.0.0.0:0") {
                 let _ = sock.set_read_timeout(Some(Duration::from_millis(500)));
-                let name = format!("www{}.lab.example", id % 17);
+                let name = format!("www{}.lab.example", 9 + id % 16);
                 if sock.send_to(&dns_query(id, &name), (server, 53)).is_ok() {
                     let mut buf = [0u8; 512];
                     if sock.recv(&mut buf).is_ok() {

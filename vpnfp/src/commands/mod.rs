@@ -1,4 +1,5 @@
 //! One module per subcommand of the `vpnfp` binary.
 
 pub mod replay;
+pub mod report;
 pub mod run;

@@ -21,15 +21,38 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if args.max_flows < 1 {
         bail!("--max-flows must be at least 1");
     }
-    let judging = args
-        .fingerprint
-        .judging(&settings, args.max_flows, args.max_hosts)?;
+    let judging = args.fingerprint.judging(
+        &settings,
+        args.max_flows,
+        args.max_hosts,
+        args.export.resolve,
+    )?;
     let mut pipeline = Pipeline::new(
         settings.thresholds,
         Outputs::new(args.output.json, args.output.all_windows),
         false,
         judging,
     );
+    if let Some(path) = &args.store {
+        let retain = args.export.retain()?;
+        let run = vpnfp::store::RunInfo {
+            command: "replay",
+            mode: "replay".into(),
+            settings: format!("{settings:?}"),
+        };
+        pipeline.store = Some(vpnfp::store::Store::open(
+            path,
+            retain,
+            &run,
+            vpnfp::store::WhenFull::Wait,
+        )?);
+    }
+    if let Some(target) = args.export.ipfix {
+        pipeline.ipfix = Some(
+            vpnfp::output::ipfix::Exporter::connect(target)
+                .map_err(|e| anyhow::anyhow!("--ipfix {target}: {e}"))?,
+        );
+    }
     let mut engine = Engine::new(EngineSettings {
         config: settings.kernel_config(),
         max_hosts: args.max_hosts,
@@ -46,6 +69,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     for line in pipeline.summary() {
         info!("verdict at the end: {line}");
     }
+    let store_lost = pipeline.finish();
     pipeline.outputs.flush();
     let c = engine.counters();
     info!(
@@ -79,6 +103,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             "{} JSON records could not be written to standard output ({e})",
             pipeline.outputs.lost()
         );
+    }
+    if store_lost > 0 {
+        bail!("{store_lost} records could not be kept in the store (see above)");
     }
     if !errors.is_empty() {
         bail!(

@@ -10,12 +10,13 @@ use hashlink::LruCache;
 use vpnfp_common::{
     Direction, Scope,
     identify::{Class, Confidence, FlowState, Found, Packet, Protocol, Step, tls},
+    net::parse::ipproto,
     record::sample_flags,
 };
 
 use crate::model::{FlowId, Mode, Sample};
 
-use super::providers::Providers;
+use super::{names::PeerNames, providers::Providers};
 
 /// Stop collecting a TLS ClientHello after this many bytes.
 const MAX_HELLO: usize = 16 * 1024;
@@ -41,6 +42,8 @@ pub struct Detection {
     pub packets_seen: u32,
     /// Unix nanoseconds.
     pub at_ns: u64,
+    /// The peer's name, where one was learnt.
+    pub peer_name: Option<String>,
 }
 
 #[derive(Debug)]
@@ -62,17 +65,34 @@ pub struct Identifier {
     tls_sessions: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>>,
     /// Flows forgotten to stay within the limit before they ended.
     pub forgotten: u64,
+    /// Peer names learnt from DNS answers and TLS server names.
+    pub names: PeerNames,
 }
 
 impl Identifier {
     /// `max_flows`: flows tracked at once (the oldest are forgotten).
-    pub fn new(providers: Providers, max_flows: usize) -> Self {
+    pub fn new(providers: Providers, max_flows: usize, resolve: bool) -> Self {
         Self {
             flows: LruCache::new(max_flows.max(1)),
             providers,
             tls_sessions: HashMap::new(),
             forgotten: 0,
+            names: PeerNames::new(resolve),
         }
+    }
+
+    /// DNS answers name the addresses the hosts looked up.
+    fn learn_names(&mut self, s: &Sample<'_>, from_client: bool) {
+        let dns = s.id.host_port == 53 || s.id.peer_port == 53 || s.id.peer_port == 5353;
+        if !dns || from_client {
+            return;
+        }
+        let msg: &[u8] = match s.id.proto {
+            ipproto::UDP => &s.payload,
+            ipproto::TCP => s.payload.get(2..).unwrap_or(&[]),
+            _ => return,
+        };
+        self.names.learn_dns(msg, s.ts_ns);
     }
 
     /// One payload sample. Returns the namings it completes, each flow's
@@ -96,9 +116,10 @@ impl Identifier {
                 },
             );
         }
+        let from_client = s.has(sample_flags::FROM_INITIATOR);
+        self.learn_names(s, from_client);
         let entry = self.flows.get_mut(&key).expect("just inserted");
         entry.last_ns = s.ts_ns;
-        let from_client = s.has(sample_flags::FROM_INITIATOR);
         let (sender_port, receiver_port) = match s.direction {
             Direction::Outbound => (s.id.host_port, s.id.peer_port),
             Direction::Inbound => (s.id.peer_port, s.id.host_port),
@@ -243,6 +264,14 @@ impl Identifier {
         }
         let naming = entry.naming.as_mut().expect("named tls");
         naming.server_name.clone_from(&server_name);
+        if let Some(name) = &server_name {
+            self.names.learn(id.peer, name, None, now_ns);
+        }
+        let naming = self
+            .flows
+            .get_mut(&key)
+            .and_then(|e| e.naming.as_mut())
+            .expect("named tls");
         if let Some(name) = &server_name
             && let Some(protocol) = self.providers.lookup(name)
         {
@@ -262,13 +291,16 @@ impl Identifier {
             return None;
         }
         entry.reported = true;
+        let (scope, naming, packets_seen) =
+            (entry.scope, naming.clone(), entry.state.packets_seen());
         Some(Detection {
             mode: key.0,
             id: key.1,
-            scope: entry.scope,
-            naming: naming.clone(),
-            packets_seen: entry.state.packets_seen(),
+            scope,
+            naming,
+            packets_seen,
             at_ns: now_ns,
+            peer_name: self.names.peek(&key.1.peer, now_ns).map(str::to_string),
         })
     }
 
@@ -321,7 +353,6 @@ fn naming(found: Found, protocol: &'static str) -> Naming {
 mod tests {
     use super::*;
     use std::borrow::Cow;
-    use vpnfp_common::net::parse::ipproto;
 
     fn id(proto: u8, host_port: u16, peer_port: u16) -> FlowId {
         FlowId {
@@ -384,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_vpn_server_name_split_over_two_segments() {
-        let mut ident = Identifier::new(Providers::built_in(), 100);
+        let mut ident = Identifier::new(Providers::built_in(), 100, false);
         let flow = id(ipproto::TCP, 40000, 443);
         let rec = hello("de0.sec-tunnel.com", 1800);
         let (a, b) = rec.split_at(1400);
@@ -413,7 +444,7 @@ mod tests {
 
     #[test]
     fn dtls_beside_an_open_tls_session_is_anyconnect() {
-        let mut ident = Identifier::new(Providers::built_in(), 100);
+        let mut ident = Identifier::new(Providers::built_in(), 100, false);
         let tls = id(ipproto::TCP, 40000, 443);
         ident.sample(Mode::Xdp, &sample(tls, true, &hello("vpn.corp.example", 0)));
         let mut dtls = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40];

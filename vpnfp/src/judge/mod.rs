@@ -3,5 +3,6 @@
 //! and one verdict per host (`verdict`).
 
 pub mod identify;
+pub mod names;
 pub mod providers;
 pub mod verdict;

@@ -114,6 +114,8 @@ pub struct Verdict {
     /// evidence or a named flow for the host.
     pub bytes: u64,
     pub host_bytes: u64,
+    /// Names of the peers, where known (filled by the pipeline).
+    pub peer_names: std::collections::BTreeMap<IpAddr, String>,
 }
 
 pub struct Judge {
@@ -396,7 +398,15 @@ impl Judge {
             at_ns: now_ns,
             bytes,
             host_bytes: state.bytes.values().sum(),
+            peer_names: Default::default(),
         })
+    }
+
+    /// The host's current level (without touching its recency).
+    pub fn level(&self, mode: Mode, host: IpAddr) -> Level {
+        self.hosts
+            .peek(&(mode, host))
+            .map_or(Level::None, |s| s.level)
     }
 
     /// Every host's current verdict above `none` (for the end-of-run
@@ -487,6 +497,7 @@ mod tests {
             },
             packets_seen: 2,
             at_ns: at,
+            peer_name: None,
         }
     }
 

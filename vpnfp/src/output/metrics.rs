@@ -45,6 +45,12 @@ pub struct PipelineCounts {
     pub windows: AtomicU64,
     pub flows: AtomicU64,
     pub json_lost: AtomicU64,
+    pub detections: AtomicU64,
+    pub verdicts: AtomicU64,
+    pub store_written: AtomicU64,
+    pub store_lost: AtomicU64,
+    pub ipfix_records: AtomicU64,
+    pub ipfix_send_errors: AtomicU64,
 }
 
 /// Everything a scrape reads.
@@ -238,6 +244,45 @@ impl Collector for VpnfpCollector {
             "JSON records that could not be written to standard output.",
             &[(vec![], p.json_lost.load(Ordering::Relaxed))],
         )?;
+        for (name, help, value) in [
+            (
+                "vpnfp_vpn_detections",
+                "Flows named a VPN or tunnel.",
+                &p.detections,
+            ),
+            (
+                "vpnfp_verdict_changes",
+                "Host verdict changes.",
+                &p.verdicts,
+            ),
+            (
+                "vpnfp_store_records_written",
+                "Records written to the store.",
+                &p.store_written,
+            ),
+            (
+                "vpnfp_store_records_lost",
+                "Records the store lost (writer behind, writes failing).",
+                &p.store_lost,
+            ),
+            (
+                "vpnfp_ipfix_records",
+                "IPFIX data records sent.",
+                &p.ipfix_records,
+            ),
+            (
+                "vpnfp_ipfix_send_errors",
+                "IPFIX messages that failed to send.",
+                &p.ipfix_send_errors,
+            ),
+        ] {
+            counter(
+                &mut e,
+                name,
+                help,
+                &[(vec![], value.load(Ordering::Relaxed))],
+            )?;
+        }
         Ok(())
     }
 }

@@ -3,6 +3,8 @@
 //! metrics.
 
 pub mod compare;
+pub mod html;
+pub mod ipfix;
 pub mod json;
 pub mod metrics;
 pub mod report;

@@ -253,6 +253,8 @@ struct DetectionJson<'a> {
     at: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_name: Option<&'a str>,
 }
 
 impl Serialize for Detection {
@@ -274,6 +276,7 @@ impl Serialize for Detection {
             packets_seen: self.packets_seen,
             at: unix_secs(self.at_ns),
             server_name: n.server_name.as_deref(),
+            peer_name: self.peer_name.as_deref(),
         }
         .serialize(s)
     }
@@ -321,6 +324,7 @@ struct VerdictJson<'a> {
     at: f64,
     bytes: u64,
     host_bytes: u64,
+    peer_names: &'a std::collections::BTreeMap<IpAddr, String>,
 }
 
 impl Serialize for Verdict {
@@ -338,6 +342,7 @@ impl Serialize for Verdict {
             at: unix_secs(self.at_ns),
             bytes: self.bytes,
             host_bytes: self.host_bytes,
+            peer_names: &self.peer_names,
         }
         .serialize(s)
     }

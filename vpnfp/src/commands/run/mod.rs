@@ -41,6 +41,8 @@ pub struct Timers {
     pub stats_every: Option<Duration>,
     pub compare_every: Option<Duration>,
     pub flow_sweep: Duration,
+    /// The store's `--retain`.
+    pub retain: Duration,
 }
 
 /// Refuses what does not apply to the chosen mode, and everything invalid,
@@ -60,6 +62,7 @@ fn validate(args: &RunArgs, settings: &Settings) -> anyhow::Result<Timers> {
         Ok((!d.is_zero()).then_some(d))
     };
     let stats_every = every("stats-interval", args.stats_interval)?;
+    let retain = args.export.retain()?;
     let compare_every = every("compare-interval", args.compare_interval.unwrap_or(0.0))?;
     let kernel = args.mode != RunMode::Nfqueue;
     let nfqueue = args.mode != RunMode::Xdp;
@@ -132,6 +135,7 @@ fn validate(args: &RunArgs, settings: &Settings) -> anyhow::Result<Timers> {
         stats_every,
         compare_every,
         flow_sweep: Duration::from_nanos(settings.flow_idle_ns / 4).min(Duration::from_secs(10)),
+        retain,
     })
 }
 
@@ -199,15 +203,46 @@ async fn run_modes(
         }
     );
 
-    let judging =
-        args.fingerprint
-            .judging(&settings, args.max_flows as usize, args.max_hosts as usize)?;
+    let judging = args.fingerprint.judging(
+        &settings,
+        args.max_flows as usize,
+        args.max_hosts as usize,
+        args.export.resolve,
+    )?;
     let mut pipeline = Pipeline::new(
         settings.thresholds,
         Outputs::new(args.output.json, args.output.all_windows),
         args.mode == RunMode::Both,
         judging,
     );
+    if !args.no_store {
+        let run = vpnfp::store::RunInfo {
+            command: "run",
+            mode: format!("{:?}", args.mode).to_lowercase(),
+            settings: format!("{settings:?}"),
+        };
+        // The store is a record of what vpnfp saw, not its job: a store
+        // that cannot be opened is reported and fingerprinting goes on.
+        match vpnfp::store::Store::open(
+            &args.store,
+            timers.retain,
+            &run,
+            vpnfp::store::WhenFull::Drop,
+        ) {
+            Ok(store) => {
+                info!("store: {}", args.store.display());
+                pipeline.store = Some(store);
+            }
+            Err(e) => log::error!("store: {e:#}; running without it (--no-store to say so)"),
+        }
+    }
+    if let Some(target) = args.export.ipfix {
+        pipeline.ipfix = Some(
+            vpnfp::output::ipfix::Exporter::connect(target)
+                .map_err(|e| anyhow::anyhow!("--ipfix {target}: {e}"))?,
+        );
+        info!("ipfix: exporting flow records to {target} over UDP");
+    }
     if let Some(listener) = metrics_listener {
         let addr = listener.local_addr().context("--metrics address")?;
         let mut modes = Vec::new();
@@ -320,7 +355,11 @@ async fn run_modes(
         }
     }
 
-    // Stop both sides; what they committed before the stop is still reported.
+    // Stop both sides; what they committed before the stop is still reported
+    // (and kept: the store may make the last flows wait for it now).
+    if let Some(store) = &mut pipeline.store {
+        store.set_when_full(vpnfp::store::WhenFull::Wait);
+    }
     let mut result = Ok(());
     if let Some(mut side) = kernel {
         side.drain_events(&mut pipeline);
@@ -370,6 +409,7 @@ async fn run_modes(
     for line in pipeline.summary() {
         info!("verdict at the end: {line}");
     }
+    let store_lost = pipeline.finish();
     pipeline.outputs.flush();
     info!(
         "{} windows closed, {} suspected VPN reports, {} flow records, {} flows named a VPN or tunnel, {} verdict changes",
@@ -399,6 +439,9 @@ async fn run_modes(
         && result.is_ok()
     {
         bail!(lost);
+    }
+    if store_lost > 0 && result.is_ok() {
+        bail!("{store_lost} records could not be kept in the store (see above)");
     }
     result
 }

@@ -1,0 +1,153 @@
+//! `vpnfp report`: what the store holds, per host and overall, as tables,
+//! JSON or one static HTML page.
+
+use std::fmt::Write;
+
+use anyhow::{Context, bail};
+use vpnfp::{
+    output::html::{bytes, page, time},
+    store::{query, schema},
+};
+
+use crate::cli::ReportArgs;
+
+pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    if !args.store.exists() {
+        bail!(
+            "no store at {} (vpnfp run keeps one there by default; replay with --store PATH)",
+            args.store.display()
+        );
+    }
+    let conn = schema::open_read(&args.store)
+        .with_context(|| format!("opening the store {}", args.store.display()))?;
+    let version = schema::version(&conn)?;
+    if version == 0 || version > schema::VERSION {
+        bail!(
+            "{} is not a vpnfp store this version reads (schema {version}, known up to {})",
+            args.store.display(),
+            schema::VERSION
+        );
+    }
+    let since_secs = match args.since.as_deref() {
+        None | Some("all") => None,
+        Some(d) => Some(
+            humantime::parse_duration(d)
+                .with_context(|| format!("--since {d:?}: a duration like 30m, 24h, 7d or all"))?
+                .as_secs_f64(),
+        ),
+    };
+    let report = query::report(
+        &conn,
+        &query::ReportQuery {
+            since_secs,
+            host: args.host.map(|h| h.to_string()),
+            mode: args.mode,
+        },
+    )
+    .context("reading the store")?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, page(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report: {} written", path.display());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if args.html.is_none() {
+        print!("{}", text(&report));
+    }
+    Ok(())
+}
+
+/// Tables for people.
+fn text(r: &query::Report) -> String {
+    let mut s = String::new();
+    if r.hosts.is_empty() && r.flagged.is_empty() {
+        return "The store holds nothing for this range.\n".to_string();
+    }
+    let _ = writeln!(
+        s,
+        "vpnfp report: {} to {} ({}); {} hosts seen, {} flagged\n",
+        time(r.since),
+        time(r.until),
+        r.mode,
+        r.hosts_seen,
+        r.flagged.len()
+    );
+    let _ = writeln!(
+        s,
+        "{:<40} {:<10} {:<28} {:>10} {:>10} {:>6}",
+        "host", "verdict", "protocols", "up", "down", "flows"
+    );
+    for h in &r.hosts {
+        let _ = writeln!(
+            s,
+            "{:<40} {:<10} {:<28} {:>10} {:>10} {:>6}",
+            h.host,
+            h.verdict,
+            if h.protocols.is_empty() {
+                "-".to_string()
+            } else {
+                h.protocols.join(",")
+            },
+            bytes(h.bytes_up),
+            bytes(h.bytes_down),
+            h.flows
+        );
+    }
+    for h in r.hosts.iter().filter(|h| h.verdict != "none") {
+        let _ = writeln!(s, "\n{} ({}):", h.host, h.verdict);
+        if let (Some(a), Some(b)) = (h.first_flagged, h.last_flagged) {
+            let _ = writeln!(s, "  flagged {} to {}", time(a), time(b));
+        }
+        for d in &h.detections {
+            let _ = writeln!(
+                s,
+                "  {} ({}) with {}{}: {} flows, {} to {}",
+                d.protocol,
+                d.class,
+                d.peer.addr,
+                d.peer
+                    .name
+                    .as_ref()
+                    .map_or(String::new(), |n| format!(" ({n})")),
+                d.flows,
+                time(d.first),
+                time(d.last)
+            );
+        }
+        if !h.reasons.is_empty() {
+            let _ = writeln!(s, "  reasons: {}", h.reasons.join("; "));
+        }
+        let top: Vec<String> = h
+            .top_peers
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}{} {}",
+                    p.peer.addr,
+                    p.peer
+                        .name
+                        .as_ref()
+                        .map_or(String::new(), |n| format!(" ({n})")),
+                    bytes(p.bytes)
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "  top peers: {}", top.join(", "));
+    }
+    let totals: std::collections::BTreeMap<&String, i64> = r
+        .protocols_over_time
+        .iter()
+        .flat_map(|slot| slot.counts.iter())
+        .fold(Default::default(), |mut m, (p, c)| {
+            *m.entry(p).or_default() += c;
+            m
+        });
+    if !totals.is_empty() {
+        let _ = writeln!(s, "\nidentifications over the range:");
+        for (p, c) in totals {
+            let _ = writeln!(s, "  {p}: {c}");
+        }
+    }
+    s
+}

@@ -1,0 +1,466 @@
+//! What `vpnfp report` reads from the store: per host its verdicts,
+//! protocols, peers, traffic, flows by protocol, top peers and a timeline;
+//! overall the hosts flagged and the protocols over time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Slots of a timeline.
+pub const SLOTS: usize = 48;
+
+#[derive(Clone, Debug)]
+pub struct ReportQuery {
+    /// Only the last this many seconds of what the store holds (None: all).
+    pub since_secs: Option<f64>,
+    pub host: Option<String>,
+    /// Which source's rows (None: xdp, else nfqueue, else replay, the first
+    /// that has any).
+    pub mode: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub mode: String,
+    /// Unix seconds the report covers.
+    pub since: f64,
+    pub until: f64,
+    pub hosts_seen: usize,
+    /// Hosts whose strongest verdict in the range is above none.
+    pub flagged: Vec<Flagged>,
+    pub hosts: Vec<HostReport>,
+    /// VPN and tunnel identifications per protocol, per slot.
+    pub protocols_over_time: Vec<Slot>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Flagged {
+    pub host: String,
+    pub verdict: String,
+    pub protocols: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Peer {
+    pub addr: String,
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HostReport {
+    pub host: String,
+    /// The strongest verdict in the range, and the latest one.
+    pub verdict: String,
+    pub current_verdict: String,
+    pub protocols: Vec<String>,
+    pub vpn_peers: Vec<Peer>,
+    pub first_flagged: Option<f64>,
+    pub last_flagged: Option<f64>,
+    pub reasons: Vec<String>,
+    pub packets_up: i64,
+    pub packets_down: i64,
+    pub bytes_up: i64,
+    pub bytes_down: i64,
+    pub flows: i64,
+    pub by_protocol: Vec<ProtocolStat>,
+    pub top_peers: Vec<PeerStat>,
+    pub detections: Vec<DetectionStat>,
+    /// Bytes per slot, and whether a VPN or tunnel was in use in it.
+    pub timeline: Vec<TimeSlot>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProtocolStat {
+    pub protocol: String,
+    pub flows: i64,
+    pub bytes: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStat {
+    pub peer: Peer,
+    pub flows: i64,
+    pub bytes: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DetectionStat {
+    pub protocol: String,
+    pub class: String,
+    pub peer: Peer,
+    pub flows: i64,
+    pub first: f64,
+    pub last: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TimeSlot {
+    pub start: f64,
+    pub bytes: i64,
+    pub vpn: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Slot {
+    pub start: f64,
+    pub end: f64,
+    pub counts: BTreeMap<String, i64>,
+}
+
+const LEVELS: [&str; 4] = ["none", "suspected", "tunnel", "vpn"];
+
+fn level_rank(l: &str) -> usize {
+    LEVELS.iter().position(|x| *x == l).unwrap_or(0)
+}
+
+/// The mode whose rows the report reads.
+fn pick_mode(conn: &Connection, wanted: &Option<String>) -> rusqlite::Result<Option<String>> {
+    if let Some(m) = wanted {
+        return Ok(Some(m.clone()));
+    }
+    for m in ["xdp", "nfqueue", "replay"] {
+        let any: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM flows WHERE mode = ?1 UNION SELECT 1 FROM verdicts WHERE mode = ?1 UNION SELECT 1 FROM suspected WHERE mode = ?1 LIMIT 1",
+                params![m],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if any.is_some() {
+            return Ok(Some(m.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
+    let Some(mode) = pick_mode(conn, &q.mode)? else {
+        return Ok(Report {
+            mode: q.mode.clone().unwrap_or_default(),
+            since: 0.0,
+            until: 0.0,
+            hosts_seen: 0,
+            flagged: Vec::new(),
+            hosts: Vec::new(),
+            protocols_over_time: Vec::new(),
+        });
+    };
+    let until: f64 = conn.query_row(
+        "SELECT MAX(t) FROM (SELECT MAX(last_seen) AS t FROM flows WHERE mode = ?1 UNION ALL SELECT MAX(at) FROM verdicts WHERE mode = ?1 UNION ALL SELECT MAX(at) FROM detections WHERE mode = ?1 UNION ALL SELECT MAX(window_end) FROM suspected WHERE mode = ?1)",
+        params![mode],
+        |r| r.get::<_, Option<f64>>(0),
+    )?
+    .unwrap_or(0.0);
+    let earliest: f64 = conn.query_row(
+        "SELECT MIN(t) FROM (SELECT MIN(first_seen) AS t FROM flows WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM verdicts WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM detections WHERE mode = ?1 UNION ALL SELECT MIN(window_start) FROM suspected WHERE mode = ?1)",
+        params![mode],
+        |r| r.get::<_, Option<f64>>(0),
+    )?
+    .unwrap_or(until);
+    let since = match q.since_secs {
+        Some(s) => (until - s).max(earliest),
+        None => earliest,
+    };
+    let slot_len = ((until - since) / SLOTS as f64).max(1e-3);
+    let slot_of = |t: f64| (((t - since) / slot_len) as usize).min(SLOTS - 1);
+
+    // Every host with rows in the range.
+    let mut hosts: BTreeSet<String> = BTreeSet::new();
+    for sql in [
+        "SELECT DISTINCT host FROM flows WHERE mode = ?1 AND last_seen >= ?2 AND first_seen <= ?3",
+        "SELECT DISTINCT host FROM verdicts WHERE mode = ?1 AND at >= ?2 AND at <= ?3",
+        "SELECT DISTINCT host FROM detections WHERE mode = ?1 AND at >= ?2 AND at <= ?3",
+        "SELECT DISTINCT host FROM suspected WHERE mode = ?1 AND window_end >= ?2 AND window_end <= ?3",
+    ] {
+        let mut st = conn.prepare(sql)?;
+        let rows = st.query_map(params![mode, since, until], |r| r.get::<_, String>(0))?;
+        for h in rows {
+            hosts.insert(h?);
+        }
+    }
+    let hosts_seen = hosts.len();
+    if let Some(h) = &q.host {
+        hosts.retain(|x| x == h);
+    }
+    let mut out = Vec::new();
+    for host in hosts {
+        out.push(host_report(
+            conn, &mode, &host, since, until, slot_len, &slot_of,
+        )?);
+    }
+    // Flagged first, strongest first; then by traffic.
+    out.sort_by(|a, b| {
+        level_rank(&b.verdict)
+            .cmp(&level_rank(&a.verdict))
+            .then((b.bytes_up + b.bytes_down).cmp(&(a.bytes_up + a.bytes_down)))
+            .then(a.host.cmp(&b.host))
+    });
+    let flagged = out
+        .iter()
+        .filter(|h| h.verdict != "none")
+        .map(|h| Flagged {
+            host: h.host.clone(),
+            verdict: h.verdict.clone(),
+            protocols: h.protocols.clone(),
+        })
+        .collect();
+    let mut slots: Vec<Slot> = (0..SLOTS)
+        .map(|i| Slot {
+            start: since + i as f64 * slot_len,
+            end: since + (i + 1) as f64 * slot_len,
+            counts: BTreeMap::new(),
+        })
+        .collect();
+    {
+        let mut st = conn.prepare(
+            "SELECT at, protocol FROM detections WHERE mode = ?1 AND at >= ?2 AND at <= ?3",
+        )?;
+        let rows = st.query_map(params![mode, since, until], |r| {
+            Ok((r.get::<_, f64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (at, p) = row?;
+            *slots[slot_of(at)].counts.entry(p).or_default() += 1;
+        }
+    }
+    Ok(Report {
+        mode,
+        since,
+        until,
+        hosts_seen,
+        flagged,
+        hosts: out,
+        protocols_over_time: slots,
+    })
+}
+
+fn host_report(
+    conn: &Connection,
+    mode: &str,
+    host: &str,
+    since: f64,
+    until: f64,
+    slot_len: f64,
+    slot_of: &dyn Fn(f64) -> usize,
+) -> rusqlite::Result<HostReport> {
+    // Slots start at `since`, `slot_len` apart.
+    let range = params![mode, host, since, until];
+    // Verdicts: the strongest, the latest, when flagged, the reasons.
+    let mut verdict = "none".to_string();
+    let mut current = "none".to_string();
+    let mut first_flagged = None;
+    let mut last_flagged = None;
+    let mut reasons = Vec::new();
+    let mut protocols: BTreeSet<String> = BTreeSet::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT at, verdict, protocols, reasons, peer_names FROM verdicts WHERE mode = ?1 AND host = ?2 AND at >= ?3 AND at <= ?4 ORDER BY at",
+        )?;
+        let rows = st.query_map(range, |r| {
+            Ok((
+                r.get::<_, f64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (at, level, protos, why, peer_names) = row?;
+            if level_rank(&level) > level_rank(&verdict) {
+                verdict = level.clone();
+                reasons = serde_json::from_str(&why).unwrap_or_default();
+            }
+            if level != "none" {
+                first_flagged.get_or_insert(at);
+                last_flagged = Some(at);
+            }
+            let p: Vec<String> = serde_json::from_str(&protos).unwrap_or_default();
+            protocols.extend(p);
+            let n: BTreeMap<String, String> = serde_json::from_str(&peer_names).unwrap_or_default();
+            names.extend(n);
+            current = level;
+        }
+    }
+    // Identifications.
+    let mut detections = Vec::new();
+    let mut vpn_peers = BTreeSet::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT protocol, class, peer, COUNT(*), MIN(at), MAX(at), MAX(server_name) FROM detections WHERE mode = ?1 AND host = ?2 AND at >= ?3 AND at <= ?4 GROUP BY protocol, class, peer ORDER BY MIN(at)",
+        )?;
+        let rows = st.query_map(range, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, f64>(4)?,
+                r.get::<_, f64>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })?;
+        for row in rows {
+            let (protocol, class, peer, flows, first, last, server) = row?;
+            if let Some(s) = server {
+                names.entry(peer.clone()).or_insert(s);
+            }
+            protocols.insert(protocol.clone());
+            detections.push((protocol, class, peer, flows, first, last));
+        }
+    }
+    // Names learnt on flows (TLS server names, DNS answers).
+    {
+        let mut st = conn.prepare(
+            "SELECT peer, MAX(peer_name) FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4 AND peer_name IS NOT NULL GROUP BY peer",
+        )?;
+        let rows = st.query_map(range, |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (peer, name) = row?;
+            names.entry(peer).or_insert(name);
+        }
+    }
+    let peer = |addr: &str| Peer {
+        addr: addr.to_string(),
+        name: names.get(addr).cloned(),
+    };
+    let detections: Vec<DetectionStat> = detections
+        .into_iter()
+        .map(|(protocol, class, p, flows, first, last)| {
+            if class != "benign" {
+                vpn_peers.insert(peer(&p));
+            }
+            if first_flagged.is_none_or(|f| first < f) && verdict != "none" {
+                first_flagged = Some(first);
+            }
+            if last_flagged.is_none_or(|l| last > l) && verdict != "none" {
+                last_flagged = Some(last);
+            }
+            DetectionStat {
+                protocol,
+                class,
+                peer: peer(&p),
+                flows,
+                first,
+                last,
+            }
+        })
+        .collect();
+    // Traffic.
+    let (packets_up, packets_down, bytes_up, bytes_down, flows): (i64, i64, i64, i64, i64) = conn
+        .query_row(
+            "SELECT COALESCE(SUM(packets_up),0), COALESCE(SUM(packets_down),0), COALESCE(SUM(bytes_up),0), COALESCE(SUM(bytes_down),0), COUNT(*) FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4",
+            range,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+    let mut by_protocol = Vec::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT COALESCE(protocol, 'unnamed'), COUNT(*), SUM(bytes_up + bytes_down) AS b FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4 GROUP BY 1 ORDER BY b DESC",
+        )?;
+        let rows = st.query_map(range, |r| {
+            Ok(ProtocolStat {
+                protocol: r.get(0)?,
+                flows: r.get(1)?,
+                bytes: r.get(2)?,
+            })
+        })?;
+        for row in rows {
+            by_protocol.push(row?);
+        }
+    }
+    let mut top_peers = Vec::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT peer, COUNT(*), SUM(bytes_up + bytes_down) AS b FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4 GROUP BY peer ORDER BY b DESC LIMIT 5",
+        )?;
+        let rows = st.query_map(range, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (p, flows, bytes) = row?;
+            top_peers.push(PeerStat {
+                peer: peer(&p),
+                flows,
+                bytes,
+            });
+        }
+    }
+    // The timeline: bytes per slot (a flow's bytes spread over the slots
+    // it spans), VPN protocols in use per slot.
+    let mut timeline: Vec<TimeSlot> = (0..SLOTS)
+        .map(|i| TimeSlot {
+            start: since + i as f64 * slot_len,
+            bytes: 0,
+            vpn: Vec::new(),
+        })
+        .collect();
+    {
+        let mut st = conn.prepare(
+            "SELECT first_seen, last_seen, bytes_up + bytes_down, protocol FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4",
+        )?;
+        let rows = st.query_map(range, |r| {
+            Ok((
+                r.get::<_, f64>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (first, last, bytes, protocol) = row?;
+            let (a, b) = (slot_of(first.max(since)), slot_of(last.min(until)));
+            let share = bytes / (b - a + 1) as i64;
+            for slot in &mut timeline[a..=b] {
+                slot.bytes += share;
+                if let Some(p) = &protocol
+                    && protocols.contains(p)
+                    && !slot.vpn.contains(p)
+                {
+                    slot.vpn.push(p.clone());
+                }
+            }
+        }
+        for d in &detections {
+            let (a, b) = (slot_of(d.first), slot_of(d.last));
+            if d.class == "benign" {
+                continue;
+            }
+            for slot in &mut timeline[a..=b] {
+                if !slot.vpn.contains(&d.protocol) {
+                    slot.vpn.push(d.protocol.clone());
+                }
+            }
+        }
+    }
+    // The store keeps VPN and tunnel identifications only, so these are
+    // the host's VPN and tunnel protocols.
+    let vpn_protocols: Vec<String> = protocols.into_iter().collect();
+    Ok(HostReport {
+        host: host.to_string(),
+        verdict,
+        current_verdict: current,
+        protocols: vpn_protocols,
+        vpn_peers: vpn_peers.into_iter().collect(),
+        first_flagged,
+        last_flagged,
+        reasons,
+        packets_up,
+        packets_down,
+        bytes_up,
+        bytes_down,
+        flows,
+        by_protocol,
+        top_peers,
+        detections,
+        timeline,
+    })
+}
