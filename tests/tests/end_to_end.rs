@@ -290,16 +290,20 @@ fn ipv6_traffic_is_flagged_in_xdp_and_nfqueue_mode() {
             .filter(|e| e["event"] == "suspected_vpn" && e["mode"] == mode)
             .collect();
         assert!(!flagged.is_empty(), "{mode}: no IPv6 report in {events:?}");
-        for e in flagged {
+        for e in &flagged {
             assert_eq!(
                 (e["host"].as_str(), e["peer"].as_str()),
                 (Some("fd00:77::10"), Some("2001:db8:77::7"))
             );
-            assert!(
-                e["count_this"].as_u64().unwrap() > 500,
-                "both directions: {e}"
-            );
         }
+        // 675 packets went each way. The windows between them hold more
+        // than one direction could; a per-window bound would depend on
+        // where the sender stalled on a loaded machine (CI saw 302 + 791).
+        let counted: u64 = flagged
+            .iter()
+            .map(|e| e["count_this"].as_u64().unwrap())
+            .sum();
+        assert!(counted > 800, "{mode}: both directions: {flagged:?}");
         let flows: Vec<_> = events
             .iter()
             .filter(|e| {

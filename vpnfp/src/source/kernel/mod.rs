@@ -253,6 +253,29 @@ impl KernelFingerprinter {
         egress: bool,
     ) -> Result<Attached, KernelError> {
         let index = if_index(iface)?;
+        // TC egress first: once XDP shows on the interface, both directions
+        // are counted (tests and operators wait for exactly that).
+        if egress {
+            // Before 6.6 TC programs attach through the clsact qdisc (and,
+            // unlike TCX links, outlive a killed process).
+            let tcx = aya::util::KernelVersion::current()
+                .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
+            if !tcx
+                && let Err(source) = tc::qdisc_add_clsact(iface)
+                && !matches!(&source, TcError::NetlinkError(e) if e.raw_os_error() == Some(libc::EEXIST))
+            {
+                return Err(KernelError::Clsact {
+                    iface: iface.to_string(),
+                    source,
+                });
+            }
+            tc_mut(&mut self.ebpf)?
+                .attach(iface, TcAttachType::Egress)
+                .map_err(|source| KernelError::AttachTc {
+                    iface: iface.to_string(),
+                    source,
+                })?;
+        }
         let program = xdp_mut(&mut self.ebpf)?;
         let try_mode = |program: &mut Xdp, mode: XdpMode, name: &'static str| {
             program
@@ -275,27 +298,6 @@ impl KernelFingerprinter {
                 }
             },
         };
-        if egress {
-            // Before 6.6 TC programs attach through the clsact qdisc (and,
-            // unlike TCX links, outlive a killed process).
-            let tcx = aya::util::KernelVersion::current()
-                .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
-            if !tcx
-                && let Err(source) = tc::qdisc_add_clsact(iface)
-                && !matches!(&source, TcError::NetlinkError(e) if e.raw_os_error() == Some(libc::EEXIST))
-            {
-                return Err(KernelError::Clsact {
-                    iface: iface.to_string(),
-                    source,
-                });
-            }
-            tc_mut(&mut self.ebpf)?
-                .attach(iface, TcAttachType::Egress)
-                .map_err(|source| KernelError::AttachTc {
-                    iface: iface.to_string(),
-                    source,
-                })?;
-        }
         Ok(Attached { xdp_mode, egress })
     }
 
