@@ -16,6 +16,7 @@ use crate::frames::{self, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP};
 enum Program {
     Xdp,
     XdpBaseline,
+    XdpFloor,
     Tc,
     TcBaseline,
 }
@@ -41,6 +42,10 @@ fn ns_per_packet(
             Program::Xdp => fp.program_mut().expect("program").test_run(opts),
             Program::XdpBaseline => fp
                 .other_program_mut(maps::BENCH_BASELINE)
+                .expect("program")
+                .test_run(opts),
+            Program::XdpFloor => fp
+                .other_program_mut(maps::BENCH_FLOOR)
                 .expect("program")
                 .test_run(opts),
             Program::Tc => fp.tc_program_mut().expect("program").test_run(opts),
@@ -240,6 +245,12 @@ pub fn figures(size: Size) -> Vec<Figure> {
         );
     }
     out.extend(identification(&mut fp, size, runs));
+    fp.configure(&KernelConfig::new(
+        1200 * NANOS_PER_SEC,
+        InternalRanges::research(),
+    ))
+    .expect("configure");
+    out.extend(floor(&mut fp, size, runs));
     let added = |name: &str| {
         added_by_case
             .iter()
@@ -337,4 +348,170 @@ fn identification(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<
             son <= soff + 2.0,
         ),
     ]
+}
+
+/// Against the floor (parse, one LRU update, one clock read), the XDP+TC
+/// pair, what one packet per test_run call costs (the round-robin rows'
+/// overhead), a million hosts, and both CPUs at once.
+fn floor(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<Figure> {
+    let (packets, million) = match size {
+        Size::Full => (1_000_000u32, 1_000_000u32),
+        Size::Smoke => (20_000, 2_000),
+    };
+    let host = Ipv4Addr::new(192, 168, 1, 10);
+    let peer = Ipv4Addr::new(198, 51, 100, 7);
+    let out_frame = frames::udp(host, peer, &[]);
+    let back_frame = frames::udp(peer, host, &[]);
+    let one = std::slice::from_ref(&out_frame);
+    let (mut base, mut flo, mut v, mut tc, mut tcb) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        base.push(ns_per_packet(fp, Program::XdpBaseline, one, 1, packets));
+        flo.push(ns_per_packet(fp, Program::XdpFloor, one, 1, packets));
+        v.push(ns_per_packet(fp, Program::Xdp, one, 1, packets));
+        tcb.push(ns_per_packet(
+            fp,
+            Program::TcBaseline,
+            std::slice::from_ref(&back_frame),
+            1,
+            packets,
+        ));
+        tc.push(ns_per_packet(
+            fp,
+            Program::Tc,
+            std::slice::from_ref(&back_frame),
+            1,
+            packets,
+        ));
+    }
+    let (base, flo, v, tc, tcb) = (
+        median(base),
+        median(flo),
+        median(v),
+        median(tc),
+        median(tcb),
+    );
+    let (floor_added, v_added, tc_added) = (flo - base, v - base, tc - tcb);
+    let mut out = vec![
+        Figure::new(
+            "XDP floor: parse, one LRU update, one clock read",
+            flo,
+            "ns/packet",
+            format!("{packets} packets x {runs} runs, median, interleaved with the rows below"),
+        )
+        .against(base),
+        Figure::new(
+            "XDP added cost over the floor's: IPv4 UDP, one host",
+            v_added,
+            "ns/packet",
+            "same run; the floor's added cost is the baseline",
+        )
+        .against(floor_added)
+        .target("<= 1.3 x the floor", v_added <= 1.3 * floor_added),
+        Figure::new(
+            "XDP+TC pair added cost: a packet and its reply",
+            v_added + tc_added,
+            "ns/packet pair",
+            "XDP on the host's packet plus TC egress on the reply, same run",
+        )
+        .against(2.0 * floor_added),
+    ];
+    // One packet per call, one host: what a test_run call costs beyond
+    // the program (the round-robin rows pay it on every packet).
+    let calls = (packets / 10) as usize;
+    let (mut b1, mut v1) = (vec![], vec![]);
+    for _ in 0..runs {
+        b1.push(ns_per_packet(fp, Program::XdpBaseline, one, calls, 1));
+        v1.push(ns_per_packet(fp, Program::Xdp, one, calls, 1));
+    }
+    let (b1, v1) = (median(b1), median(v1));
+    out.push(
+        Figure::new(
+            "XDP cost: IPv4 UDP, one host, one packet per call",
+            v1,
+            "ns/packet",
+            format!("{calls} calls of one packet; the per-call overhead round-robin rows include"),
+        )
+        .against(b1),
+    );
+    // A million hosts, round-robin, one packet each.
+    let many: Vec<Vec<u8>> = (0..million)
+        .map(|i| {
+            frames::udp(
+                Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i),
+                peer,
+                &[],
+            )
+        })
+        .collect();
+    let b = ns_per_packet(fp, Program::XdpBaseline, &many, many.len(), 1);
+    let m = ns_per_packet(fp, Program::Xdp, &many, many.len(), 1);
+    out.push(
+        Figure::new(
+            format!("XDP cost: IPv4 UDP, {million} hosts round-robin"),
+            m,
+            "ns/packet",
+            "one packet per host per call, every host new the first time (LRU inserts)",
+        )
+        .against(b),
+    );
+    // Both CPUs at once: distinct hosts, then one shared host.
+    let fd = {
+        use std::os::fd::AsFd;
+        fp.program_mut()
+            .expect("program")
+            .fd()
+            .expect("fd")
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("fd")
+    };
+    let other = frames::udp(Ipv4Addr::new(192, 168, 1, 11), peer, &[]);
+    let per_thread = packets * 2;
+    let rate = |frames: &[&Vec<u8>]| {
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for (cpu, f) in frames.iter().enumerate() {
+                let fd = &fd;
+                s.spawn(move || {
+                    crate::pin_to_cpu(cpu);
+                    crate::test_run_repeat(fd, f, per_thread);
+                });
+            }
+        });
+        frames.len() as f64 * per_thread as f64 / start.elapsed().as_secs_f64()
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let single = median((0..runs).map(|_| rate(&[&out_frame])).collect());
+    if cpus >= 2 {
+        let distinct = median((0..runs).map(|_| rate(&[&out_frame, &other])).collect());
+        let shared = median((0..runs).map(|_| rate(&[&out_frame, &out_frame])).collect());
+        out.push(
+            Figure::new(
+                "XDP on 2 CPUs, distinct hosts",
+                distinct,
+                "packets/s",
+                format!(
+                    "{per_thread} packets per CPU in one test_run each, wall time; against one CPU"
+                ),
+            )
+            .against(single)
+            .target(">= 1.8 x one CPU", distinct >= 1.8 * single),
+        );
+        out.push(
+            Figure::new(
+                "XDP on 2 CPUs, one shared host",
+                shared,
+                "packets/s",
+                "both CPUs update one host and one flow (atomics contend)",
+            )
+            .against(single),
+        );
+    }
+    out.push(Figure::new(
+        "XDP on 1 CPU",
+        single,
+        "packets/s",
+        format!("{per_thread} packets in one test_run, wall time"),
+    ));
+    out
 }

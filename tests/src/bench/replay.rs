@@ -119,6 +119,14 @@ pub fn figures(size: Size, scratch: &Path) -> Vec<Figure> {
         j.push(time(json()));
     }
     let (p, j) = (median(p), median(j));
+    // nDPI's reader on the same file (-q: quiet).
+    let ndpi_q = {
+        let mut cmd = Command::new("ndpiReader");
+        cmd.args(["-q", "-i"])
+            .arg(&json_path)
+            .stdout(std::process::Stdio::null());
+        time(cmd)
+    };
     let lines = {
         let out = json()
             .stdout(std::process::Stdio::piped())
@@ -136,6 +144,7 @@ pub fn figures(size: Size, scratch: &Path) -> Vec<Figure> {
         .against(p)
         .target("<= 1.5 x without output", j <= 1.5 * p),
         Figure::new("replay without output", p, "s", "same file"),
+        Figure::new("ndpiReader -q -i FILE", ndpi_q, "s", format!("same file; vpnfp replay is {:.1}x faster", ndpi_q / p)),
         Figure::new("replay throughput", rate, "frames/s", format!("{frames_n} frames, {hosts} hosts, 64-byte frames, 1 s windows; whole `vpnfp replay` process, one core, median of {runs}"))
             .against(floor)
             .target(">= 10,000,000 frames/s", rate >= 10_000_000.0),

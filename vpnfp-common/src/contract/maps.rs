@@ -9,6 +9,8 @@ pub const PROGRAM_TC: &str = "vpnfp_tc_egress";
 pub const BENCH_BASELINE: &str = "vpnfp_baseline";
 pub const BENCH_TX: &str = "vpnfp_bench_tx";
 pub const BENCH_TC_BASELINE: &str = "vpnfp_tc_baseline";
+/// The floor program (`cargo xtask bench`): parse, one LRU update, one clock read.
+pub const BENCH_FLOOR: &str = "vpnfp_floor";
 
 /// `Array<KernelConfig>`, one entry.
 pub const CONFIG: &str = "VPNFP_CONFIG";
