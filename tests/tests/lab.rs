@@ -18,13 +18,9 @@ fn real_vpns_are_named_and_judged_alike_by_xdp_and_nfqueue() {
         return;
     }
     let report = vpnlab::run(
-        &LabOptions {
-            only: Vec::new(),
+        LabOptions {
             secs: 35,
-            capture: None,
-            keep: false,
-            watch: Watch::Both,
-            vpnfp: vpnfp_bin(),
+            ..LabOptions::new(vpnfp_bin(), Watch::Both)
         },
         |_| {},
     )

@@ -22,6 +22,7 @@ pub mod research;
 pub mod user;
 
 pub use contract::{
+    block,
     config::{self, KernelConfig},
     counters::{self, Counters, Outcome},
     host::{HostEntry, HostSettings, HostUpdate},

@@ -19,6 +19,9 @@ unsafe impl aya::Pod for Counters {}
 unsafe impl aya::Pod for FlowKey<u32> {}
 unsafe impl aya::Pod for FlowKey<V6> {}
 unsafe impl aya::Pod for FlowValue {}
+unsafe impl aya::Pod for crate::block::PairKey<u32> {}
+unsafe impl aya::Pod for crate::block::PairKey<V6> {}
+unsafe impl aya::Pod for crate::block::BlockValue {}
 
 /// One decoded ring-buffer record.
 #[derive(Clone, Debug)]

@@ -5,6 +5,8 @@
 //! (bounds-checked) and count; the research's logic, the flows and the
 //! concentration mode are `vpnfp_common`'s, as in every other mode.
 //! Monitor mode: every frame passes (XDP_PASS, TC_ACT_OK), whatever happens.
+//! Only with an enforced policy loaded (`FLAG_POLICY` and a pair in the
+//! block map with ACTION_DROP) is a packet dropped.
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -16,7 +18,7 @@ mod frame;
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{BPF_NOEXIST, TC_ACT_OK, xdp_action},
+    bindings::{BPF_NOEXIST, TC_ACT_OK, TC_ACT_SHOT, xdp_action},
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
     macros::{classifier, map, xdp},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
@@ -26,11 +28,15 @@ use aya_log_ebpf::info;
 use vpnfp_common::{
     Address, Counters, FlowKey, FlowValue, HostEntry, HostUpdate, KernelConfig, Outcome, Parsed,
     V6,
+    block::{ACTION_DROP, BlockValue, PairKey},
     concentration::ConcentrationClose,
-    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_TEST_CLOCK, Family},
+    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_POLICY, FLAG_TEST_CLOCK, Family},
     counters::OUTCOME_COUNT,
     flow::Cut,
-    maps::{DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES, DEFAULT_SAMPLE_RING_BYTES},
+    maps::{
+        DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES, DEFAULT_SAMPLE_RING_BYTES,
+        MAX_BLOCKS,
+    },
     net::{
         classify::Ends,
         parse::{Ip, L4Kind},
@@ -69,6 +75,10 @@ static VPNFP_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 static VPNFP_SAMPLES: RingBuf = RingBuf::with_byte_size(DEFAULT_SAMPLE_RING_BYTES, 0);
 #[map]
 static VPNFP_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static VPNFP_BLOCK4: HashMap<PairKey<u32>, BlockValue> = HashMap::with_max_entries(MAX_BLOCKS, 0);
+#[map]
+static VPNFP_BLOCK6: HashMap<PairKey<V6>, BlockValue> = HashMap::with_max_entries(MAX_BLOCKS, 0);
 
 /// Where a parsed packet waits between the parser and the rest. The
 /// parser's paths (VLAN depths, IPv4 or IPv6, each extension header) end
@@ -90,6 +100,8 @@ struct Scratch {
     key4: FlowKey<u32>,
     key6: FlowKey<V6>,
     flow: FlowValue,
+    /// Set when a policy drops this packet.
+    drop: u8,
 }
 
 #[map]
@@ -99,19 +111,27 @@ const _: () = assert!(OUTCOME_COUNT.is_power_of_two());
 
 #[xdp]
 pub fn vpnfp(ctx: XdpContext) -> u32 {
-    fingerprint(&ctx, &XdpFrame(&ctx));
-    xdp_action::XDP_PASS
+    if fingerprint(&ctx, &XdpFrame(&ctx)) {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    }
 }
 
 #[classifier]
 pub fn vpnfp_tc_egress(ctx: TcContext) -> i32 {
-    fingerprint(&ctx, &TcFrame(&ctx));
-    TC_ACT_OK
+    if fingerprint(&ctx, &TcFrame(&ctx)) {
+        TC_ACT_SHOT
+    } else {
+        TC_ACT_OK
+    }
 }
 
-/// The one exit: count the frame's outcome on this CPU.
+/// The one exit: count the frame's outcome on this CPU; true only when an
+/// enforced policy drops the packet (every other path passes it).
 #[inline(always)]
-fn fingerprint<C: EbpfContext, F: Frame>(ctx: &C, frame: &F) {
+fn fingerprint<C: EbpfContext, F: Frame>(ctx: &C, frame: &F) -> bool {
+    let mut drop = false;
     if let Some(counters) = VPNFP_COUNTERS.get_ptr_mut(0) {
         // SAFETY: per-CPU value, only this CPU touches it while we run.
         let counters = unsafe { &mut *counters };
@@ -124,7 +144,12 @@ fn fingerprint<C: EbpfContext, F: Frame>(ctx: &C, frame: &F) {
         }
         // The mask keeps the index provably in bounds for the verifier.
         counters.outcomes[(outcome as usize) & (OUTCOME_COUNT - 1)] += 1;
+        if let Some(scratch) = VPNFP_SCRATCH.get_ptr_mut(0) {
+            // SAFETY: this CPU's scratch slot.
+            drop = unsafe { (*scratch).drop != 0 };
+        }
     }
+    drop
 }
 
 /// `Err` is an early exit (ignored or malformed), `Ok` the research's
@@ -138,6 +163,9 @@ fn try_fingerprint<C: EbpfContext, F: Frame>(
     let scratch = VPNFP_SCRATCH
         .get_ptr_mut(0)
         .ok_or(Outcome::IgnoredUnconfigured)?;
+    // SAFETY: this CPU's scratch slot; a packet passes unless a policy
+    // says otherwise below.
+    unsafe { (*scratch).drop = 0 };
     // SAFETY: this CPU's scratch slot, only this program run uses it.
     let v6 = parse_into(frame, unsafe { &mut *scratch })?;
     let config = match VPNFP_CONFIG.get(0) {
@@ -177,6 +205,7 @@ trait FamilyMaps: Family + 'static {
     fn ends_slot(scratch: *mut Scratch) -> *mut Ends<Self>;
     fn hosts() -> &'static LruHashMap<Self, HostEntry<Self>>;
     fn flows() -> &'static HashMap<FlowKey<Self>, FlowValue>;
+    fn blocks() -> &'static HashMap<PairKey<Self>, BlockValue>;
     fn log_window<C: EbpfContext>(ctx: &C, closed: &WindowClose<Self>);
 }
 
@@ -213,6 +242,10 @@ impl FamilyMaps for u32 {
     #[inline(always)]
     fn flows() -> &'static HashMap<FlowKey<u32>, FlowValue> {
         &VPNFP_FLOWS4
+    }
+    #[inline(always)]
+    fn blocks() -> &'static HashMap<PairKey<u32>, BlockValue> {
+        &VPNFP_BLOCK4
     }
     #[inline(always)]
     fn log_window<C: EbpfContext>(ctx: &C, c: &WindowClose<u32>) {
@@ -260,6 +293,10 @@ impl FamilyMaps for V6 {
     #[inline(always)]
     fn flows() -> &'static HashMap<FlowKey<V6>, FlowValue> {
         &VPNFP_FLOWS6
+    }
+    #[inline(always)]
+    fn blocks() -> &'static HashMap<PairKey<V6>, BlockValue> {
+        &VPNFP_BLOCK6
     }
     #[inline(always)]
     fn log_window<C: EbpfContext>(ctx: &C, c: &WindowClose<V6>) {
@@ -332,7 +369,37 @@ fn packet<A: FamilyMaps, C: EbpfContext, F: Frame>(
     if !config.has(FLAG_NO_FLOWS) {
         flow_part(&mut p);
     }
+    if config.has(FLAG_POLICY) {
+        enforce_part(&mut p);
+    }
     outcome
+}
+
+/// A loaded policy: the packet's (host, peer) in the block map drops it
+/// (or counts it, in a dry run). Any miss passes: fail-open.
+#[inline(never)]
+fn enforce_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F>) {
+    let scratch = p.scratch;
+    // SAFETY: this CPU's scratch slot; the key slot is free to (re)write.
+    let key = unsafe { &mut *A::key_slot(scratch) };
+    key.set_from(p.ip, p.ends);
+    let pair = PairKey {
+        host: key.host,
+        peer: key.peer,
+    };
+    let Some(block) = A::blocks().get_ptr_mut(pair) else {
+        return;
+    };
+    // SAFETY: a live map value; its count is updated atomically.
+    let block = unsafe { &mut *block };
+    <Atomic as vpnfp_common::cells::Cells>::add(&mut block.packets, 1);
+    if block.action == ACTION_DROP {
+        p.counters.dropped += 1;
+        // SAFETY: this CPU's scratch slot.
+        unsafe { (*scratch).drop = 1 };
+    } else {
+        p.counters.would_drop += 1;
+    }
 }
 
 /// The research's state machine and concentration, for an analysed packet.

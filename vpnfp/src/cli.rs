@@ -277,6 +277,13 @@ pub struct RunArgs {
     /// Keep no store.
     #[arg(long, env = "VPNFP_NO_STORE", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_store: bool,
+    /// Enforcement, opt-in: a policy file (TOML, or JSON if it ends in
+    /// .json) naming protocols and/or host verdicts to block, for which
+    /// hosts, with allowlists, in mode monitor (default), dry_run or
+    /// enforce. Validated before anything
+    /// starts; SIGHUP reloads it. Without it nothing is ever dropped.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub export: ExportArgs,
 }

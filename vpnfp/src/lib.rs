@@ -5,6 +5,7 @@
 //! `vpnfp_common`'s, shared with the kernel.
 
 pub mod clock;
+pub mod enforce;
 pub mod engine;
 pub mod judge;
 pub mod model;

@@ -56,6 +56,8 @@ pub struct Pipeline {
     pub store: Option<Store>,
     /// `--ipfix`: every flow record.
     pub ipfix: Option<Exporter>,
+    /// `--policy`: what to block.
+    pub enforcer: Option<crate::enforce::Enforcer>,
 }
 
 impl Pipeline {
@@ -74,6 +76,15 @@ impl Pipeline {
             counts: Arc::default(),
             store: None,
             ipfix: None,
+            enforcer: None,
+        }
+    }
+
+    fn blocked(&mut self, blocked: Vec<crate::enforce::Blocked>) {
+        for b in blocked {
+            log::warn!("{}", b.human());
+            self.outputs.event(&b);
+            self.keep(|| Row::Blocked(b));
         }
     }
 
@@ -183,6 +194,8 @@ impl Pipeline {
                 self.detections += 1;
                 self.outputs.detection(&d);
                 self.keep(|| Row::Detection(d.clone()));
+                let blocked = self.enforcer.as_mut().and_then(|e| e.detection(&d));
+                self.blocked(blocked.into_iter().collect());
                 self.judge.detected(&d)
             };
             self.verdict(v);
@@ -198,7 +211,13 @@ impl Pipeline {
             }
             self.verdicts += 1;
             self.outputs.verdict(&v);
+            let blocked = self
+                .enforcer
+                .as_mut()
+                .map(|e| e.verdict(&v))
+                .unwrap_or_default();
             self.keep(|| Row::Verdict(v));
+            self.blocked(blocked);
         }
     }
 
@@ -217,6 +236,38 @@ impl Pipeline {
     /// each, and how many records either lost.
     pub fn finish(&mut self) -> u64 {
         let mut lost = 0;
+        let drops = self
+            .enforcer
+            .as_ref()
+            .map(|e| e.drops())
+            .unwrap_or_default();
+        {
+            for d in drops {
+                log::info!(
+                    "policy: {} between {} and {}: {} packets {}",
+                    d.what,
+                    d.host,
+                    d.peer,
+                    d.packets,
+                    if d.action == "drop" {
+                        "dropped"
+                    } else {
+                        "counted (dry run)"
+                    }
+                );
+                #[derive(serde::Serialize)]
+                struct Event<'a> {
+                    event: &'static str,
+                    #[serde(flatten)]
+                    drops: &'a crate::enforce::Drops,
+                }
+                self.outputs.event(&Event {
+                    event: "policy_drops",
+                    drops: &d,
+                });
+                self.keep(|| Row::Drops(d));
+            }
+        }
         if let Some(ipfix) = &mut self.ipfix {
             ipfix.flush();
             let c = ipfix.counts;

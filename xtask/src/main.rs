@@ -106,6 +106,9 @@ enum Task {
         /// How vpnfp watches: xdp, nfqueue or both.
         #[arg(long, default_value = "both")]
         mode: String,
+        /// An enforcement policy for vpnfp (`vpnfp run --policy FILE`).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
 }
 
@@ -170,6 +173,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             capture,
             keep,
             mode,
+            policy,
         } => {
             let built = build::all(&root, true)?;
             let mut lab = as_root(&build::tool(&root, &built, "vpnfp-lab")?)?;
@@ -187,6 +191,9 @@ fn run(task: Task) -> anyhow::Result<()> {
             }
             if keep {
                 lab.arg("--keep");
+            }
+            if let Some(file) = policy {
+                lab.arg("--policy").arg(std::path::absolute(file)?);
             }
             exec(lab)
         }

@@ -28,12 +28,9 @@ fn main() -> ExitCode {
     let options = LabOptions {
         only: vec!["wireguard".into(), "openvpn".into(), "ordinary".into()],
         secs: 15,
-        capture: None,
-        keep: false,
-        watch: Watch::Xdp,
-        vpnfp: vpnfp_tests::vpnfp_bin(),
+        ..LabOptions::new(vpnfp_tests::vpnfp_bin(), Watch::Xdp)
     };
-    let report = match vpnlab::run(&options, |line| {
+    let report = match vpnlab::run(options, |line| {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
         if let Some(text) = vpnlab::describe(&v) {
             println!("{text}");

@@ -30,6 +30,10 @@ struct Args {
     /// How vpnfp watches the router: xdp, nfqueue or both.
     #[arg(long, default_value = "both")]
     mode: String,
+    /// An enforcement policy for vpnfp (`vpnfp run --policy`), to see what
+    /// it blocks among real tunnels; see the README's Enforcement section.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -48,19 +52,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let policy = match &args.policy {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                eprintln!("vpnfp-lab: reading the policy {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let options = LabOptions {
+        policy,
         only: args.only.clone(),
         secs: args.secs,
         capture: args.capture.clone(),
         keep: args.keep,
-        watch,
-        vpnfp: vpnfp_tests::vpnfp_bin(),
+        ..LabOptions::new(vpnfp_tests::vpnfp_bin(), watch)
     };
     println!(
         "vpnfp lab: real VPN software in network namespaces, vpnfp on the NAT router's LAN side ({}).",
         args.mode
     );
-    let report = match vpnlab::run(&options, |line| {
+    let report = match vpnlab::run(options, |line| {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
         if let Some(text) = vpnlab::describe(&v) {
             println!("  {text}");

@@ -132,7 +132,7 @@ pub const HOSTS: &[HostSpec] = &[
     HostSpec {
         name: "multi",
         addr: lan(32),
-        group: "failures",
+        group: "multi",
         expect: Expect::Vpn(&["openvpn", "wireguard"]),
         about: "two VPN clients on one host (WireGuard and OpenVPN)",
     },
@@ -185,9 +185,79 @@ pub struct LabOptions {
     pub keep: bool,
     pub watch: Watch,
     pub vpnfp: PathBuf,
+    /// More arguments for `vpnfp run`.
+    pub vpnfp_args: Vec<String>,
+    /// An enforcement policy (TOML) for `vpnfp run --policy`.
+    pub policy: Option<String>,
+    /// Runs once the tunnels carry traffic; its result is in the report.
+    pub probe: Option<Probe>,
+}
+
+/// A look at the lab while it runs (see [`LabOptions::probe`]).
+pub type Probe = Box<dyn FnOnce(&ProbeCtx<'_>) -> anyhow::Result<serde_json::Value>>;
+
+pub struct ProbeCtx<'a> {
+    pub topo: &'a Topology,
+    pub vpnfp_pid: u32,
+    /// Where the lab wrote [`LabOptions::policy`], if it did.
+    pub policy_path: Option<PathBuf>,
+}
+
+impl ProbeCtx<'_> {
+    /// Whether `host` gets an answer from `addr` (`count` pings, 1 s
+    /// timeout each): how many answered.
+    pub fn ping(&self, host: &str, addr: &str, count: u32) -> u32 {
+        let out = self
+            .topo
+            .host(host)
+            .ns
+            .command("ping")
+            .args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", addr])
+            .output();
+        out.map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| l.contains("bytes from"))
+                .count() as u32
+        })
+        .unwrap_or(0)
+    }
+
+    /// Writes a new policy and sends vpnfp SIGHUP, as an operator would.
+    pub fn reload_policy(&self, text: &str) -> anyhow::Result<()> {
+        let path = self
+            .policy_path
+            .as_ref()
+            .context("the lab was started without a policy")?;
+        std::fs::write(path, text)?;
+        // SAFETY: signalling the vpnfp this lab started.
+        unsafe { libc::kill(self.vpnfp_pid as i32, libc::SIGHUP) };
+        Ok(())
+    }
+
+    /// SIGKILL to vpnfp (by its PID): what a crash leaves behind.
+    pub fn kill_vpnfp(&self) {
+        // SAFETY: signalling the vpnfp this lab started.
+        unsafe { libc::kill(self.vpnfp_pid as i32, libc::SIGKILL) };
+    }
 }
 
 impl LabOptions {
+    /// The defaults the lab command uses, for `vpnfp` in `watch` mode.
+    pub fn new(vpnfp: PathBuf, watch: Watch) -> Self {
+        Self {
+            only: Vec::new(),
+            secs: 40,
+            capture: None,
+            keep: false,
+            watch,
+            vpnfp,
+            vpnfp_args: Vec::new(),
+            policy: None,
+            probe: None,
+        }
+    }
+
     pub fn groups() -> Vec<&'static str> {
         let mut g: Vec<&str> = HOSTS.iter().map(|h| h.group).collect();
         g.dedup();
@@ -202,6 +272,8 @@ pub struct LabReport {
     pub status: ExitStatus,
     /// When the failure scenarios' idle gap ended (Unix seconds), if run.
     pub idle_ended_at: Option<f64>,
+    /// What the probe returned.
+    pub probe: Option<serde_json::Value>,
     pub dir: PathBuf,
 }
 
@@ -286,9 +358,17 @@ fn selected(only: &[String]) -> anyhow::Result<Vec<&'static HostSpec>> {
 /// Builds the lab, runs vpnfp on the router with `options.watch`, drives
 /// the traffic and the failure scenarios, and tears everything down.
 /// `on_line` sees vpnfp's JSON lines as they come.
-pub fn run(options: &LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result<LabReport> {
+pub fn run(mut options: LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result<LabReport> {
+    // One lab at a time per process: two would fight over the machine's
+    // two cores and over wireguard-go's shared control sockets.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run_n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = options.probe.take();
+    let options = &options;
     let hosts = selected(&options.only)?;
-    let dir = std::env::temp_dir().join(format!("vpnfp-lab-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("vpnfp-lab-{}-{run_n}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let workdir = Workdir {
         path: dir.clone(),
@@ -332,6 +412,16 @@ pub fn run(options: &LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result<La
         // its own /etc/resolv.conf in a mount namespace of its own.
         let resolv = dir.join("resolv.conf");
         std::fs::write(&resolv, format!("nameserver {DNS_SERVER}\n"))?;
+        let mut policy_args = Vec::new();
+        let mut policy_path = None;
+        if let Some(policy) = &options.policy {
+            // The file's name tells vpnfp its format.
+            let json = policy.trim_start().starts_with('{');
+            let path = dir.join(if json { "policy.json" } else { "policy.toml" });
+            std::fs::write(&path, policy)?;
+            policy_args = vec!["--policy".to_string(), path.display().to_string()];
+            policy_path = Some(path);
+        }
         let mut vpnfp = ChildGuard(Some(
             topo.router
                 .command("unshare")
@@ -344,6 +434,8 @@ pub fn run(options: &LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result<La
                 .args(["run", "--iface", ROUTER_IF, "--json", "--resolve"])
                 .args(options.watch.args())
                 .args(LAB_ARGS)
+                .args(&options.vpnfp_args)
+                .args(policy_args)
                 .stdout(Stdio::piped())
                 .stderr(std::fs::File::create(dir.join("vpnfp.log"))?)
                 .spawn()
@@ -408,7 +500,19 @@ pub fn run(options: &LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result<La
             &stop,
             &mut threads,
             &mut |wait| drain(&mut collected, wait),
+            options.policy.is_some(),
         )?;
+        let probed = match probe {
+            Some(probe) => {
+                let ctx = ProbeCtx {
+                    topo: &topo,
+                    vpnfp_pid: vpnfp.child().id(),
+                    policy_path: policy_path.clone(),
+                };
+                Some(probe(&ctx)?)
+            }
+            None => None,
+        };
         let left = Duration::from_secs(options.secs).saturating_sub(started.elapsed());
         drain(&mut collected, left);
         stop.set();
@@ -428,6 +532,7 @@ pub fn run(options: &LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result<La
             events,
             status,
             idle_ended_at,
+            probe: probed,
             dir: workdir.path.clone(),
         })
     })();
@@ -663,6 +768,7 @@ fn clients_and_traffic(
     stop: &Stop,
     threads: &mut Vec<JoinHandle<()>>,
     pause: &mut dyn FnMut(Duration),
+    blockable: bool,
 ) -> anyhow::Result<Option<f64>> {
     let has = |name: &str| hosts.iter().any(|h| h.name == name);
     let up = Duration::from_secs(30);
@@ -774,8 +880,34 @@ fn clients_and_traffic(
 
     // Tunnels up, then their traffic.
     let traffic_secs = secs.max(5);
+    // Under a policy a tunnel may be blocked and never come up: that is
+    // the point, not a failure of the lab (the lab reports what passed).
+    let may_fail = |result: anyhow::Result<()>| -> anyhow::Result<()> {
+        match result {
+            Err(e) if blockable => {
+                eprintln!("vpnfp-lab: {e:#} (blocked by the policy?)");
+                Ok(())
+            }
+            other => other,
+        }
+    };
+    let blockable_up = if blockable {
+        up.min(Duration::from_secs(15))
+    } else {
+        up
+    };
     if has("wg") {
-        tunnel_up(topo, "wg", "10.101.0.1", None, procs, "wg-client", up)?;
+        // Under a policy that blocks WireGuard its tunnel never comes up:
+        // that is the point, not a failure of the lab.
+        let wait = if blockable {
+            Duration::from_secs(6)
+        } else {
+            up
+        };
+        let waited = tunnel_up(topo, "wg", "10.101.0.1", None, procs, "wg-client", wait);
+        if !blockable {
+            waited?;
+        }
         iperf(
             procs,
             topo,
@@ -796,7 +928,15 @@ fn clients_and_traffic(
         ));
     }
     if has("ovpnu") {
-        tunnel_up(topo, "ovpnu", "10.102.0.1", None, procs, "ovpnu-client", up)?;
+        may_fail(tunnel_up(
+            topo,
+            "ovpnu",
+            "10.102.0.1",
+            None,
+            procs,
+            "ovpnu-client",
+            blockable_up,
+        ))?;
         iperf(
             procs,
             topo,
@@ -809,7 +949,15 @@ fn clients_and_traffic(
         threads.push(fetch("ovpnu", "http://10.102.0.1:8080/20000".into(), &[]));
     }
     if has("ovpnt") {
-        tunnel_up(topo, "ovpnt", "10.104.0.1", None, procs, "ovpnt-client", up)?;
+        may_fail(tunnel_up(
+            topo,
+            "ovpnt",
+            "10.104.0.1",
+            None,
+            procs,
+            "ovpnt-client",
+            blockable_up,
+        ))?;
         iperf(
             procs,
             topo,
@@ -822,7 +970,15 @@ fn clients_and_traffic(
         threads.push(fetch("ovpnt", "http://10.104.0.1:8080/20000".into(), &[]));
     }
     if has("anyc") {
-        tunnel_up(topo, "anyc", "10.103.0.1", None, procs, "openconnect", up)?;
+        may_fail(tunnel_up(
+            topo,
+            "anyc",
+            "10.103.0.1",
+            None,
+            procs,
+            "openconnect",
+            blockable_up,
+        ))?;
         iperf(
             procs,
             topo,
@@ -835,15 +991,15 @@ fn clients_and_traffic(
         threads.push(fetch("anyc", "http://10.103.0.1:8080/20000".into(), &[]));
     }
     if has("ipsec") {
-        tunnel_up(
+        may_fail(tunnel_up(
             topo,
             "ipsec",
             "10.105.0.1",
             Some("10.105.0.2"),
             procs,
             "charon-client",
-            up,
-        )?;
+            blockable_up,
+        ))?;
         iperf(
             procs,
             topo,
@@ -870,13 +1026,15 @@ fn clients_and_traffic(
     }
     if has("ssh") {
         let ns = &topo.host("ssh").ns;
-        wait_for("ssh's forward", up, || {
-            ns.command("bash")
-                .args(["-c", "exec 3<>/dev/tcp/127.0.0.1/8081"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .map_err(|e| with_log(e, procs, "ssh"))?;
+        may_fail(
+            wait_for("ssh's forward", blockable_up, || {
+                ns.command("bash")
+                    .args(["-c", "exec 3<>/dev/tcp/127.0.0.1/8081"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .map_err(|e| with_log(e, procs, "ssh")),
+        )?;
         iperf(procs, topo, "ssh", "127.0.0.1", 5302, traffic_secs, None)?;
         threads.push(fetch("ssh", "http://127.0.0.1:8081/20000".into(), &[]));
     }
@@ -948,12 +1106,6 @@ fn clients_and_traffic(
         ));
     }
 
-    // The failure scenarios' timeline, from here.
-    let Some((late_keys, late_server)) = late_keys else {
-        return Ok(None);
-    };
-    let wan = &topo.wan;
-    let late_ns = &topo.host("late").ns;
     if has("multi") {
         tunnel_up(
             topo,
@@ -981,6 +1133,13 @@ fn clients_and_traffic(
         b.args(["-c", &(secs * 5).to_string(), "-i", "0.2", "10.101.0.1"]);
         procs.spawn("multi-ping-wg", b)?;
     }
+
+    // The failure scenarios' timeline, from here.
+    let Some((late_keys, late_server)) = late_keys else {
+        return Ok(None);
+    };
+    let wan = &topo.wan;
+    let late_ns = &topo.host("late").ns;
     // 1. The server is not there when the client connects: it comes 6 s later.
     pause(Duration::from_secs(6));
     let late_iface = software::wg_name("t");
@@ -1138,6 +1297,30 @@ pub fn describe(event: &serde_json::Value) -> Option<String> {
                 }
             },
             strings(&event["reasons"]).join("; "),
+        )),
+        "blocked" => Some(format!(
+            "policy: {} {} between {} and {} (rule {})",
+            if s("action") == "drop" {
+                "blocking"
+            } else {
+                "would block (dry run)"
+            },
+            s("protocol"),
+            s("host"),
+            s("peer"),
+            event["rule"],
+        )),
+        "policy_drops" => Some(format!(
+            "policy: {} {}: {} packets between {} and {}",
+            s("protocol"),
+            if s("action") == "drop" {
+                "dropped"
+            } else {
+                "counted"
+            },
+            event["packets"],
+            s("host"),
+            s("peer"),
         )),
         _ => None,
     }

@@ -25,6 +25,9 @@ pub const FLAG_INTERNAL_HOSTS_ONLY: u32 = 1 << 1;
 pub const FLAG_LOG_WINDOWS: u32 = 1 << 2;
 /// Skip flows entirely (the research's decision does not use them).
 pub const FLAG_NO_FLOWS: u32 = 1 << 3;
+/// An enforcement policy is loaded: look each packet's (host, peer) up in
+/// the block maps.
+pub const FLAG_POLICY: u32 = 1 << 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

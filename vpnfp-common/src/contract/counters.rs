@@ -101,6 +101,9 @@ pub struct Counters {
     pub samples_lost: u64,
     /// Concentration windows reported.
     pub concentration_closes: u64,
+    /// Packets a policy dropped, and packets a dry run would have dropped.
+    pub dropped: u64,
+    pub would_drop: u64,
 }
 
 impl Counters {
@@ -146,6 +149,8 @@ impl Counters {
         self.samples += other.samples;
         self.samples_lost += other.samples_lost;
         self.concentration_closes += other.concentration_closes;
+        self.dropped += other.dropped;
+        self.would_drop += other.would_drop;
     }
 }
 

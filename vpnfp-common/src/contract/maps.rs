@@ -31,6 +31,11 @@ pub const EVENTS: &str = "VPNFP_EVENTS";
 pub const SAMPLES: &str = "VPNFP_SAMPLES";
 /// `PerCpuArray<Counters>`, one entry.
 pub const COUNTERS: &str = "VPNFP_COUNTERS";
+/// `HashMap<PairKey<u32>, BlockValue>` and its IPv6 twin: what a policy blocks.
+pub const BLOCK4: &str = "VPNFP_BLOCK4";
+pub const BLOCK6: &str = "VPNFP_BLOCK6";
+/// Pairs a policy can block at once, per family.
+pub const MAX_BLOCKS: u32 = 16_384;
 
 pub const DEFAULT_MAX_HOSTS: u32 = 131_072;
 pub const DEFAULT_MAX_FLOWS: u32 = 262_144;

@@ -2,6 +2,7 @@
 //! config the programs read, their counters, the records they send, and the
 //! per-host map value.
 
+pub mod block;
 pub mod config;
 pub mod counters;
 pub mod host;

@@ -6,7 +6,7 @@ pub mod flows;
 pub mod hash;
 pub mod hosts;
 
-use std::hash::Hash;
+use std::{hash::Hash, net::IpAddr};
 
 use vpnfp_common::{
     Counters, FlowKey, HostEntry, HostUpdate, KernelConfig, Outcome, Parsed, V6,
@@ -127,6 +127,22 @@ impl Engine {
         self.counters.outcomes[outcome as usize] += 1;
         if now_ns >= self.next_expiry_ns {
             self.expire(now_ns, out);
+        }
+    }
+
+    /// The (host, peer) a parsed packet belongs to, oriented as its flow
+    /// (what an enforcement policy's blocks are keyed by).
+    pub fn pair(&self, parsed: &Parsed) -> (IpAddr, IpAddr) {
+        let config = &self.settings.config;
+        match parsed {
+            Parsed::V4(ip) => {
+                let (key, _) = FlowKey::of(ip, &u32::ends(config, ip.src, ip.dst));
+                (key.host.ip(), key.peer.ip())
+            }
+            Parsed::V6(ip) => {
+                let (key, _) = FlowKey::of(ip, &V6::ends(config, ip.src, ip.dst));
+                (key.host.ip(), key.peer.ip())
+            }
         }
     }
 

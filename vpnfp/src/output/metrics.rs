@@ -51,6 +51,8 @@ pub struct PipelineCounts {
     pub store_lost: AtomicU64,
     pub ipfix_records: AtomicU64,
     pub ipfix_send_errors: AtomicU64,
+    /// Per policy block: host, peer, what, action, packets.
+    pub policy: Mutex<Vec<crate::enforce::Drops>>,
 }
 
 /// Everything a scrape reads.

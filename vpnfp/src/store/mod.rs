@@ -47,6 +47,9 @@ pub enum Row {
     Detection(Detection),
     Verdict(Verdict),
     Flow(FlowReport),
+    /// A policy's block decision, and (at exit) the packets it matched.
+    Blocked(crate::enforce::Blocked),
+    Drops(crate::enforce::Drops),
 }
 
 /// Counts the writer publishes (also for the metrics).
@@ -264,6 +267,8 @@ fn row_time(row: &Row) -> f64 {
         Row::Detection(d) => unix_secs(d.at_ns),
         Row::Verdict(v) => unix_secs(v.at_ns),
         Row::Flow(f) => unix_secs(f.flow.value.last_seen_ns),
+        Row::Blocked(b) => unix_secs(b.at_ns),
+        Row::Drops(_) => 0.0,
     }
 }
 
@@ -295,8 +300,40 @@ fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Resu
         let mut flow = tx.prepare_cached(
             "INSERT INTO flows (run, mode, host, peer, transport, host_port, peer_port, scope, packets_up, packets_down, bytes_up, bytes_down, first_seen, last_seen, end_reason, tcp_flags, protocol, peer_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         )?;
+        let mut blocks = tx.prepare_cached(
+            "INSERT INTO blocks (run, at, host, peer, what, policy_mode, action, rule, packets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         for row in batch {
             match row {
+                Row::Blocked(b) => {
+                    blocks.execute(params![
+                        run,
+                        unix_secs(b.at_ns),
+                        ip(b.host),
+                        ip(b.peer),
+                        b.what,
+                        b.policy_mode.as_str(),
+                        b.action(),
+                        b.rule as i64,
+                        Option::<i64>::None,
+                    ])?;
+                }
+                Row::Drops(d) => {
+                    blocks.execute(params![
+                        run,
+                        now,
+                        ip(d.host),
+                        ip(d.peer),
+                        d.what,
+                        "summary",
+                        d.action,
+                        Option::<i64>::None,
+                        d.packets as i64,
+                    ])?;
+                }
                 Row::Suspected(w) => {
                     suspected.execute(params![
                         run,

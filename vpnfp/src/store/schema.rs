@@ -94,6 +94,20 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX flows_host ON flows(host, last_seen);
     CREATE INDEX flows_time ON flows(last_seen);",
+    // 2: enforcement's decisions and, per block, the packets it matched.
+    "CREATE TABLE blocks (
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        at REAL NOT NULL,
+        host TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        what TEXT NOT NULL,
+        policy_mode TEXT NOT NULL,
+        action TEXT NOT NULL,
+        rule INTEGER,
+        packets INTEGER
+    );
+    CREATE INDEX blocks_host ON blocks(host, at);",
 ];
 
 pub const VERSION: u32 = MIGRATIONS.len() as u32;
@@ -167,6 +181,7 @@ pub fn prune(conn: &mut Connection, cutoff: f64) -> rusqlite::Result<u64> {
     let tx = conn.transaction()?;
     let mut n = 0;
     for (table, column) in [
+        ("blocks", "at"),
         ("suspected", "window_end"),
         ("detections", "at"),
         ("verdicts", "at"),

@@ -193,6 +193,11 @@ impl KernelSide {
         }
     }
 
+    /// The block maps, for an enforcement policy.
+    pub fn take_blocks(&mut self) -> anyhow::Result<vpnfp::source::kernel::BlockMaps> {
+        Ok(self._programs.take_blocks()?)
+    }
+
     /// Reads up to `budget` payload samples and hands them on; true if
     /// the budget ran out first (more may wait). Identification is the
     /// costliest thing the loop does per record, so it takes turns with

@@ -170,9 +170,26 @@ async fn run_modes(
     if verbose > 0 {
         config.flags |= FLAG_LOG_WINDOWS;
     }
+    // The policy is validated before anything is attached: enforcement
+    // never starts from a policy that does not load.
+    let mut enforcer = match &args.policy {
+        Some(path) => {
+            let e = vpnfp::enforce::Enforcer::new(path)?;
+            config.flags |= vpnfp_common::config::FLAG_POLICY;
+            Some(e)
+        }
+        None => None,
+    };
+    let shared_blocks = enforcer
+        .as_ref()
+        .map(|_| std::sync::Arc::new(vpnfp::enforce::SharedBlocks::default()));
     let mut nfqueue = match args.mode {
         RunMode::Xdp => None,
-        RunMode::Nfqueue | RunMode::Both => Some(nfqueue_side::start(&args, &settings)?),
+        RunMode::Nfqueue | RunMode::Both => Some(nfqueue_side::start(
+            &args,
+            &settings,
+            shared_blocks.clone(),
+        )?),
     };
     let mut kernel = match args.mode {
         RunMode::Nfqueue => None,
@@ -235,6 +252,33 @@ async fn run_modes(
             }
             Err(e) => log::error!("store: {e:#}; running without it (--no-store to say so)"),
         }
+    }
+    if let Some(mut e) = enforcer.take() {
+        if let Some(k) = kernel.as_mut() {
+            e.add_sink(Box::new(k.take_blocks()?));
+        }
+        if let Some(b) = &shared_blocks {
+            e.add_sink(Box::new(b.clone()));
+        }
+        let p = e.policy();
+        info!(
+            "policy {}: mode {}, {} block rule(s), {} allowlisted host range(s), {} peer range(s){}",
+            args.policy
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
+            p.mode.as_str(),
+            p.rules.len(),
+            p.allow_hosts.len(),
+            p.allow_peers.len(),
+            match p.mode {
+                vpnfp::enforce::policy::PolicyMode::Enforce =>
+                    "; blocked pairs are dropped (fail-open otherwise); SIGHUP reloads",
+                vpnfp::enforce::policy::PolicyMode::DryRun =>
+                    "; nothing is dropped, what would be is logged and counted",
+                vpnfp::enforce::policy::PolicyMode::Monitor => "; nothing is dropped",
+            }
+        );
+        pipeline.enforcer = Some(e);
     }
     if let Some(target) = args.export.ipfix {
         pipeline.ipfix = Some(
@@ -311,7 +355,17 @@ async fn run_modes(
                 Some(fact) => pipeline.fact(Mode::Nfqueue, fact),
                 None => { nfqueue_failed = true; break; }
             },
-            name = signals.next() => { info!("{name}: stopping"); break; }
+            name = signals.next() => {
+                if name == "SIGHUP" && let Some(e) = pipeline.enforcer.as_mut() {
+                    match e.reload() {
+                        Ok(summary) => info!("SIGHUP: {summary}"),
+                        Err(err) => log::error!("SIGHUP: {err:#}; the policy in force is unchanged"),
+                    }
+                    continue;
+                }
+                info!("{name}: stopping");
+                break;
+            }
             _ = &mut deadline => { info!("--duration reached: stopping"); break; }
             _ = tick(&mut stats) => {
                 if let Some(side) = &kernel {

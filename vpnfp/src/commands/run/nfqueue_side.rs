@@ -62,7 +62,11 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 /// How often the missed count is read from the rules' counters.
 const MISSED_EVERY: Duration = Duration::from_secs(1);
 
-pub fn start(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueSide> {
+pub fn start(
+    args: &RunArgs,
+    settings: &Settings,
+    blocks: Option<std::sync::Arc<vpnfp::enforce::SharedBlocks>>,
+) -> anyhow::Result<NfqueueSide> {
     let options = NfqueueOptions {
         queue_num: args.nfqueue.queue_num.unwrap_or(DEFAULT_QUEUE_NUM),
         chain: args.nfqueue.chain.map(Into::into).unwrap_or(Chain::Forward),
@@ -77,6 +81,9 @@ pub fn start(args: &RunArgs, settings: &Settings) -> anyhow::Result<NfqueueSide>
         close_linger_ns: vpnfp::engine::flows::CLOSE_LINGER_NS,
     };
     let mut fingerprinter = NfqueueFingerprinter::start(options.clone(), engine)?;
+    if let Some(blocks) = blocks {
+        fingerprinter.set_blocks(blocks);
+    }
     info!(
         "nfqueue: queue {} (fail-open, {} packets, copy range {}), {} rule(s) in mangle {} with --queue-bypass{}",
         options.queue_num,

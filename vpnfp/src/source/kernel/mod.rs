@@ -412,6 +412,18 @@ impl KernelFingerprinter {
         Ok(flows::FlowMap { map, fd })
     }
 
+    /// The block maps, for the enforcer.
+    pub fn take_blocks(&mut self) -> Result<BlockMaps, KernelError> {
+        let mut take = |name: &'static str| {
+            self.ebpf
+                .take_map(name)
+                .ok_or(KernelError::MissingMap(name))
+        };
+        let v4 = HashMap::try_from(take(maps::BLOCK4)?).map_err(map_err(maps::BLOCK4))?;
+        let v6 = HashMap::try_from(take(maps::BLOCK6)?).map_err(map_err(maps::BLOCK6))?;
+        Ok(BlockMaps { v4, v6 })
+    }
+
     /// The host maps, for a thread that counts hosts off the main loop.
     pub fn take_hosts(&mut self) -> Result<HostMaps, KernelError> {
         let mut take = |name: &'static str| {
@@ -527,6 +539,12 @@ impl KernelFingerprinter {
 }
 
 /// The host maps, owned.
+/// The block maps an enforcement policy writes (see `enforce`).
+pub struct BlockMaps {
+    pub v4: HashMap<MapData, vpnfp_common::block::PairKey<u32>, vpnfp_common::block::BlockValue>,
+    pub v6: HashMap<MapData, vpnfp_common::block::PairKey<V6>, vpnfp_common::block::BlockValue>,
+}
+
 pub struct HostMaps {
     pub v4: HashMap<MapData, u32, HostEntry<u32>>,
     pub v6: HashMap<MapData, V6, HostEntry<V6>>,

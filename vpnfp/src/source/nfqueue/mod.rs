@@ -72,6 +72,8 @@ pub struct NfqueueFingerprinter {
     families: Vec<Family>,
     options: NfqueueOptions,
     engine: Engine,
+    /// An enforcement policy's blocks (None: accept everything).
+    blocks: Option<std::sync::Arc<crate::enforce::SharedBlocks>>,
 }
 
 fn unix_now_ns() -> u64 {
@@ -136,6 +138,7 @@ impl NfqueueFingerprinter {
             families: families.clone(),
             engine: Engine::new(settings),
             options: options.clone(),
+            blocks: None,
         };
         // Installed one by one; if one fails, drop removes those before it.
         for rule in Rule::set(options.chain, &options.ifaces, queue_num, &families) {
@@ -153,8 +156,13 @@ impl NfqueueFingerprinter {
         &self.families
     }
 
-    /// Handles every packet waiting in the queue (accepting each); returns
-    /// how many.
+    /// An enforcement policy's blocks: their packets get NF_DROP.
+    pub fn set_blocks(&mut self, blocks: std::sync::Arc<crate::enforce::SharedBlocks>) {
+        self.blocks = Some(blocks);
+    }
+
+    /// Handles every packet waiting in the queue (accepting each, unless a
+    /// policy blocks it); returns how many.
     pub fn poll(&mut self, on_fact: &mut impl FnMut(Fact<'_>)) -> Result<usize, NfqueueError> {
         let mut handled = 0;
         loop {
@@ -176,9 +184,18 @@ impl NfqueueFingerprinter {
             // includes the stamp when timestamping is on anyway.
             let now_ns = unix_now_ns();
             let packet = msg.get_payload();
-            self.engine
-                .frame(packet, parse::raw_ip(packet), now_ns, on_fact);
-            msg.set_verdict(Verdict::Accept);
+            let parsed = parse::raw_ip(packet);
+            // An enforced policy drops what it blocks; everything else (and
+            // every packet when no policy is loaded) is accepted.
+            let drop = match (&self.blocks, &parsed) {
+                (Some(blocks), Ok(p)) => {
+                    let (host, peer) = self.engine.pair(p);
+                    blocks.drops(host, peer)
+                }
+                _ => false,
+            };
+            self.engine.frame(packet, parsed, now_ns, on_fact);
+            msg.set_verdict(if drop { Verdict::Drop } else { Verdict::Accept });
             self.queue.verdict(msg).map_err(|e| NfqueueError::Receive {
                 queue: self.options.queue_num,
                 source: e,

@@ -1,0 +1,404 @@
+//! Enforcement, opt-in (`vpnfp run --policy FILE`): what a policy names is
+//! blocked, in the kernel (XDP_DROP / TC_ACT_SHOT through the block maps)
+//! and in NFQUEUE (NF_DROP), and nothing else.
+//!
+//! A block is a pair (host, peer): the flows a policy blocks by protocol
+//! name or by host verdict are a host's traffic with one server, so a
+//! tunnel's reconnects (new source ports, new flows) stay blocked. The
+//! first packets of a tunnel pass (identification needs them; see the
+//! README for how many, per protocol). Fail-open everywhere: a pair the
+//! maps cannot take is logged and passes; a stopped or killed vpnfp takes
+//! its programs (and so every block) with it; NFQUEUE rules bypass.
+
+pub mod policy;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use serde::Serialize;
+use vpnfp_common::block::{ACTION_COUNT, ACTION_DROP, BlockValue, PairKey};
+
+use crate::{
+    judge::{identify::Detection, verdict::Verdict},
+    output::report::unix_secs,
+    source::kernel::BlockMaps,
+};
+
+use policy::{Policy, PolicyMode};
+
+/// Where blocks take effect.
+pub trait BlockSink: Send {
+    fn set(&mut self, host: IpAddr, peer: IpAddr, action: u32) -> anyhow::Result<()>;
+    fn clear(&mut self, host: IpAddr, peer: IpAddr) -> anyhow::Result<()>;
+    /// Packets matched so far.
+    fn packets(&self, host: IpAddr, peer: IpAddr) -> u64;
+}
+
+impl BlockSink for BlockMaps {
+    fn set(&mut self, host: IpAddr, peer: IpAddr, action: u32) -> anyhow::Result<()> {
+        let value = |packets| BlockValue {
+            action,
+            _pad: 0,
+            packets,
+        };
+        match (host, peer) {
+            (IpAddr::V4(h), IpAddr::V4(p)) => {
+                let key = PairKey {
+                    host: u32::from(h),
+                    peer: u32::from(p),
+                };
+                let packets = self.v4.get(&key, 0).map_or(0, |v| v.packets);
+                self.v4.insert(key, value(packets), 0)?;
+            }
+            (IpAddr::V6(h), IpAddr::V6(p)) => {
+                let key = PairKey {
+                    host: vpnfp_common::V6(h.octets()),
+                    peer: vpnfp_common::V6(p.octets()),
+                };
+                let packets = self.v6.get(&key, 0).map_or(0, |v| v.packets);
+                self.v6.insert(key, value(packets), 0)?;
+            }
+            _ => anyhow::bail!("{host} and {peer} are not one family"),
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self, host: IpAddr, peer: IpAddr) -> anyhow::Result<()> {
+        match (host, peer) {
+            (IpAddr::V4(h), IpAddr::V4(p)) => {
+                let _ = self.v4.remove(&PairKey {
+                    host: u32::from(h),
+                    peer: u32::from(p),
+                });
+            }
+            (IpAddr::V6(h), IpAddr::V6(p)) => {
+                let _ = self.v6.remove(&PairKey {
+                    host: vpnfp_common::V6(h.octets()),
+                    peer: vpnfp_common::V6(p.octets()),
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn packets(&self, host: IpAddr, peer: IpAddr) -> u64 {
+        match (host, peer) {
+            (IpAddr::V4(h), IpAddr::V4(p)) => self
+                .v4
+                .get(
+                    &PairKey {
+                        host: u32::from(h),
+                        peer: u32::from(p),
+                    },
+                    0,
+                )
+                .map_or(0, |v| v.packets),
+            (IpAddr::V6(h), IpAddr::V6(p)) => self
+                .v6
+                .get(
+                    &PairKey {
+                        host: vpnfp_common::V6(h.octets()),
+                        peer: vpnfp_common::V6(p.octets()),
+                    },
+                    0,
+                )
+                .map_or(0, |v| v.packets),
+            _ => 0,
+        }
+    }
+}
+
+/// The blocks NFQUEUE mode consults for each packet's verdict.
+#[derive(Default)]
+pub struct SharedBlocks {
+    pairs: RwLock<HashMap<(IpAddr, IpAddr), (u32, AtomicU64)>>,
+}
+
+impl SharedBlocks {
+    /// What to do with a packet between `host` and `peer`: drop it (true),
+    /// counting it either way.
+    pub fn drops(&self, host: IpAddr, peer: IpAddr) -> bool {
+        let Ok(pairs) = self.pairs.read() else {
+            return false; // poisoned: fail open
+        };
+        match pairs.get(&(host, peer)) {
+            Some((action, packets)) => {
+                packets.fetch_add(1, Ordering::Relaxed);
+                *action == ACTION_DROP
+            }
+            None => false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.read().map_or(true, |p| p.is_empty())
+    }
+}
+
+impl BlockSink for Arc<SharedBlocks> {
+    fn set(&mut self, host: IpAddr, peer: IpAddr, action: u32) -> anyhow::Result<()> {
+        let mut pairs = self
+            .pairs
+            .write()
+            .map_err(|_| anyhow::anyhow!("the NFQUEUE block set is poisoned"))?;
+        let entry = pairs
+            .entry((host, peer))
+            .or_insert((action, AtomicU64::new(0)));
+        entry.0 = action;
+        Ok(())
+    }
+
+    fn clear(&mut self, host: IpAddr, peer: IpAddr) -> anyhow::Result<()> {
+        if let Ok(mut pairs) = self.pairs.write() {
+            pairs.remove(&(host, peer));
+        }
+        Ok(())
+    }
+
+    fn packets(&self, host: IpAddr, peer: IpAddr) -> u64 {
+        self.pairs
+            .read()
+            .ok()
+            .and_then(|p| p.get(&(host, peer)).map(|(_, n)| n.load(Ordering::Relaxed)))
+            .unwrap_or(0)
+    }
+}
+
+/// One block decision: the `blocked` event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blocked {
+    pub host: IpAddr,
+    pub peer: IpAddr,
+    /// What the policy named: a protocol, or `verdict:LEVEL`.
+    pub what: String,
+    pub policy_mode: PolicyMode,
+    /// The rule's number in the file (1 = first `[[block]]`).
+    pub rule: usize,
+    pub at_ns: u64,
+}
+
+#[derive(Serialize)]
+struct BlockedJson<'a> {
+    event: &'static str,
+    host: IpAddr,
+    peer: IpAddr,
+    protocol: &'a str,
+    policy_mode: &'static str,
+    action: &'static str,
+    rule: usize,
+    at: f64,
+}
+
+impl Serialize for Blocked {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        BlockedJson {
+            event: "blocked",
+            host: self.host,
+            peer: self.peer,
+            protocol: &self.what,
+            policy_mode: self.policy_mode.as_str(),
+            action: self.action(),
+            rule: self.rule,
+            at: unix_secs(self.at_ns),
+        }
+        .serialize(s)
+    }
+}
+
+impl Blocked {
+    pub fn action(&self) -> &'static str {
+        if self.policy_mode == PolicyMode::Enforce {
+            "drop"
+        } else {
+            "count"
+        }
+    }
+
+    pub fn human(&self) -> String {
+        format!(
+            "{}: {} between host {} and {} (policy rule {}, {}){}",
+            if self.policy_mode == PolicyMode::Enforce {
+                "blocked"
+            } else {
+                "would block (dry run)"
+            },
+            self.what,
+            self.host,
+            self.peer,
+            self.rule,
+            self.policy_mode.as_str(),
+            if self.policy_mode == PolicyMode::Enforce {
+                ": its packets are dropped from now on"
+            } else {
+                ": packets pass and are counted"
+            }
+        )
+    }
+}
+
+/// Packets a block matched, for the log and metrics: the `policy_drops`
+/// event at exit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Drops {
+    pub host: IpAddr,
+    pub peer: IpAddr,
+    /// Named as in the `blocked` event.
+    #[serde(rename = "protocol")]
+    pub what: String,
+    pub action: &'static str,
+    pub packets: u64,
+}
+
+pub struct Enforcer {
+    path: PathBuf,
+    policy: Policy,
+    blocks: BTreeMap<(IpAddr, IpAddr), Blocked>,
+    sinks: Vec<Box<dyn BlockSink>>,
+    /// Blocks a sink refused (they pass: fail-open).
+    pub failures: u64,
+}
+
+impl Enforcer {
+    /// The validated policy at `path`; nothing is enforced before this.
+    pub fn new(path: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            path: path.to_path_buf(),
+            policy: Policy::load(path)?,
+            blocks: BTreeMap::new(),
+            sinks: Vec::new(),
+            failures: 0,
+        })
+    }
+
+    pub fn add_sink(&mut self, sink: Box<dyn BlockSink>) {
+        self.sinks.push(sink);
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn action(&self) -> u32 {
+        if self.policy.mode == PolicyMode::Enforce {
+            ACTION_DROP
+        } else {
+            ACTION_COUNT
+        }
+    }
+
+    fn block(
+        &mut self,
+        host: IpAddr,
+        peer: IpAddr,
+        what: String,
+        rule: usize,
+        at_ns: u64,
+    ) -> Option<Blocked> {
+        if self.blocks.contains_key(&(host, peer)) {
+            return None;
+        }
+        let action = self.action();
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.set(host, peer, action) {
+                self.failures += 1;
+                log::error!("enforcement: cannot block {host} -> {peer} ({e:#}); it passes");
+            }
+        }
+        let b = Blocked {
+            host,
+            peer,
+            what,
+            policy_mode: self.policy.mode,
+            rule: rule + 1,
+            at_ns,
+        };
+        self.blocks.insert((host, peer), b.clone());
+        Some(b)
+    }
+
+    /// A flow named a VPN or tunnel.
+    pub fn detection(&mut self, d: &Detection) -> Option<Blocked> {
+        let (host, peer) = (d.id.host, d.id.peer);
+        let rule = self.policy.blocks_protocol(host, peer, d.naming.protocol)?;
+        self.block(host, peer, d.naming.protocol.to_string(), rule, d.at_ns)
+    }
+
+    /// A host's verdict changed.
+    pub fn verdict(&mut self, v: &Verdict) -> Vec<Blocked> {
+        let level = v.level.as_str();
+        let mut out = Vec::new();
+        for &peer in &v.peers {
+            if let Some(rule) = self.policy.blocks_verdict(v.host, peer, level)
+                && let Some(b) = self.block(v.host, peer, format!("verdict:{level}"), rule, v.at_ns)
+            {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// Reads the policy again (SIGHUP). A policy that does not validate
+    /// changes nothing. Blocks the new policy no longer names are lifted;
+    /// the others follow its mode.
+    pub fn reload(&mut self) -> anyhow::Result<String> {
+        let new = Policy::load(&self.path)?;
+        self.policy = new;
+        let action = self.action();
+        let mut lifted = 0;
+        let keys: Vec<(IpAddr, IpAddr)> = self.blocks.keys().copied().collect();
+        for (host, peer) in keys {
+            let b = &self.blocks[&(host, peer)];
+            let still = if let Some(level) = b.what.strip_prefix("verdict:") {
+                self.policy.blocks_verdict(host, peer, level)
+            } else {
+                self.policy.blocks_protocol(host, peer, &b.what)
+            };
+            for sink in &mut self.sinks {
+                let result = match still {
+                    Some(_) => sink.set(host, peer, action),
+                    None => sink.clear(host, peer),
+                };
+                if let Err(e) = result {
+                    self.failures += 1;
+                    log::error!("enforcement: reload could not update {host} -> {peer}: {e:#}");
+                }
+            }
+            if still.is_none() {
+                self.blocks.remove(&(host, peer));
+                lifted += 1;
+            } else if let Some(b) = self.blocks.get_mut(&(host, peer)) {
+                b.policy_mode = self.policy.mode;
+            }
+        }
+        Ok(format!(
+            "policy {} reloaded: mode {}, {} rules, {} blocks kept, {} lifted",
+            self.path.display(),
+            self.policy.mode.as_str(),
+            self.policy.rules.len(),
+            self.blocks.len(),
+            lifted
+        ))
+    }
+
+    /// Packets each block matched so far (summed over the sinks).
+    pub fn drops(&self) -> Vec<Drops> {
+        self.blocks
+            .values()
+            .map(|b| Drops {
+                host: b.host,
+                peer: b.peer,
+                what: b.what.clone(),
+                action: b.action(),
+                packets: self.sinks.iter().map(|s| s.packets(b.host, b.peer)).sum(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,322 @@
+//! The enforcement policy: a TOML file, validated in full before anything
+//! is enforced.
+//!
+//! ```toml
+//! mode = "enforce"                  # "monitor" (default), "dry_run" or "enforce"
+//!
+//! [[block]]
+//! protocols = ["wireguard"]         # names as in vpn_detected
+//! hosts = ["192.168.90.0/24"]       # whose traffic (default: every host)
+//!
+//! [[block]]
+//! verdicts = ["vpn"]                # host verdicts: vpn, tunnel, suspected
+//!
+//! [allow]
+//! hosts = ["192.168.90.50"]         # may use a VPN
+//! peers = ["203.0.113.10"]          # the organisation's own VPN servers
+//! ```
+
+use std::{net::IpAddr, path::Path};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::settings::Cidr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyMode {
+    /// Nothing is dropped or counted as such (what vpnfp always does).
+    #[default]
+    Monitor,
+    /// What would be dropped is logged and counted; nothing is dropped.
+    DryRun,
+    /// Drop it.
+    Enforce,
+}
+
+impl PolicyMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PolicyMode::Monitor => "monitor",
+            PolicyMode::DryRun => "dry_run",
+            PolicyMode::Enforce => "enforce",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    mode: PolicyMode,
+    #[serde(default)]
+    block: Vec<RawRule>,
+    #[serde(default)]
+    allow: RawAllow,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    protocols: Vec<String>,
+    #[serde(default)]
+    verdicts: Vec<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    pub protocols: Vec<String>,
+    pub verdicts: Vec<String>,
+    /// Empty: every host.
+    pub hosts: Vec<Cidr>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub mode: PolicyMode,
+    pub rules: Vec<Rule>,
+    pub allow_hosts: Vec<Cidr>,
+    pub allow_peers: Vec<Cidr>,
+}
+
+const VERDICTS: [&str; 3] = ["vpn", "tunnel", "suspected"];
+
+fn cidrs(list: &[String], what: &str) -> anyhow::Result<Vec<Cidr>> {
+    list.iter()
+        .map(|c| {
+            let text = if c.contains('/') {
+                c.clone()
+            } else if c.contains(':') {
+                format!("{c}/128")
+            } else {
+                format!("{c}/32")
+            };
+            text.parse::<Cidr>()
+                .map_err(|e| anyhow::anyhow!("{what}: {c:?} is not an address or range ({e})"))
+        })
+        .collect()
+}
+
+impl Policy {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the policy {}", path.display()))?;
+        let parsed = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            Self::parse_json(&text)
+        } else {
+            Self::parse(&text)
+        };
+        parsed.with_context(|| format!("policy {}", path.display()))
+    }
+
+    /// The TOML form (the documented one).
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        Self::from_raw(toml::from_str(text)?)
+    }
+
+    /// The same policy as JSON (a `.json` file), for PyWall users.
+    pub fn parse_json(text: &str) -> anyhow::Result<Self> {
+        Self::from_raw(serde_json::from_str(text)?)
+    }
+
+    fn from_raw(raw: RawPolicy) -> anyhow::Result<Self> {
+        let mut rules = Vec::new();
+        for (i, r) in raw.block.iter().enumerate() {
+            let at = format!("[[block]] number {}", i + 1);
+            if r.protocols.is_empty() && r.verdicts.is_empty() {
+                bail!("{at}: names no protocols and no verdicts (it would block nothing)");
+            }
+            for p in &r.protocols {
+                let ok = !p.is_empty()
+                    && p.bytes()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+                if !ok {
+                    bail!(
+                        "{at}: protocol {p:?}: names are lowercase snake_case, as in vpn_detected (wireguard, openvpn, ...)"
+                    );
+                }
+                if matches!(
+                    p.as_str(),
+                    "tls" | "dtls" | "quic" | "dns" | "http" | "stun"
+                ) {
+                    bail!(
+                        "{at}: protocol {p:?} is ordinary traffic; vpnfp blocks VPNs and tunnels only"
+                    );
+                }
+            }
+            for v in &r.verdicts {
+                if !VERDICTS.contains(&v.as_str()) {
+                    bail!("{at}: verdict {v:?}: one of {}", VERDICTS.join(", "));
+                }
+            }
+            rules.push(Rule {
+                protocols: r.protocols.clone(),
+                verdicts: r.verdicts.clone(),
+                hosts: cidrs(&r.hosts, &format!("{at}, hosts"))?,
+            });
+        }
+        if raw.mode != PolicyMode::Monitor && rules.is_empty() {
+            bail!("mode {:?} with no [[block]] rules", raw.mode.as_str());
+        }
+        Ok(Self {
+            mode: raw.mode,
+            rules,
+            allow_hosts: cidrs(&raw.allow.hosts, "[allow] hosts")?,
+            allow_peers: cidrs(&raw.allow.peers, "[allow] peers")?,
+        })
+    }
+
+    fn allowed(&self, host: IpAddr, peer: IpAddr) -> bool {
+        self.allow_hosts.iter().any(|c| c.contains(host))
+            || self.allow_peers.iter().any(|c| c.contains(peer))
+    }
+
+    fn applies(rule: &Rule, host: IpAddr) -> bool {
+        rule.hosts.is_empty() || rule.hosts.iter().any(|c| c.contains(host))
+    }
+
+    /// The rule (its number) that blocks `protocol` between host and peer.
+    pub fn blocks_protocol(&self, host: IpAddr, peer: IpAddr, protocol: &str) -> Option<usize> {
+        if self.mode == PolicyMode::Monitor || self.allowed(host, peer) {
+            return None;
+        }
+        self.rules
+            .iter()
+            .position(|r| Self::applies(r, host) && r.protocols.iter().any(|p| p == protocol))
+    }
+
+    /// The rule that blocks a host with this verdict from `peer`.
+    pub fn blocks_verdict(&self, host: IpAddr, peer: IpAddr, verdict: &str) -> Option<usize> {
+        if self.mode == PolicyMode::Monitor || self.allowed(host, peer) {
+            return None;
+        }
+        self.rules
+            .iter()
+            .position(|r| Self::applies(r, host) && r.verdicts.iter().any(|v| v == verdict))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_says_the_same_as_toml() {
+        let json = r#"{"mode": "enforce",
+            "block": [{"protocols": ["wireguard"], "hosts": ["192.168.90.0/24", "2001:db8:90::/48"]},
+                      {"verdicts": ["vpn"], "hosts": ["10.0.0.0/8"]}],
+            "allow": {"hosts": ["192.168.90.32"], "peers": ["203.0.113.10"]}}"#;
+        assert_eq!(
+            Policy::parse_json(json).unwrap(),
+            Policy::parse(EXAMPLE).unwrap()
+        );
+        let err = Policy::parse_json(r#"{"mode": "enforce", "blok": []}"#).unwrap_err();
+        assert!(format!("{err:#}").contains("blok"), "{err:#}");
+    }
+
+    const EXAMPLE: &str = r#"
+mode = "enforce"
+
+[[block]]
+protocols = ["wireguard"]
+hosts = ["192.168.90.0/24", "2001:db8:90::/48"]
+
+[[block]]
+verdicts = ["vpn"]
+hosts = ["10.0.0.0/8"]
+
+[allow]
+hosts = ["192.168.90.32"]
+peers = ["203.0.113.10"]
+"#;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_example_means_what_it_says() {
+        let p = Policy::parse(EXAMPLE).unwrap();
+        assert_eq!(p.mode, PolicyMode::Enforce);
+        let peer = ip("198.51.100.1");
+        assert_eq!(
+            p.blocks_protocol(ip("192.168.90.11"), peer, "wireguard"),
+            Some(0)
+        );
+        assert_eq!(
+            p.blocks_protocol(ip("2001:db8:90::5"), peer, "wireguard"),
+            Some(0)
+        );
+        // Another protocol, another host, an allowlisted host or peer: no.
+        assert_eq!(
+            p.blocks_protocol(ip("192.168.90.11"), peer, "openvpn"),
+            None
+        );
+        assert_eq!(
+            p.blocks_protocol(ip("192.168.91.11"), peer, "wireguard"),
+            None
+        );
+        assert_eq!(
+            p.blocks_protocol(ip("192.168.90.32"), peer, "wireguard"),
+            None
+        );
+        assert_eq!(
+            p.blocks_protocol(ip("192.168.90.11"), ip("203.0.113.10"), "wireguard"),
+            None
+        );
+        assert_eq!(p.blocks_verdict(ip("10.1.2.3"), peer, "vpn"), Some(1));
+        assert_eq!(p.blocks_verdict(ip("10.1.2.3"), peer, "tunnel"), None);
+        // Monitor mode blocks nothing, whatever the rules.
+        let monitor = Policy::parse(&EXAMPLE.replace("\"enforce\"", "\"monitor\"")).unwrap();
+        assert_eq!(
+            monitor.blocks_protocol(ip("192.168.90.11"), peer, "wireguard"),
+            None
+        );
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_where_they_are() {
+        let err = |text: &str| format!("{:#}", Policy::parse(text).unwrap_err());
+        assert!(err("mode = \"block\"").contains("unknown variant"));
+        assert!(
+            err("mode = \"enforce\"\n[[block]]\nprotocols = [\"WireGuard\"]")
+                .contains("[[block]] number 1")
+        );
+        assert!(
+            err("mode = \"enforce\"\n[[block]]\nprotocols = [\"tls\"]")
+                .contains("ordinary traffic")
+        );
+        assert!(err("mode = \"enforce\"\n[[block]]\nverdicts = [\"maybe\"]").contains("verdict"));
+        assert!(
+            err("mode = \"enforce\"\n[[block]]\nprotocols = [\"ssh\"]\nhosts = [\"300.1.1.1\"]")
+                .contains("not an address")
+        );
+        assert!(err("mode = \"enforce\"").contains("no [[block]] rules"));
+        assert!(
+            err("mode = \"enforce\"\n[[block]]\nhosts = [\"10.0.0.0/8\"]")
+                .contains("would block nothing")
+        );
+        assert!(
+            err("mode = \"enforce\"\n[[block]]\nprotocols = [\"ssh\"]\ntypo = 1")
+                .contains("unknown field")
+        );
+        // The default is monitor, with nothing to do.
+        assert_eq!(Policy::parse("").unwrap().mode, PolicyMode::Monitor);
+    }
+}
