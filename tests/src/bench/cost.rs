@@ -84,6 +84,19 @@ impl Case {
     }
 }
 
+/// One UDP frame from each of `n` hosts (10.0.0.0 on) to `peer`.
+fn hosts_round_robin(n: u32, peer: Ipv4Addr) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            frames::udp(
+                Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i),
+                peer,
+                &[],
+            )
+        })
+        .collect()
+}
+
 pub fn figures(size: Size) -> Vec<Figure> {
     let (packets, runs, hosts) = match size {
         Size::Full => (1_000_000u32, 5, 10_000u32),
@@ -93,15 +106,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
     let peer = Ipv4Addr::new(198, 51, 100, 7);
     let host6: Ipv6Addr = "fd00::10".parse().unwrap();
     let peer6: Ipv6Addr = "2001:db8::7".parse().unwrap();
-    let many: Vec<Vec<u8>> = (0..hosts)
-        .map(|i| {
-            frames::udp(
-                Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i),
-                peer,
-                &[],
-            )
-        })
-        .collect();
+    let many = hosts_round_robin(hosts, peer);
     let cases = [
         Case::repeated(
             "IPv4 UDP, one host",
@@ -434,15 +439,7 @@ fn floor(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<Figure> {
         .against(b1),
     );
     // A million hosts, round-robin, one packet each.
-    let many: Vec<Vec<u8>> = (0..million)
-        .map(|i| {
-            frames::udp(
-                Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i),
-                peer,
-                &[],
-            )
-        })
-        .collect();
+    let many = hosts_round_robin(million, peer);
     let b = ns_per_packet(fp, Program::XdpBaseline, &many, many.len(), 1);
     let m = ns_per_packet(fp, Program::Xdp, &many, many.len(), 1);
     out.push(

@@ -191,24 +191,30 @@ impl Policy {
         rule.hosts.is_empty() || rule.hosts.iter().any(|c| c.contains(host))
     }
 
-    /// The rule (its number) that blocks `protocol` between host and peer.
-    pub fn blocks_protocol(&self, host: IpAddr, peer: IpAddr, protocol: &str) -> Option<usize> {
+    /// The first rule for `host` that `names` accepts, unless nothing is
+    /// enforced or the pair is allowlisted.
+    fn first_rule(
+        &self,
+        host: IpAddr,
+        peer: IpAddr,
+        names: impl Fn(&Rule) -> bool,
+    ) -> Option<usize> {
         if self.mode == PolicyMode::Monitor || self.allowed(host, peer) {
             return None;
         }
         self.rules
             .iter()
-            .position(|r| Self::applies(r, host) && r.protocols.iter().any(|p| p == protocol))
+            .position(|r| Self::applies(r, host) && names(r))
+    }
+
+    /// The rule (its index) that blocks `protocol` between host and peer.
+    pub fn blocks_protocol(&self, host: IpAddr, peer: IpAddr, protocol: &str) -> Option<usize> {
+        self.first_rule(host, peer, |r| r.protocols.iter().any(|p| p == protocol))
     }
 
     /// The rule that blocks a host with this verdict from `peer`.
     pub fn blocks_verdict(&self, host: IpAddr, peer: IpAddr, verdict: &str) -> Option<usize> {
-        if self.mode == PolicyMode::Monitor || self.allowed(host, peer) {
-            return None;
-        }
-        self.rules
-            .iter()
-            .position(|r| Self::applies(r, host) && r.verdicts.iter().any(|v| v == verdict))
+        self.first_rule(host, peer, |r| r.verdicts.iter().any(|v| v == verdict))
     }
 }
 

@@ -412,28 +412,32 @@ impl KernelFingerprinter {
         Ok(flows::FlowMap { map, fd })
     }
 
+    /// Takes one hash map out of the object, typed.
+    fn take_hash<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<HashMap<MapData, K, V>, KernelError> {
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or(KernelError::MissingMap(name))?;
+        HashMap::try_from(map).map_err(map_err(name))
+    }
+
     /// The block maps, for the enforcer.
     pub fn take_blocks(&mut self) -> Result<BlockMaps, KernelError> {
-        let mut take = |name: &'static str| {
-            self.ebpf
-                .take_map(name)
-                .ok_or(KernelError::MissingMap(name))
-        };
-        let v4 = HashMap::try_from(take(maps::BLOCK4)?).map_err(map_err(maps::BLOCK4))?;
-        let v6 = HashMap::try_from(take(maps::BLOCK6)?).map_err(map_err(maps::BLOCK6))?;
-        Ok(BlockMaps { v4, v6 })
+        Ok(BlockMaps {
+            v4: self.take_hash(maps::BLOCK4)?,
+            v6: self.take_hash(maps::BLOCK6)?,
+        })
     }
 
     /// The host maps, for a thread that counts hosts off the main loop.
     pub fn take_hosts(&mut self) -> Result<HostMaps, KernelError> {
-        let mut take = |name: &'static str| {
-            self.ebpf
-                .take_map(name)
-                .ok_or(KernelError::MissingMap(name))
-        };
-        let v4 = HashMap::try_from(take(maps::HOSTS4)?).map_err(map_err(maps::HOSTS4))?;
-        let v6 = HashMap::try_from(take(maps::HOSTS6)?).map_err(map_err(maps::HOSTS6))?;
-        Ok(HostMaps { v4, v6 })
+        Ok(HostMaps {
+            v4: self.take_hash(maps::HOSTS4)?,
+            v6: self.take_hash(maps::HOSTS6)?,
+        })
     }
 
     /// The counters map, for a thread that reads it off the main loop.
