@@ -176,15 +176,25 @@ pub fn figures(size: Size) -> Vec<Figure> {
     .expect("configure");
     let mut out = Vec::new();
     let mut added_by_case = Vec::new();
-    let mut no_flows = KernelConfig::new(1200 * NANOS_PER_SEC, InternalRanges::research());
-    no_flows.flags |= vpnfp_common::config::FLAG_NO_FLOWS;
-    for (case, flows) in cases
+    // The first case again with a flag set: what `--no-flows` saves, and
+    // what a loaded `--policy` costs when no block matches (its lookup).
+    let variants = [
+        (", --no-flows", vpnfp_common::config::FLAG_NO_FLOWS),
+        (
+            ", --policy loaded (no pair blocked)",
+            vpnfp_common::config::FLAG_POLICY,
+        ),
+    ];
+    for (case, variant) in cases
         .iter()
-        .map(|c| (c, true))
-        .chain(std::iter::once((&cases[0], false)))
+        .map(|c| (c, None))
+        .chain(variants.iter().map(|v| (&cases[0], Some(*v))))
     {
-        if !flows {
-            fp.configure(&no_flows).expect("configure");
+        let flows = variant.is_none();
+        if let Some((_, flag)) = variant {
+            let mut config = KernelConfig::new(1200 * NANOS_PER_SEC, InternalRanges::research());
+            config.flags |= flag;
+            fp.configure(&config).expect("configure");
         }
         let mut vpnfp = Vec::new();
         let mut baseline = Vec::new();
@@ -218,11 +228,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
             case.frames.len(),
             case.repeat
         );
-        let name = if flows {
-            case.name.to_string()
-        } else {
-            format!("{}, --no-flows", case.name)
-        };
+        let name = format!("{}{}", case.name, variant.map_or("", |(suffix, _)| suffix));
         if flows {
             added_by_case.push((case.name, added));
         }
@@ -451,44 +457,119 @@ fn floor(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<Figure> {
         )
         .against(b),
     );
-    // Both CPUs at once: distinct hosts, then one shared host.
-    let fd = {
-        use std::os::fd::AsFd;
-        fp.program_mut()
-            .expect("program")
-            .fd()
-            .expect("fd")
-            .as_fd()
-            .try_clone_to_owned()
-            .expect("fd")
-    };
+    // Both CPUs at once: distinct hosts, then one shared host; the floor
+    // program alike, as the control (what the machine's two CPUs give a
+    // program that shares nothing).
+    // On fresh maps: the rows above filled the flow table (a million new
+    // hosts), and a host whose flow finds no room takes the table-full path
+    // on every packet, contending on the map's free lists across CPUs.
+    let mut fresh =
+        KernelFingerprinter::load(Capacities::default(), 0).expect("load the XDP program");
+    fresh
+        .configure(&KernelConfig::new(
+            1200 * NANOS_PER_SEC,
+            InternalRanges::research(),
+        ))
+        .expect("configure");
+    let fp = &mut fresh;
+    use std::os::fd::AsFd;
+    let fd = fp
+        .program_mut()
+        .expect("program")
+        .fd()
+        .expect("fd")
+        .as_fd()
+        .try_clone_to_owned()
+        .expect("fd");
+    let floor_fd = fp
+        .other_program_mut(maps::BENCH_FLOOR)
+        .expect("program")
+        .fd()
+        .expect("fd")
+        .as_fd()
+        .try_clone_to_owned()
+        .expect("fd");
     let other = frames::udp(Ipv4Addr::new(192, 168, 1, 11), peer, &[]);
     let per_thread = packets * 2;
-    let rate = |frames: &[&Vec<u8>]| {
-        let start = std::time::Instant::now();
-        std::thread::scope(|s| {
-            for (cpu, f) in frames.iter().enumerate() {
-                let fd = &fd;
-                s.spawn(move || {
-                    crate::pin_to_cpu(cpu);
-                    crate::test_run_repeat(fd, f, per_thread);
-                });
-            }
+    // Each thread pinned first and started together (a barrier), and the
+    // span from the first start to the last end: thread start-up is not in
+    // the figure, and a CPU that lags still counts against the rate.
+    let rate = |fd: &std::os::fd::OwnedFd, frames: &[&Vec<u8>]| {
+        let ready = std::sync::Barrier::new(frames.len());
+        let spans: Vec<(std::time::Instant, std::time::Instant)> = std::thread::scope(|s| {
+            let handles: Vec<_> = frames
+                .iter()
+                .enumerate()
+                .map(|(cpu, f)| {
+                    let ready = &ready;
+                    s.spawn(move || {
+                        crate::pin_to_cpu(cpu);
+                        ready.wait();
+                        let start = std::time::Instant::now();
+                        crate::test_run_repeat(fd, f, per_thread);
+                        (start, std::time::Instant::now())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("bench thread"))
+                .collect()
         });
-        frames.len() as f64 * per_thread as f64 / start.elapsed().as_secs_f64()
+        let first = spans.iter().map(|s| s.0).min().expect("a thread");
+        let last = spans.iter().map(|s| s.1).max().expect("a thread");
+        frames.len() as f64 * per_thread as f64 / (last - first).as_secs_f64()
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let single = median((0..runs).map(|_| rate(&[&out_frame])).collect());
+    // Every trial on hosts of its own, first seen by the CPU that sends
+    // them: where the kernel places two hosts' entries decides whether they
+    // share a cache line (false sharing between CPUs), and that placement
+    // varies as it does in a deployment. The median and the range are
+    // reported.
+    let trials = runs.max(7) as u8;
+    let fresh_host =
+        |trial: u8, cpu: u8| frames::udp(Ipv4Addr::new(10, 200 + cpu, trial, 1), peer, &[]);
+    let mut single_trials: Vec<f64> = (0..trials)
+        .map(|t| rate(&fd, &[&fresh_host(t, 0)]))
+        .collect();
+    let mut distinct_trials: Vec<f64> = (0..trials)
+        .map(|t| rate(&fd, &[&fresh_host(100 + t, 0), &fresh_host(100 + t, 1)]))
+        .collect();
+    single_trials.sort_by(f64::total_cmp);
+    distinct_trials.sort_by(f64::total_cmp);
+    let single = median(single_trials.clone());
+    let spread = |v: &[f64]| format!("{:.3e}..{:.3e}", v[0], v[v.len() - 1]);
     if cpus >= 2 {
-        let distinct = median((0..runs).map(|_| rate(&[&out_frame, &other])).collect());
-        let shared = median((0..runs).map(|_| rate(&[&out_frame, &out_frame])).collect());
+        let distinct = median(distinct_trials.clone());
+        let shared = median(
+            (0..runs)
+                .map(|_| rate(&fd, &[&out_frame, &out_frame]))
+                .collect(),
+        );
+        let floor_single = median((0..runs).map(|_| rate(&floor_fd, &[&out_frame])).collect());
+        let floor_two = median(
+            (0..runs)
+                .map(|_| rate(&floor_fd, &[&out_frame, &other]))
+                .collect(),
+        );
+        out.push(
+            Figure::new(
+                "XDP floor on 2 CPUs, distinct hosts (control)",
+                floor_two,
+                "packets/s",
+                "the floor program, as the rows below: what two CPUs of this machine give",
+            )
+            .against(floor_single),
+        );
         out.push(
             Figure::new(
                 "XDP on 2 CPUs, distinct hosts",
                 distinct,
                 "packets/s",
                 format!(
-                    "{per_thread} packets per CPU in one test_run each, wall time; against one CPU"
+                    "{per_thread} packets per CPU in one test_run each, from the first start to the last end; median of {trials} trials on fresh hosts (range {}; one CPU {}); against one CPU",
+                    spread(&distinct_trials),
+                    spread(&single_trials)
                 ),
             )
             .against(single)
