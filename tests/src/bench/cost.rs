@@ -444,19 +444,59 @@ fn floor(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<Figure> {
         )
         .against(b1),
     );
-    // A million hosts, round-robin, one packet each.
-    let many = hosts_round_robin(million, peer);
-    let b = ns_per_packet(fp, Program::XdpBaseline, &many, many.len(), 1);
-    let m = ns_per_packet(fp, Program::Xdp, &many, many.len(), 1);
-    out.push(
-        Figure::new(
-            format!("XDP cost: IPv4 UDP, {million} hosts round-robin"),
-            m,
-            "ns/packet",
-            "one packet per host per call, every host new the first time (LRU inserts)",
-        )
-        .against(b),
-    );
+    // A million hosts and a million flows, round-robin, in maps sized for
+    // them: the first round inserts every host and flow, the second finds
+    // them all (the steady state at that scale). IPv4, then IPv6.
+    let mut big = KernelFingerprinter::load(
+        Capacities {
+            max_hosts: million,
+            max_flows: million,
+            ..Capacities::default()
+        },
+        0,
+    )
+    .expect("load the XDP program");
+    big.configure(&KernelConfig::new(
+        1200 * NANOS_PER_SEC,
+        InternalRanges::research(),
+    ))
+    .expect("configure");
+    let peer6: Ipv6Addr = "2001:db8::7".parse().unwrap();
+    let first6 = u128::from("fd00::1:0".parse::<Ipv6Addr>().unwrap());
+    let families: [(&str, Vec<Vec<u8>>); 2] = [
+        ("IPv4", hosts_round_robin(million, peer)),
+        (
+            "IPv6",
+            (0..million)
+                .map(|i| {
+                    let src = Ipv6Addr::from(first6 + i as u128);
+                    frames::udp6(src, peer6, 40000, 443, &[], None)
+                })
+                .collect(),
+        ),
+    ];
+    for (family, many) in &families {
+        let b = ns_per_packet(&mut big, Program::XdpBaseline, many, many.len(), 1);
+        let new = ns_per_packet(&mut big, Program::Xdp, many, many.len(), 1);
+        let known = ns_per_packet(&mut big, Program::Xdp, many, many.len(), 1);
+        for (what, v) in [
+            ("every host and flow new", new),
+            ("every host and flow known", known),
+        ] {
+            out.push(
+                Figure::new(
+                    format!("XDP cost: {family} UDP, {million} hosts round-robin, {what}"),
+                    v,
+                    "ns/packet",
+                    format!(
+                        "maps sized for {million} hosts and {million} flows; one packet per host per call"
+                    ),
+                )
+                .against(b),
+            );
+        }
+    }
+    drop(big);
     // Both CPUs at once: distinct hosts, then one shared host; the floor
     // program alike, as the control (what the machine's two CPUs give a
     // program that shares nothing).

@@ -42,6 +42,8 @@ pub fn figures(size: Size) -> Vec<Figure> {
     .expect("load");
     let host_bytes = fp.map_memory(maps::HOSTS4).expect("hosts memlock") as f64;
     let flow_bytes = fp.map_memory(maps::FLOWS4).expect("flows memlock") as f64;
+    let host6_bytes = fp.map_memory(maps::HOSTS6).expect("hosts memlock") as f64;
+    let flow6_bytes = fp.map_memory(maps::FLOWS6).expect("flows memlock") as f64;
     drop(fp);
     let cond = format!("LRU hash maps of {hosts} entries, memlock from fdinfo");
     out.push(Figure::new(
@@ -109,6 +111,18 @@ pub fn figures(size: Size) -> Vec<Figure> {
         (host_bytes + flow_bytes) * scale / MIB,
         "MiB",
         "hosts and flows maps at equal capacity (--max-flows sets the flows map apart)",
+    ));
+    out.push(Figure::new(
+        "XDP mode memory at 1,000,000 IPv6 hosts and 1,000,000 IPv6 flows",
+        (host6_bytes + flow6_bytes) * scale / MIB,
+        "MiB",
+        "the IPv6 maps (each family has its own, sized alike)",
+    ));
+    out.push(Figure::new(
+        "kernel bytes per tracked IPv6 host / flow",
+        host6_bytes / hosts as f64,
+        "bytes",
+        format!("flows: {:.0} bytes each", flow6_bytes / hosts as f64),
     ));
     let user_total = user_bytes * scale / MIB;
     out.push(
