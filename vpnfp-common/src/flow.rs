@@ -74,7 +74,9 @@ pub struct FlowValue {
     pub inspected: u8,
     /// [`state`] bits.
     pub state: u8,
-    /// A protocol label set for enforcement (0: none).
+    /// Reserved, always 0: enforcement blocks (host, peer) pairs in maps of
+    /// their own (`contract/block.rs`), which also catch a tunnel's new
+    /// flows; kept so the map layout (and pinned maps) stay as they were.
     pub label: u8,
     /// Which end started the flow ([`initiator`]): the sender of its
     /// first packet seen, or of its TCP SYN.
