@@ -91,6 +91,12 @@ fn events<'a>(
     r.events.iter().filter(move |e| e["event"] == event)
 }
 
+/// A tunnel that works answers (nearly) every ping; one lost to a busy
+/// machine is not a block.
+fn works(answered: &serde_json::Value) -> bool {
+    answered.as_u64().is_some_and(|n| n >= 4)
+}
+
 /// What every enforcing run must show.
 fn blocked_only_wireguard(r: &LabReport, mode_name: &str) {
     let blocked: Vec<_> = events(r, "blocked").collect();
@@ -118,13 +124,13 @@ fn a_policy_blocks_wireguard_and_nothing_else_in_xdp_mode() {
         p["wg"], 0,
         "the blocked WireGuard tunnel still answers: {p}"
     );
-    assert_eq!(p["openvpn"], 5, "OpenVPN (not blocked) must work: {p}");
-    assert_eq!(
-        p["allowed_wg"], 5,
+    assert!(works(&p["openvpn"]), "OpenVPN (not blocked) must work: {p}");
+    assert!(
+        works(&p["allowed_wg"]),
         "the allowlisted host's WireGuard must work: {p}"
     );
     // kill -9: the program goes with the process, and the block with it.
-    assert!(p["after"].as_u64().unwrap() >= 4, "after kill -9: {p}");
+    assert!(works(&p["after"]), "after kill -9: {p}");
     blocked_only_wireguard(&r, "xdp");
     // How many of the tunnel's packets passed before the block: the
     // identification's packets_seen is the figure (the README's table).
@@ -150,8 +156,8 @@ fn a_policy_blocks_wireguard_and_nothing_else_in_nfqueue_mode() {
         p["wg"], 0,
         "the blocked WireGuard tunnel still answers: {p}"
     );
-    assert_eq!(p["openvpn"], 5, "{p}");
-    assert_eq!(p["allowed_wg"], 5, "{p}");
+    assert!(works(&p["openvpn"]), "{p}");
+    assert!(works(&p["allowed_wg"]), "{p}");
     assert!(r.status.success(), "{}", r.status);
     blocked_only_wireguard(&r, "nfqueue");
     let drops: u64 = events(&r, "policy_drops")
@@ -178,8 +184,8 @@ fn a_dry_run_drops_nothing_and_says_what_it_would_until_reloaded_to_enforce() {
     }
     let r = lab(Watch::Xdp, "dry_run", Then::Enforce);
     let p = r.probe.clone().expect("probed");
-    assert_eq!(p["wg"], 5, "a dry run dropped WireGuard: {p}");
-    assert_eq!(p["openvpn"], 5, "{p}");
+    assert!(works(&p["wg"]), "a dry run dropped WireGuard: {p}");
+    assert!(works(&p["openvpn"]), "{p}");
     // SIGHUP with the policy now in enforce mode: the block it kept drops.
     assert_eq!(p["after"], 0, "after reloading into enforce: {p}");
     assert!(r.status.success(), "{}", r.status);
