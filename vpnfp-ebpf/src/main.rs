@@ -366,23 +366,30 @@ fn packet<A: FamilyMaps, C: EbpfContext, F: Frame>(
     if ip.l4.kind == L4Kind::Fragment {
         p.counters.fragments += 1;
     }
-    if !config.has(FLAG_NO_FLOWS) {
+    let flows = !config.has(FLAG_NO_FLOWS);
+    if flows {
         flow_part(&mut p);
     }
     if config.has(FLAG_POLICY) {
-        enforce_part(&mut p);
+        enforce_part(&mut p, flows);
     }
     outcome
 }
 
 /// A loaded policy: the packet's (host, peer) in the block map drops it
-/// (or counts it, in a dry run). Any miss passes: fail-open.
+/// (or counts it, in a dry run). Any miss passes: fail-open. `key_set`:
+/// the flow part already oriented this packet's key in the key slot.
 #[inline(never)]
-fn enforce_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F>) {
+fn enforce_part<A: FamilyMaps, C: EbpfContext, F: Frame>(
+    p: &mut Packet<'_, A, C, F>,
+    key_set: bool,
+) {
     let scratch = p.scratch;
     // SAFETY: this CPU's scratch slot; the key slot is free to (re)write.
     let key = unsafe { &mut *A::key_slot(scratch) };
-    key.set_from(p.ip, p.ends);
+    if !key_set {
+        key.set_from(p.ip, p.ends);
+    }
     let pair = PairKey {
         host: key.host,
         peer: key.peer,

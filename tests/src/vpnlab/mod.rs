@@ -927,93 +927,39 @@ fn clients_and_traffic(
             Arc::new(AtomicU64::new(0)),
         ));
     }
-    if has("ovpnu") {
+    // The tunnels that differ only in their addresses: (host, tunnel
+    // server, the client's tunnel address where it must be the source,
+    // the client's process).
+    let tunnels = [
+        ("ovpnu", "10.102.0.1", None, "ovpnu-client"),
+        ("ovpnt", "10.104.0.1", None, "ovpnt-client"),
+        ("anyc", "10.103.0.1", None, "openconnect"),
+        ("ipsec", "10.105.0.1", Some("10.105.0.2"), "charon-client"),
+    ];
+    for (host, server, source, process) in tunnels {
+        if !has(host) {
+            continue;
+        }
         may_fail(tunnel_up(
             topo,
-            "ovpnu",
-            "10.102.0.1",
-            None,
+            host,
+            server,
+            source,
             procs,
-            "ovpnu-client",
+            process,
             blockable_up,
         ))?;
         iperf(
             procs,
             topo,
-            "ovpnu",
-            "10.102.0.1",
-            iperf_port("ovpnu"),
+            host,
+            server,
+            iperf_port(host),
             traffic_secs,
-            None,
+            source,
         )?;
-        threads.push(fetch("ovpnu", "http://10.102.0.1:8080/20000".into(), &[]));
-    }
-    if has("ovpnt") {
-        may_fail(tunnel_up(
-            topo,
-            "ovpnt",
-            "10.104.0.1",
-            None,
-            procs,
-            "ovpnt-client",
-            blockable_up,
-        ))?;
-        iperf(
-            procs,
-            topo,
-            "ovpnt",
-            "10.104.0.1",
-            iperf_port("ovpnt"),
-            traffic_secs,
-            None,
-        )?;
-        threads.push(fetch("ovpnt", "http://10.104.0.1:8080/20000".into(), &[]));
-    }
-    if has("anyc") {
-        may_fail(tunnel_up(
-            topo,
-            "anyc",
-            "10.103.0.1",
-            None,
-            procs,
-            "openconnect",
-            blockable_up,
-        ))?;
-        iperf(
-            procs,
-            topo,
-            "anyc",
-            "10.103.0.1",
-            iperf_port("anyc"),
-            traffic_secs,
-            None,
-        )?;
-        threads.push(fetch("anyc", "http://10.103.0.1:8080/20000".into(), &[]));
-    }
-    if has("ipsec") {
-        may_fail(tunnel_up(
-            topo,
-            "ipsec",
-            "10.105.0.1",
-            Some("10.105.0.2"),
-            procs,
-            "charon-client",
-            blockable_up,
-        ))?;
-        iperf(
-            procs,
-            topo,
-            "ipsec",
-            "10.105.0.1",
-            iperf_port("ipsec"),
-            traffic_secs,
-            Some("10.105.0.2"),
-        )?;
-        threads.push(fetch(
-            "ipsec",
-            "http://10.105.0.1:8080/20000".into(),
-            &["--interface", "10.105.0.2"],
-        ));
+        let bind: Vec<&str> = source.map(|a| vec!["--interface", a]).unwrap_or_default();
+        threads.push(fetch(host, format!("http://{server}:8080/20000"), &bind));
     }
     if has("ss") {
         pause(Duration::from_millis(300));

@@ -216,11 +216,26 @@ pub struct OpenVpn<'a> {
 }
 
 impl OpenVpn<'_> {
-    fn common(&self, cmd: &mut Command, dev: &str) {
+    /// What both ends say; `side` is "server" or "client" (its certificate,
+    /// its TCP role, its end of the tunnel first).
+    fn common(&self, cmd: &mut Command, dev: &str, side: &str) {
+        let (local, remote) = if side == "server" {
+            self.tunnel
+        } else {
+            (self.tunnel.1, self.tunnel.0)
+        };
+        let proto = match self.proto {
+            "tcp" => format!("tcp-{side}"),
+            other => other.to_string(),
+        };
         cmd.args(["--dev", dev, "--dev-type", "tun", "--verb", "3"])
             .args(["--ca", &self.pki.path("ca.crt"), "--dh", "none"])
             .args(["--ping", "1", "--ping-restart", "5"])
-            .args(["--data-ciphers", "AES-256-GCM:AES-128-GCM"]);
+            .args(["--data-ciphers", "AES-256-GCM:AES-128-GCM"])
+            .args(["--proto", &proto])
+            .args(["--cert", &self.pki.path(&format!("{side}.crt"))])
+            .args(["--key", &self.pki.path(&format!("{side}.key"))])
+            .args(["--ifconfig", &local.to_string(), &remote.to_string()]);
         if self.tls_crypt {
             cmd.args(["--tls-crypt", &self.pki.path("tls-crypt.key")]);
         }
@@ -228,57 +243,19 @@ impl OpenVpn<'_> {
 
     pub fn server(&self, procs: &Procs, wan: &NetNs, name: &str, dev: &str) -> anyhow::Result<()> {
         let mut cmd = wan.command("openvpn");
-        self.common(&mut cmd, dev);
+        self.common(&mut cmd, dev, "server");
         cmd.args(["--tls-server", "--local", &self.server.to_string()])
-            .args(["--lport", &self.port.to_string()])
-            .args([
-                "--proto",
-                if self.proto == "tcp" {
-                    "tcp-server"
-                } else {
-                    "udp"
-                },
-            ])
-            .args([
-                "--cert",
-                &self.pki.path("server.crt"),
-                "--key",
-                &self.pki.path("server.key"),
-            ])
-            .args([
-                "--ifconfig",
-                &self.tunnel.0.to_string(),
-                &self.tunnel.1.to_string(),
-            ]);
+            .args(["--lport", &self.port.to_string()]);
         procs.spawn(name, cmd)?;
         Ok(())
     }
 
     pub fn client(&self, procs: &Procs, host: &NetNs, name: &str, dev: &str) -> anyhow::Result<()> {
         let mut cmd = host.command("openvpn");
-        self.common(&mut cmd, dev);
+        self.common(&mut cmd, dev, "client");
         cmd.args(["--tls-client", "--nobind", "--remote-cert-tls", "server"])
             .args(["--remote", &self.server.to_string(), &self.port.to_string()])
-            .args([
-                "--proto",
-                if self.proto == "tcp" {
-                    "tcp-client"
-                } else {
-                    "udp"
-                },
-            ])
-            .args(["--connect-retry", "1", "1"])
-            .args([
-                "--cert",
-                &self.pki.path("client.crt"),
-                "--key",
-                &self.pki.path("client.key"),
-            ])
-            .args([
-                "--ifconfig",
-                &self.tunnel.1.to_string(),
-                &self.tunnel.0.to_string(),
-            ]);
+            .args(["--connect-retry", "1", "1"]);
         procs.spawn(name, cmd)?;
         Ok(())
     }

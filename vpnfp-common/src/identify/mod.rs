@@ -322,6 +322,23 @@ impl FlowState {
         self.alive & bit != 0
     }
 
+    /// Hands the packet to a multi-packet candidate still alive: what it
+    /// found, or nothing (and the candidate dropped once it says so).
+    fn confirm(
+        &mut self,
+        bit: u32,
+        observe: impl FnOnce(&mut Self) -> (Option<Found>, bool),
+    ) -> Option<Found> {
+        if !self.is_alive(bit) {
+            return None;
+        }
+        let (found, alive) = observe(self);
+        if found.is_none() {
+            self.keep(bit, alive);
+        }
+        found
+    }
+
     fn udp(&mut self, p: &Packet<'_>) -> Option<Found> {
         let payload = p.payload;
         // One-packet signatures whose structure confirms itself (a length
@@ -341,20 +358,12 @@ impl FlowState {
         if let Some(f) = quic::client_initial(p) {
             return Some(f);
         }
-        if self.is_alive(candidate::DNS) {
-            let (f, alive) = self.dns.observe(p);
-            if f.is_some() {
-                return f;
-            }
-            self.keep(candidate::DNS, alive);
+        if let Some(f) = self.confirm(candidate::DNS, |s| s.dns.observe(p)) {
+            return Some(f);
         }
         // Multi-packet confirmations.
-        if self.is_alive(candidate::WIREGUARD) {
-            let (f, alive) = self.wireguard.observe(p);
-            if f.is_some() {
-                return f;
-            }
-            self.keep(candidate::WIREGUARD, alive);
+        if let Some(f) = self.confirm(candidate::WIREGUARD, |s| s.wireguard.observe(p)) {
+            return Some(f);
         }
         if self.is_alive(candidate::OPENVPN | candidate::OPENVPN_DATA) {
             let (f, control, data) = self.openvpn.observe(p, payload);
@@ -364,12 +373,8 @@ impl FlowState {
             self.keep(candidate::OPENVPN, control);
             self.keep(candidate::OPENVPN_DATA, data);
         }
-        if self.is_alive(candidate::ESP_IN_UDP) {
-            let (f, alive) = self.esp.observe(p);
-            if f.is_some() {
-                return f;
-            }
-            self.keep(candidate::ESP_IN_UDP, alive);
+        if let Some(f) = self.confirm(candidate::ESP_IN_UDP, |s| s.esp.observe(p)) {
+            return Some(f);
         }
         if self.is_alive(candidate::L2TP_DATA) {
             let (f, alive) = self.l2tp.observe(p);
@@ -413,12 +418,8 @@ impl FlowState {
                 }
             }
         }
-        if self.is_alive(candidate::DNS) {
-            let (f, alive) = self.dns.observe(p);
-            if f.is_some() {
-                return f;
-            }
-            self.keep(candidate::DNS, alive);
+        if let Some(f) = self.confirm(candidate::DNS, |s| s.dns.observe(p)) {
+            return Some(f);
         }
         if self.is_alive(candidate::OPENVPN | candidate::OPENVPN_DATA) {
             // OpenVPN over TCP: each packet behind a 2-byte length.
@@ -433,26 +434,21 @@ impl FlowState {
             self.keep(candidate::OPENVPN, control);
             self.keep(candidate::OPENVPN_DATA, data);
         }
-        if self.is_alive(candidate::ENCRYPTED) {
-            let (f, alive) = self.encrypted.observe(p, index);
-            if f.is_some() {
-                return f;
-            }
-            self.keep(candidate::ENCRYPTED, alive);
+        if let Some(f) = self.confirm(candidate::ENCRYPTED, |s| s.encrypted.observe(p, index)) {
+            return Some(f);
         }
-        if self.is_alive(candidate::OPENVPN_PATTERN) {
-            let (f, alive) = match openvpn::tcp_frame(payload, p.payload_len) {
-                Some(inner) => self.openvpn.pattern(&Packet {
+        let pattern = self.confirm(candidate::OPENVPN_PATTERN, |s| {
+            match openvpn::tcp_frame(payload, p.payload_len) {
+                Some(inner) => s.openvpn.pattern(&Packet {
                     payload: inner,
                     payload_len: inner.len() as u32,
                     ..*p
                 }),
                 None => (None, false),
-            };
-            if f.is_some() {
-                return f;
             }
-            self.keep(candidate::OPENVPN_PATTERN, alive);
+        });
+        if pattern.is_some() {
+            return pattern;
         }
         None
     }

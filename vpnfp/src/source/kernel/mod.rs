@@ -309,10 +309,17 @@ impl KernelFingerprinter {
         tc_mut(&mut self.ebpf)
     }
 
-    /// Another XDP program of the same object (the benchmark's baseline and
-    /// transmitter), loaded on first use with the same maps.
-    pub fn other_program_mut(&mut self, name: &'static str) -> Result<&mut Xdp, KernelError> {
-        let program: &mut Xdp = self
+    /// Another program of the same object, loaded on first use with the
+    /// same maps (`load` is its kind's loader).
+    fn other<P>(
+        &mut self,
+        name: &'static str,
+        load: fn(&mut P) -> Result<(), ProgramError>,
+    ) -> Result<&mut P, KernelError>
+    where
+        for<'a> &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+    {
+        let program: &mut P = self
             .ebpf
             .program_mut(name)
             .ok_or(KernelError::MissingProgram(name))?
@@ -321,7 +328,7 @@ impl KernelFingerprinter {
                 program: name,
                 source,
             })?;
-        match program.load() {
+        match load(program) {
             Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(program),
             Err(source) => Err(KernelError::Program {
                 program: name,
@@ -330,27 +337,18 @@ impl KernelFingerprinter {
         }
     }
 
+    /// Another XDP program of the same object (the benchmark's baseline,
+    /// floor and transmitter).
+    pub fn other_program_mut(&mut self, name: &'static str) -> Result<&mut Xdp, KernelError> {
+        self.other(name, Xdp::load)
+    }
+
     /// Another TC program of the same object (the benchmark's baseline).
     pub fn other_tc_program_mut(
         &mut self,
         name: &'static str,
     ) -> Result<&mut SchedClassifier, KernelError> {
-        let program: &mut SchedClassifier = self
-            .ebpf
-            .program_mut(name)
-            .ok_or(KernelError::MissingProgram(name))?
-            .try_into()
-            .map_err(|source| KernelError::Program {
-                program: name,
-                source,
-            })?;
-        match program.load() {
-            Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(program),
-            Err(source) => Err(KernelError::Program {
-                program: name,
-                source,
-            }),
-        }
+        self.other(name, SchedClassifier::load)
     }
 
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
