@@ -262,6 +262,7 @@ fn ipv6_traffic_is_flagged_in_xdp_and_nfqueue_mode() {
     let lab = Lab::with(&[], &[host], LabOptions::default());
     lab.add_server(server.into());
     let _echo = lab.echo_server(SocketAddr::new(server.into(), 9));
+    lab.wait_reachable(host.into(), server.into());
     let mut child = ChildGuard(Some(
         lab.router
             .command(vpnfp_bin())
@@ -273,8 +274,6 @@ fn ipv6_traffic_is_flagged_in_xdp_and_nfqueue_mode() {
     ));
     lab.wait_for_xdp(child.child(), Duration::from_secs(20));
     lab.wait_for_rule(child.child(), Duration::from_secs(20));
-    // Neighbour discovery settles before the traffic.
-    std::thread::sleep(Duration::from_millis(500));
     let mut senders = [Sender::new(lab.socket(host), vec![server])];
     send_paced(&mut senders, 150, Duration::from_millis(4_500));
     std::thread::sleep(Duration::from_millis(300));
