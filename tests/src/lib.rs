@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod captures;
+pub mod corpus;
 pub mod fixtures;
 pub mod frames;
 pub mod fuzz;

@@ -12,7 +12,7 @@ use crate::{
     judge::{
         identify::{Detection, Identifier},
         providers::Providers,
-        verdict::{Judge, JudgeSettings, Verdict},
+        verdict::{Judge, JudgeSettings, Level, Verdict},
     },
     model::{EndReason, Fact, Mode},
     output::{
@@ -42,6 +42,8 @@ pub struct Pipeline {
     pub judge: Judge,
     /// Flows named a VPN or tunnel, and verdict changes, so far.
     pub detections: u64,
+    /// Weak patterns reported as hints (not names) so far.
+    pub hints: u64,
     pub verdicts: u64,
     pub outputs: Outputs,
     pub comparison: Option<Comparison>,
@@ -67,6 +69,7 @@ impl Pipeline {
             identifier: Identifier::new(judging.providers, judging.max_flows, judging.resolve),
             judge: Judge::new(judging.settings, judging.max_hosts),
             detections: 0,
+            hints: 0,
             verdicts: 0,
             outputs,
             comparison: compare.then(|| Comparison::new(thresholds)),
@@ -163,10 +166,16 @@ impl Pipeline {
                             .names
                             .name(flow.id.peer, flow.value.last_seen_ns)
                     });
+                // A hint names the flow only once the host's verdict
+                // confirms it through this peer.
+                let confirmed = naming.as_ref().is_some_and(|n| {
+                    !n.is_hint() || self.judge.confirms(mode, flow.id.host, flow.id.peer)
+                });
                 let report = FlowReport {
                     mode,
                     flow,
-                    protocol: naming.as_ref().map(|n| n.protocol),
+                    protocol: naming.as_ref().filter(|_| confirmed).map(|n| n.protocol),
+                    hint: naming.as_ref().filter(|_| !confirmed).map(|n| n.protocol),
                     peer_name,
                 };
                 self.outputs.flow(&report);
@@ -191,11 +200,18 @@ impl Pipeline {
             let v = if d.naming.class == Class::Benign {
                 self.judge.explain(&d)
             } else {
-                self.detections += 1;
                 self.outputs.detection(&d);
-                self.keep(|| Row::Detection(d.clone()));
-                let blocked = self.enforcer.as_mut().and_then(|e| e.detection(&d));
-                self.blocked(blocked.into_iter().collect());
+                if d.naming.is_hint() {
+                    // The store keeps names; a hint lives on in the
+                    // host's `suspected` verdict and its reasons.
+                    self.hints += 1;
+                } else {
+                    self.detections += 1;
+                    self.keep(|| Row::Detection(d.clone()));
+                    // Hints never block: a pattern is no proof.
+                    let blocked = self.enforcer.as_mut().and_then(|e| e.detection(&d));
+                    self.blocked(blocked.into_iter().collect());
+                }
                 self.judge.detected(&d)
             };
             self.verdict(v);
@@ -211,6 +227,22 @@ impl Pipeline {
             }
             self.verdicts += 1;
             self.outputs.verdict(&v);
+            if matches!(v.level, Level::Tunnel | Level::Vpn) {
+                let confirmed = self.identifier.confirm_hints(
+                    v.mode,
+                    v.host,
+                    &v.peers,
+                    &format!("{}-verdict", v.level.as_str()),
+                    v.at_ns,
+                );
+                for d in confirmed {
+                    self.detections += 1;
+                    self.outputs.detection(&d);
+                    self.keep(|| Row::Detection(d.clone()));
+                    let blocked = self.enforcer.as_mut().and_then(|e| e.detection(&d));
+                    self.blocked(blocked.into_iter().collect());
+                }
+            }
             let blocked = self
                 .enforcer
                 .as_mut()

@@ -71,6 +71,19 @@ enum Task {
         #[arg(long, default_value_t = 0x5eed)]
         seed: u64,
     },
+    /// The precision scorecard: `vpnfp replay` over every capture of a
+    /// corpus laid out like nDPI's test suite (`pcap/`, `expected/*.out`),
+    /// flow by flow against nDPI's labels: tunnel recall, false VPN or
+    /// tunnel names on ordinary flows, replay errors. Writes JSON too.
+    ///
+    /// Example: cargo xtask corpus ../shared/corpus/ndpi-dev --json card.json
+    Corpus {
+        /// The corpus (default: $VPNFP_CORPUS, else ../shared/corpus/ndpi-dev).
+        dir: Option<PathBuf>,
+        /// Where the JSON scorecard goes.
+        #[arg(long, default_value = "target/corpus/scorecard.json")]
+        json: PathBuf,
+    },
     /// Run every test: host unit tests, BPF_PROG_TEST_RUN tests and end-to-end
     /// tests in network namespaces (those need root; in CI they never skip).
     Test {
@@ -146,6 +159,16 @@ fn run(task: Task) -> anyhow::Result<()> {
             exec(cmd)
         }
         Task::Test { args } => test(&root, &args),
+        Task::Corpus { dir, json } => {
+            let built = build::all(&root, true)?;
+            let mut card = Command::new(build::tool(&root, &built, "vpnfp-corpus")?);
+            card.arg("--vpnfp").arg(&built.controller);
+            card.arg("--json").arg(std::path::absolute(json)?);
+            if let Some(dir) = dir {
+                card.arg(std::path::absolute(dir)?);
+            }
+            exec(card)
+        }
         Task::Fuzz { inputs, seed } => {
             let built = build::all(&root, true)?;
             let mut fuzz = Command::new(build::tool(&root, &built, "vpnfp-fuzz")?);

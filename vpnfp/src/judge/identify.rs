@@ -30,6 +30,20 @@ pub struct Naming {
     pub reasons: Vec<String>,
     /// The TLS server name, when the flow sent one.
     pub server_name: Option<String>,
+    /// A hint that the host's persistence to the peer confirmed (the
+    /// research rule or the concentration mode agreed).
+    pub confirmed: bool,
+}
+
+impl Naming {
+    /// A weak pattern (fully encrypted payloads, the obfuscated-OpenVPN
+    /// opcode pattern) not yet confirmed: it names nothing, the host is
+    /// `suspected` at most, and nothing is blocked on it. Real traffic is
+    /// full of such patterns (P2P handshakes, chat apps' own encryption,
+    /// compressed payloads); only persistence to one peer tells a tunnel.
+    pub fn is_hint(&self) -> bool {
+        self.confidence == Confidence::Low && self.class != Class::Benign && !self.confirmed
+    }
 }
 
 /// A flow named a VPN or a tunnel: the `vpn_detected` event.
@@ -193,6 +207,7 @@ impl Identifier {
                         "correlation:dtls-after-tls-to-same-server".to_string(),
                     ],
                     server_name: None,
+                    confirmed: false,
                 };
                 let mut out = Vec::new();
                 // The TLS session is AnyConnect's control channel.
@@ -333,6 +348,42 @@ impl Identifier {
         (naming, detections)
     }
 
+    /// Confirms the hints on the host's open flows to `peers` (its verdict
+    /// became `tunnel` or `vpn` through them): each is reported again, now
+    /// as a name.
+    pub fn confirm_hints(
+        &mut self,
+        mode: Mode,
+        host: IpAddr,
+        peers: &[IpAddr],
+        reason: &str,
+        now_ns: u64,
+    ) -> Vec<Detection> {
+        let keys: Vec<(Mode, FlowId)> = self
+            .flows
+            .iter()
+            .filter(|((m, id), e)| {
+                *m == mode
+                    && id.host == host
+                    && peers.contains(&id.peer)
+                    && e.naming.as_ref().is_some_and(Naming::is_hint)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some(entry) = self.flows.get_mut(&key)
+                && let Some(n) = &mut entry.naming
+            {
+                n.confirmed = true;
+                n.reasons.push(format!("confirmed:{reason}"));
+                entry.reported = false;
+                out.extend(self.report(key, now_ns));
+            }
+        }
+        out
+    }
+
     /// Flows being tracked.
     pub fn tracked(&self) -> usize {
         self.flows.len()
@@ -346,6 +397,7 @@ fn naming(found: Found, protocol: &'static str) -> Naming {
         confidence: found.confidence,
         reasons: vec![found.reason.to_string()],
         server_name: None,
+        confirmed: false,
     }
 }
 

@@ -409,6 +409,14 @@ impl Judge {
             .map_or(Level::None, |s| s.level)
     }
 
+    /// Whether the host's verdict is `tunnel` or `vpn` through `peer`: what
+    /// confirms a hint on a flow between them.
+    pub fn confirms(&self, mode: Mode, host: IpAddr, peer: IpAddr) -> bool {
+        self.hosts.peek(&(mode, host)).is_some_and(|s| {
+            matches!(s.level, Level::Tunnel | Level::Vpn) && s.peers.contains(&peer)
+        })
+    }
+
     /// Every host's current verdict above `none` (for the end-of-run
     /// summary).
     pub fn current(&self) -> Vec<(Mode, IpAddr, Level, Vec<&'static str>)> {
@@ -494,6 +502,7 @@ mod tests {
                 confidence,
                 reasons: vec![format!("signature:{protocol}")],
                 server_name: None,
+                confirmed: false,
             },
             packets_seen: 2,
             at_ns: at,

@@ -297,6 +297,7 @@ mod tests {
                 end: EndReason::Idle,
             },
             protocol: Some("wireguard"),
+            hint: None,
             peer_name: None,
         };
         ex.flow(&flow, "vpn");

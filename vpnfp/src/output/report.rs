@@ -147,6 +147,9 @@ pub struct FlowReport {
     pub flow: FlowEnded,
     /// The VPN or other protocol identified on the flow, if any.
     pub protocol: Option<&'static str>,
+    /// A weak pattern seen on the flow that names nothing by itself (see
+    /// `Naming::is_hint`).
+    pub hint: Option<&'static str>,
     /// The peer's name, when one was learnt.
     pub peer_name: Option<String>,
 }
@@ -170,6 +173,8 @@ struct FlowJson<'a> {
     end_reason: EndReason,
     tcp_flags: Vec<&'static str>,
     protocol: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'static str>,
     peer_name: Option<&'a str>,
 }
 
@@ -195,6 +200,7 @@ impl Serialize for FlowReport {
             end_reason: f.end,
             tcp_flags: tcp_flag_names(v.tcp_flags),
             protocol: self.protocol,
+            hint: self.hint,
             peer_name: self.peer_name.as_deref(),
         }
         .serialize(s)
@@ -225,7 +231,11 @@ impl FlowReport {
             v.packets_down,
             v.bytes_down,
             seconds(v.last_seen_ns.saturating_sub(v.first_seen_ns)),
-            self.protocol.map_or(String::new(), |p| format!(", {p}")),
+            match (self.protocol, self.hint) {
+                (Some(p), _) => format!(", {p}"),
+                (None, Some(h)) => format!(", hint {h}"),
+                (None, None) => String::new(),
+            },
             if f.end == EndReason::ActiveTimeout {
                 "goes on"
             } else {
@@ -261,7 +271,11 @@ impl Serialize for Detection {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let n = &self.naming;
         DetectionJson {
-            event: "vpn_detected",
+            event: if n.is_hint() {
+                "vpn_hint"
+            } else {
+                "vpn_detected"
+            },
             mode: self.mode,
             host: self.id.host,
             peer: self.id.peer,
@@ -286,6 +300,7 @@ impl Serialize for Detection {
 pub fn detection_human(d: &Detection) -> String {
     let n = &d.naming;
     let what = match n.class {
+        _ if n.is_hint() => "hint (not a name: the host is suspected until persistence confirms it)",
         Class::Vpn => "VPN",
         Class::Tunnel => "tunnel (not necessarily a VPN)",
         Class::Benign => "protocol",
@@ -439,6 +454,7 @@ mod tests {
                 end: EndReason::Idle,
             },
             protocol: None,
+            hint: None,
             peer_name: None,
         };
         let v = serde_json::to_value(&report).unwrap();
