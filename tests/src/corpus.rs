@@ -323,7 +323,10 @@ impl Scorecard {
     /// Tunnel flows named a VPN or tunnel, and all tunnel flows.
     pub fn recall(&self) -> (usize, usize) {
         let t = self.tunnels();
-        (t.iter().filter(|s| s.tunnel_name().is_some()).count(), t.len())
+        (
+            t.iter().filter(|s| s.tunnel_name().is_some()).count(),
+            t.len(),
+        )
     }
 
     /// Per nDPI application: what vpnfp named its flows ("-": nothing).
@@ -488,7 +491,9 @@ fn score_file(card: &mut Scorecard, file: &str, ndpi: Vec<NdpiFlow>, flows: Vec<
         let (Some(h), Some(p)) = (f.host, f.peer) else {
             continue;
         };
-        let e = by_key.entry(key(f.proto, h, p)).or_insert_with(|| f.clone());
+        let e = by_key
+            .entry(key(f.proto, h, p))
+            .or_insert_with(|| f.clone());
         e.protocol = e.protocol.take().or(f.protocol);
         e.hint = e.hint.take().or(f.hint);
     }
@@ -521,7 +526,10 @@ fn score_file(card: &mut Scorecard, file: &str, ndpi: Vec<NdpiFlow>, flows: Vec<
     let mut unlisted: Vec<_> = by_key
         .iter()
         .filter(|(k, v)| {
-            !matched.contains(*k) && v.protocol.as_deref().is_some_and(|p| class_of(p) != Class::Benign)
+            !matched.contains(*k)
+                && v.protocol
+                    .as_deref()
+                    .is_some_and(|p| class_of(p) != Class::Benign)
         })
         .map(|((proto, a, b), v)| {
             (

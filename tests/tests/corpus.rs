@@ -8,7 +8,9 @@ use vpnfp_tests::{corpus, vpnfp_bin};
 fn scorecard_on_the_ndpi_corpus() {
     let Some(dir) = corpus::locate() else {
         if std::env::var_os("CI").is_some() {
-            panic!("the nDPI corpus is missing: CI must have ../shared/corpus/ndpi-dev beside the clone (or VPNFP_CORPUS)");
+            panic!(
+                "the nDPI corpus is missing: CI must have ../shared/corpus/ndpi-dev beside the clone (or VPNFP_CORPUS)"
+            );
         }
         eprintln!(
             "SKIPPED scorecard_on_the_ndpi_corpus: no corpus at ../shared/corpus/ndpi-dev; set VPNFP_CORPUS to its directory"
@@ -20,7 +22,10 @@ fn scorecard_on_the_ndpi_corpus() {
     assert!(card.files >= 200, "only {} captures scored", card.files);
     assert!(card.errors.is_empty(), "replay errors: {:?}", card.errors);
     let false_vpn = card.false_vpn();
-    assert!(false_vpn.is_empty(), "ordinary flows named a VPN: {false_vpn:?}");
+    assert!(
+        false_vpn.is_empty(),
+        "ordinary flows named a VPN: {false_vpn:?}"
+    );
     let false_names = card.false_names();
     assert!(
         false_names.len() <= 3,

@@ -123,6 +123,17 @@ pub enum Parsed {
 }
 
 impl Parsed {
+    /// The same packet parsed from `by` bytes further into the frame (a
+    /// link header that wraps another, such as PPI's).
+    pub fn shifted(mut self, by: usize) -> Self {
+        let l4 = match &mut self {
+            Parsed::V4(ip) => &mut ip.l4,
+            Parsed::V6(ip) => &mut ip.l4,
+        };
+        l4.payload_offset = l4.payload_offset.saturating_add(by as u32);
+        self
+    }
+
     pub fn l4(&self) -> &Transport {
         match self {
             Parsed::V4(ip) => &ip.l4,

@@ -300,7 +300,9 @@ impl Serialize for Detection {
 pub fn detection_human(d: &Detection) -> String {
     let n = &d.naming;
     let what = match n.class {
-        _ if n.is_hint() => "hint (not a name: the host is suspected until persistence confirms it)",
+        _ if n.is_hint() => {
+            "hint (not a name: the host is suspected until persistence confirms it)"
+        }
         Class::Vpn => "VPN",
         Class::Tunnel => "tunnel (not necessarily a VPN)",
         Class::Benign => "protocol",

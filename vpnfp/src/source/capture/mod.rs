@@ -26,7 +26,24 @@ pub enum LinkType {
     /// address family (host byte order of the capturing machine for NULL,
     /// network order for LOOP), then IP.
     Loopback,
+    /// PPP (9): the HDLC-like address and control bytes `ff 03` or none,
+    /// then the PPP protocol (RFC 1661, 1662); libpcap also files Cisco
+    /// HDLC frames under it.
+    Ppp,
+    /// Cisco HDLC (104): address, control, then an Ethernet type.
+    CiscoHdlc,
+    /// Per-Packet Information (192): a header naming the link type of the
+    /// packet behind it.
+    Ppi,
+    /// IEEE 802.11 (105): data frames with an LLC/SNAP header.
+    Ieee80211,
+    /// Radiotap (127) in front of IEEE 802.11.
+    Radiotap,
 }
+
+/// PPP protocol numbers of IPv4 and IPv6 (RFC 1332, RFC 5072).
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
 
 /// Address family values of IPv4 and IPv6 in NULL/LOOP headers (IPv6 is
 /// 10 on Linux, 24, 28 or 30 on the BSDs and macOS).
@@ -42,6 +59,11 @@ impl LinkType {
             // values of some BSDs.
             101 | 228 | 229 | 12 | 14 => Some(LinkType::RawIp),
             0 | 108 => Some(LinkType::Loopback),
+            9 => Some(LinkType::Ppp),
+            104 => Some(LinkType::CiscoHdlc),
+            192 => Some(LinkType::Ppi),
+            105 => Some(LinkType::Ieee80211),
+            127 => Some(LinkType::Radiotap),
             _ => None,
         }
     }
@@ -73,14 +95,111 @@ impl LinkType {
                 }
                 parse::ip_at(data, 4)
             }
+            LinkType::Ppp => ppp(data),
+            LinkType::CiscoHdlc => {
+                let ethertype = data.get(2..4).ok_or(Outcome::MalformedTruncated)?;
+                after_serial_ethertype(data, u16::from_be_bytes([ethertype[0], ethertype[1]]), 4)
+            }
+            LinkType::Ppi => {
+                // version, flags, u16 header length, u32 link type; little endian.
+                let header = data.get(0..8).ok_or(Outcome::MalformedTruncated)?;
+                let len = u16::from_le_bytes([header[2], header[3]]) as usize;
+                let dlt = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+                let inner = data.get(len..).ok_or(Outcome::MalformedTruncated)?;
+                match LinkType::from_code(dlt) {
+                    Some(LinkType::Ppi) | None => Err(Outcome::IgnoredNotIp),
+                    Some(link) => link.parse(inner).map(|p| p.shifted(len)),
+                }
+            }
+            LinkType::Radiotap => {
+                let len = data.get(2..4).ok_or(Outcome::MalformedTruncated)?;
+                let len = u16::from_le_bytes([len[0], len[1]]) as usize;
+                let inner = data.get(len..).ok_or(Outcome::MalformedTruncated)?;
+                ieee80211(inner).map(|p| p.shifted(len))
+            }
+            LinkType::Ieee80211 => ieee80211(data),
         }
     }
+}
+
+/// A PPP frame (or a Cisco HDLC frame that libpcap files as PPP).
+fn ppp(data: &[u8]) -> Result<Parsed, Outcome> {
+    let first = *data.first().ok_or(Outcome::MalformedTruncated)?;
+    if first == 0x0f || first == 0x8f {
+        let ethertype = data.get(2..4).ok_or(Outcome::MalformedTruncated)?;
+        return after_serial_ethertype(data, u16::from_be_bytes([ethertype[0], ethertype[1]]), 4);
+    }
+    let at = if data.get(0..2) == Some(&[0xff, 0x03]) {
+        2
+    } else {
+        0
+    };
+    let b = data.get(at..).ok_or(Outcome::MalformedTruncated)?;
+    // An odd first byte is a protocol field compressed to one byte.
+    let (protocol, header) = match b.first() {
+        Some(p) if p & 1 == 1 => (*p as u16, 1),
+        Some(_) => {
+            let p = b.get(0..2).ok_or(Outcome::MalformedTruncated)?;
+            (u16::from_be_bytes([p[0], p[1]]), 2)
+        }
+        None => return Err(Outcome::MalformedTruncated),
+    };
+    match protocol {
+        PPP_IPV4 | PPP_IPV6 => parse::ip_at(data, at + header),
+        _ => Err(Outcome::IgnoredNotIp),
+    }
+}
+
+/// MPLS label stacks (RFC 3032), which serial links between routers carry
+/// in front of IP; then what the shared parser reads after an Ethernet type.
+fn after_serial_ethertype(data: &[u8], ethertype: u16, at: usize) -> Result<Parsed, Outcome> {
+    const MPLS: [u16; 2] = [0x8847, 0x8848];
+    const MAX_LABELS: usize = 8;
+    if !MPLS.contains(&ethertype) {
+        return parse::after_ethertype(data, ethertype, at);
+    }
+    for label in 0..MAX_LABELS {
+        let entry = data
+            .get(at + 4 * label..at + 4 * label + 4)
+            .ok_or(Outcome::MalformedTruncated)?;
+        if entry[2] & 1 == 1 {
+            // Bottom of the stack: the payload is IP, by its version.
+            return parse::ip_at(data, at + 4 * label + 4);
+        }
+    }
+    Err(Outcome::IgnoredNotIp)
+}
+
+/// An 802.11 data frame carrying IP behind LLC/SNAP.
+fn ieee80211(data: &[u8]) -> Result<Parsed, Outcome> {
+    let fc = data.get(0..2).ok_or(Outcome::MalformedTruncated)?;
+    // Type 2 (data); subtypes with bit 0x40 carry no payload.
+    if (fc[0] >> 2) & 3 != 2 || fc[0] & 0x40 != 0 {
+        return Err(Outcome::IgnoredNotIp);
+    }
+    let mut header = 24;
+    if fc[1] & 3 == 3 {
+        header += 6; // a fourth address between two access points
+    }
+    if fc[0] & 0x80 != 0 {
+        header += 2; // QoS control
+    }
+    if fc[1] & 0x80 != 0 && fc[0] & 0x80 != 0 {
+        header += 4; // HT control
+    }
+    let snap = data
+        .get(header..header + 8)
+        .ok_or(Outcome::MalformedTruncated)?;
+    if snap[0..6] != [0xaa, 0xaa, 0x03, 0, 0, 0] {
+        return Err(Outcome::IgnoredNotIp);
+    }
+    parse::after_ethertype(data, u16::from_be_bytes([snap[6], snap[7]]), header + 8)
 }
 
 /// The message for a link type replay does not read.
 fn unsupported_link(code: u32) -> String {
     format!(
-        "unsupported link type {code} (supported: Ethernet 1, Linux cooked v1 113 and v2 276, raw IP 101/228/229, BSD loopback 0 and 108)"
+        "unsupported link type {code} (supported: Ethernet 1, Linux cooked v1 113 and v2 276, raw IP 101/228/229, BSD loopback 0 and 108, PPP 9, Cisco HDLC 104, PPI 192, IEEE 802.11 105 and radiotap 127)"
     )
 }
 
@@ -221,3 +340,64 @@ fn to_ns(ticks: u64, per_second: u64) -> u64 {
 
 /// A reader's error: byte offset and message; the caller adds the path.
 type ReadError = (u64, String);
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    /// IPv4 UDP 192.0.2.1:1000 -> 198.51.100.1:53 with 4 payload bytes.
+    fn ipv4_udp() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 1,
+        ];
+        p.extend_from_slice(&[0x03, 0xe8, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]);
+        p
+    }
+
+    fn udp_ports(link: LinkType, frame: &[u8]) -> (u16, u16, u32) {
+        match link.parse(frame).expect("parses") {
+            Parsed::V4(ip) => (ip.l4.src_port, ip.l4.dst_port, ip.l4.payload_offset),
+            Parsed::V6(_) => panic!("IPv4 expected"),
+        }
+    }
+
+    #[test]
+    fn serial_and_wireless_links() {
+        let ip = ipv4_udp();
+        let with = |head: &[u8]| [head, &ip].concat();
+        let ppp = LinkType::from_code(9).unwrap();
+        assert_eq!(
+            udp_ports(ppp, &with(&[0xff, 0x03, 0x00, 0x21])),
+            (1000, 53, 32)
+        );
+        assert_eq!(udp_ports(ppp, &with(&[0x00, 0x21])), (1000, 53, 30));
+        assert_eq!(udp_ports(ppp, &with(&[0x21])), (1000, 53, 29));
+        // LCP is not IP; Cisco HDLC under PPP's code, through MPLS.
+        assert_eq!(ppp.parse(&with(&[0xc0, 0x21])), Err(Outcome::IgnoredNotIp));
+        let hdlc_mpls = with(&[0x0f, 0x00, 0x88, 0x47, 0x00, 0x01, 0x2d, 0xfe]);
+        assert_eq!(udp_ports(ppp, &hdlc_mpls), (1000, 53, 36));
+        let hdlc = LinkType::from_code(104).unwrap();
+        assert_eq!(
+            udp_ports(hdlc, &with(&[0x0f, 0x00, 0x08, 0x00])),
+            (1000, 53, 32)
+        );
+        // PPI (8-byte header, inner link type Ethernet).
+        let mut ppi = vec![0, 0, 8, 0, 1, 0, 0, 0];
+        ppi.extend_from_slice(&[0; 12]);
+        ppi.extend_from_slice(&[0x08, 0x00]);
+        let ppi = with(&ppi);
+        assert_eq!(
+            udp_ports(LinkType::from_code(192).unwrap(), &ppi),
+            (1000, 53, 8 + 14 + 28)
+        );
+        // Radiotap (8 bytes) + 802.11 QoS data (26) + LLC/SNAP.
+        let mut wifi = vec![0, 0, 8, 0, 0, 0, 0, 0, 0x88, 0x01];
+        wifi.extend_from_slice(&[0; 24]);
+        wifi.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        let wifi = with(&wifi);
+        assert_eq!(
+            udp_ports(LinkType::from_code(127).unwrap(), &wifi),
+            (1000, 53, 8 + 26 + 8 + 28)
+        );
+    }
+}
