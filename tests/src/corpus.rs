@@ -38,6 +38,9 @@ pub enum Truth {
     ProviderWeb,
     /// SSH: a tunnel only when it forwards ports, which nDPI cannot see.
     Ssh,
+    /// A tunnel name nDPI guessed from the port alone (`Confidence: Match
+    /// by port`): nDPI's own inspection did not confirm it.
+    GuessedTunnel,
     Ordinary,
 }
 
@@ -47,6 +50,7 @@ impl Truth {
             Truth::Tunnel => "tunnel",
             Truth::ProviderWeb => "vpn-provider-web",
             Truth::Ssh => "ssh",
+            Truth::GuessedTunnel => "tunnel-guessed-by-port",
             Truth::Ordinary => "ordinary",
         }
     }
@@ -63,6 +67,8 @@ pub struct NdpiFlow {
     /// The application name (`IPSec`, `TLS.NordVPN`, `Unknown`).
     pub app: String,
     pub category: String,
+    /// nDPI's confidence (`DPI`, `Match by port`, ...).
+    pub confidence: String,
     pub line: String,
 }
 
@@ -77,6 +83,8 @@ impl NdpiFlow {
         let master = self.app.split('.').next().unwrap_or_default();
         if self.app.contains('.') && ["TLS", "QUIC", "HTTP", "DNS"].contains(&master) {
             Truth::ProviderWeb
+        } else if self.confidence == "Match by port" {
+            Truth::GuessedTunnel
         } else {
             Truth::Tunnel
         }
@@ -151,12 +159,16 @@ pub fn read_expected(path: &Path) -> anyhow::Result<Vec<NdpiFlow>> {
             .and_then(|c| c.split('/').next())
             .unwrap_or("Unspecified")
             .to_string();
+        let confidence = bracketed(rest, "Confidence")
+            .unwrap_or("Unknown")
+            .to_string();
         flows.push(NdpiFlow {
             proto,
             a,
             b,
             app,
             category,
+            confidence,
             line: rest.chars().take(160).collect(),
         });
     }
@@ -369,6 +381,7 @@ impl Scorecard {
             },
             "vpn_provider_web": self.of(Truth::ProviderWeb).map(|s| s.json()).collect::<Vec<_>>(),
             "ssh": self.of(Truth::Ssh).map(|s| s.json()).collect::<Vec<_>>(),
+            "tunnels_guessed_by_port": self.of(Truth::GuessedTunnel).map(|s| s.json()).collect::<Vec<_>>(),
             "unlisted_names": self.unlisted.iter().map(|(f, flow, name)| json!({"file": f, "flow": flow, "vpnfp": name})).collect::<Vec<_>>(),
             "by_ndpi_protocol": self.by_app(),
             "errors": self.errors.iter().map(|(f, e)| json!({"file": f, "error": e})).collect::<Vec<_>>(),
@@ -401,6 +414,22 @@ impl Scorecard {
                 s.protocol.as_deref().unwrap_or("-"),
                 s.ndpi.line
             );
+        }
+        let guessed: Vec<_> = self.of(Truth::GuessedTunnel).collect();
+        if !guessed.is_empty() {
+            let _ = writeln!(
+                o,
+                "\ntunnel names nDPI guessed from the port (not counted in recall):"
+            );
+            for s in guessed {
+                let _ = writeln!(
+                    o,
+                    "  {}: vpnfp {} [{}]",
+                    s.file,
+                    s.protocol.as_deref().unwrap_or("-"),
+                    s.ndpi.line
+                );
+            }
         }
         let _ = writeln!(o, "\nfalse VPN or tunnel names on ordinary flows:");
         for s in &false_names {

@@ -25,12 +25,12 @@ pub fn replay_files(
     for path in paths {
         let result = Capture::open(path).and_then(|capture| {
             capture.for_each(|packet| {
-                engine.frame(
-                    packet.data,
-                    packet.link.parse(packet.data),
-                    packet.ts_ns,
-                    &mut on_fact,
-                );
+                // Captures of mobile core links are read inside GTP-U; a
+                // router's LAN never carries it, so the kernel needs not.
+                let parsed = packet.link.parse(packet.data).map(|outer| {
+                    vpnfp_common::parse::inside_gtp_u(packet.data, &outer).unwrap_or(outer)
+                });
+                engine.frame(packet.data, parsed, packet.ts_ns, &mut on_fact);
             })
         });
         if let Err(e) = result {

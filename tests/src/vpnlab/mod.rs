@@ -1183,7 +1183,11 @@ pub fn summary(report: &LabReport, modes: &[&str]) -> (String, bool) {
             let named = report.named(mode, h.addr);
             let right = match h.expect {
                 Expect::Vpn(p) => level == "vpn" && p.iter().all(|x| named.iter().any(|n| n == x)),
-                Expect::Tunnel(p) => level == "tunnel" && named.iter().any(|n| n == p),
+                // A fully encrypted flow is a hint until the verdict
+                // confirms it: the verdict names the protocol then.
+                Expect::Tunnel(p) => {
+                    level == "tunnel" && named.iter().chain(&protocols).any(|n| n == p)
+                }
                 Expect::Ordinary => level == "none" && named.is_empty(),
             };
             all_right &= right;

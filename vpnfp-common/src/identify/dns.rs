@@ -3,16 +3,30 @@
 //! length in front. A message is named when its header is sane (a known
 //! opcode, one question; a query carries no answers) and its question's
 //! name parses label by label to a type and class.
+//!
+//! DNS tunnels (iodine, dnscat2, dns2tcp) encode their data into the
+//! query names under one domain: long labels of base32, base64, hex or raw
+//! bytes. A message whose name carries at least 40 such bytes before its
+//! last two labels, one label of at least 24, drawn from many different
+//! characters, is not named `dns` on its own; three such names, all
+//! different and under the same domain, in one flow name it `dns_tunnel`
+//! (ordinary resolvers send one question per source port, and ordinary
+//! long names - CDN hosts, anti-virus hash look-ups - come one at a time).
 
 use super::{Found, Packet, Protocol, bytes};
 use crate::net::parse::ipproto;
 
 const PORTS: [u16; 3] = [53, 5353, 5355];
 
-/// DNS needs no state across packets; the struct keeps the call shape of
-/// the other candidates.
+/// Tunnel-like names seen on the flow.
 #[derive(Clone, Debug, Default)]
-pub struct State;
+pub struct State {
+    names: [u32; TUNNEL_NAMES],
+    seen: u8,
+    domain: u32,
+}
+
+const TUNNEL_NAMES: usize = 3;
 
 impl State {
     pub fn observe(&mut self, p: &Packet<'_>) -> (Option<Found>, bool) {
@@ -27,11 +41,97 @@ impl State {
         } else {
             p.payload
         };
-        (
-            message_ok(message).then_some(Found::sure(Protocol::Dns, "signature:dns-message")),
-            true,
-        )
+        let Some(name) = question(message) else {
+            return (None, true);
+        };
+        let Some((digest, domain)) = tunnel_like(name) else {
+            return (
+                Some(Found::sure(Protocol::Dns, "signature:dns-message")),
+                true,
+            );
+        };
+        let seen = self.seen as usize;
+        if seen > 0 && domain != self.domain {
+            // Another domain: not one tunnel.
+            return (
+                Some(Found::sure(Protocol::Dns, "signature:dns-message")),
+                true,
+            );
+        }
+        if !self.names[..seen].contains(&digest) {
+            self.names[seen] = digest;
+            self.seen += 1;
+            self.domain = domain;
+        }
+        if self.seen as usize == TUNNEL_NAMES {
+            return (
+                Some(Found::sure(
+                    Protocol::DnsTunnel,
+                    "signature:dns-tunnel-names",
+                )),
+                true,
+            );
+        }
+        (None, true)
     }
+}
+
+/// FNV-1a, lowercased (DNS names compare without case).
+fn digest(h: u32, b: &[u8]) -> u32 {
+    b.iter().fold(h, |h, c| {
+        (h ^ c.to_ascii_lowercase() as u32).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// For a name that looks like encoded data: the digest of the whole name
+/// and of its domain (last two labels).
+fn tunnel_like(name: &[u8]) -> Option<(u32, u32)> {
+    let mut labels = 0;
+    let mut at = 0;
+    while let Some(&len) = name.get(at) {
+        if len == 0 {
+            break;
+        }
+        labels += 1;
+        at += 1 + len as usize;
+    }
+    if labels < 3 {
+        return None;
+    }
+    let (mut data, mut longest, mut seen) = (0usize, 0usize, [0u64; 4]);
+    let (mut whole, mut domain) = (0x811c_9dc5u32, 0x811c_9dc5u32);
+    let mut at = 0;
+    for i in 0..labels {
+        let len = name[at] as usize;
+        let label = name.get(at + 1..at + 1 + len)?;
+        whole = digest(whole, label);
+        if i + 2 < labels {
+            data += len;
+            longest = longest.max(len);
+            for &c in label {
+                let c = c.to_ascii_lowercase();
+                seen[(c >> 6) as usize] |= 1 << (c & 63);
+            }
+        } else {
+            domain = digest(domain, label);
+        }
+        at += 1 + len;
+    }
+    let distinct: u32 = seen.iter().map(|w| w.count_ones()).sum();
+    (data >= 40 && longest >= 24 && distinct >= 14).then_some((whole, domain))
+}
+
+/// The question's name (its labels, up to and with the root) of a sane
+/// message.
+fn question(b: &[u8]) -> Option<&[u8]> {
+    if !message_ok(b) {
+        return None;
+    }
+    let mut at = 12;
+    while *b.get(at)? != 0 {
+        at += 1 + b[at] as usize;
+    }
+    b.get(12..=at)
 }
 
 fn message_ok(b: &[u8]) -> bool {
@@ -116,5 +216,31 @@ mod tests {
         let mut cut = query("example.org");
         cut.truncate(16);
         assert_eq!(run(&[udp(true, 53, &cut)]), None);
+    }
+
+    #[test]
+    fn tunnel_names_under_one_domain() {
+        let names = [
+            "paaaakbrmdu3ohdwm5oyxqb4h2ezj3npvf2kt7.a0x9qlbzbmfu5e.t.example.org",
+            "paaabkbqwe2g5kfjpcmy6tyzkxfb3jsyovh4mr.ho7qkbm2xbfzdq.t.example.org",
+            "paaackfmc2gb7fyn3zlsk5rh6dqpqe4wxm3a1v.6cz0nd2lxa7w3y.t.example.org",
+        ];
+        let msgs: Vec<Vec<u8>> = names.iter().map(|n| query(n)).collect();
+        let packets: Vec<_> = msgs.iter().map(|m| udp(true, 53, m)).collect();
+        let f = run(&packets).unwrap();
+        assert_eq!(
+            (f.protocol, f.reason),
+            (Protocol::DnsTunnel, "signature:dns-tunnel-names")
+        );
+        // Two are not enough; the same name thrice is a retry; an ordinary
+        // name after one is DNS.
+        assert_eq!(run(&packets[..2]), None);
+        assert_eq!(run(&[packets[0], packets[0], packets[0]]), None);
+        let plain = query("www.example.org");
+        let f = run(&[packets[0], udp(true, 53, &plain)]).unwrap();
+        assert_eq!(f.protocol, Protocol::Dns);
+        // A long CDN name is DNS at once.
+        let cdn = query("rr3---sn-4g5e6nz7.googlevideo.com");
+        assert_eq!(run(&[udp(true, 53, &cdn)]).unwrap().protocol, Protocol::Dns);
     }
 }

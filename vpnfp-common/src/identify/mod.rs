@@ -18,15 +18,20 @@
 pub mod dns;
 pub mod encrypted;
 pub mod http;
+pub mod icmp;
 pub mod ipsec;
 pub mod l2tp;
 pub mod openvpn;
 pub mod pptp;
 pub mod quic;
+pub mod softether;
 pub mod ssh;
 pub mod stun;
 pub mod tailscale;
+pub mod tinc;
 pub mod tls;
+pub mod tunnel;
+pub mod ultrasurf;
 pub mod wireguard;
 
 use crate::net::parse::ipproto;
@@ -50,6 +55,14 @@ pub enum Protocol {
     Dns = 13,
     Http = 14,
     Stun = 15,
+    IpInIp = 16,
+    Gre = 17,
+    IpInUdp = 18,
+    Tinc = 19,
+    SoftEther = 20,
+    DnsTunnel = 21,
+    IcmpTunnel = 22,
+    UltraSurf = 23,
 }
 
 /// What naming a protocol says about the host that uses it.
@@ -74,7 +87,7 @@ impl Class {
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 15] = [
+    pub const ALL: [Protocol; 23] = [
         Protocol::OpenVpn,
         Protocol::WireGuard,
         Protocol::Ipsec,
@@ -90,6 +103,14 @@ impl Protocol {
         Protocol::Dns,
         Protocol::Http,
         Protocol::Stun,
+        Protocol::IpInIp,
+        Protocol::Gre,
+        Protocol::IpInUdp,
+        Protocol::Tinc,
+        Protocol::SoftEther,
+        Protocol::DnsTunnel,
+        Protocol::IcmpTunnel,
+        Protocol::UltraSurf,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -109,6 +130,14 @@ impl Protocol {
             Protocol::Dns => "dns",
             Protocol::Http => "http",
             Protocol::Stun => "stun",
+            Protocol::IpInIp => "ip_in_ip",
+            Protocol::Gre => "gre",
+            Protocol::IpInUdp => "ip_in_udp",
+            Protocol::Tinc => "tinc",
+            Protocol::SoftEther => "softether",
+            Protocol::DnsTunnel => "dns_tunnel",
+            Protocol::IcmpTunnel => "icmp_tunnel",
+            Protocol::UltraSurf => "ultrasurf",
         }
     }
 
@@ -120,8 +149,19 @@ impl Protocol {
             | Protocol::Pptp
             | Protocol::L2tp
             | Protocol::Tailscale
-            | Protocol::AnyConnect => Class::Vpn,
-            Protocol::Ssh | Protocol::FullyEncrypted => Class::Tunnel,
+            | Protocol::AnyConnect
+            | Protocol::Tinc
+            | Protocol::SoftEther => Class::Vpn,
+            // Tunnels that hide nothing (IP in the clear) or that carry a
+            // proxy rather than the host's whole traffic.
+            Protocol::Ssh
+            | Protocol::FullyEncrypted
+            | Protocol::IpInIp
+            | Protocol::Gre
+            | Protocol::IpInUdp
+            | Protocol::DnsTunnel
+            | Protocol::IcmpTunnel
+            | Protocol::UltraSurf => Class::Tunnel,
             Protocol::Tls
             | Protocol::Dtls
             | Protocol::Quic
@@ -243,6 +283,9 @@ mod candidate {
     pub const L2TP_DATA: u32 = 1 << 5;
     pub const ENCRYPTED: u32 = 1 << 6;
     pub const DNS: u32 = 1 << 7;
+    pub const CLEAR_TUNNEL: u32 = 1 << 8;
+    pub const ICMP_TUNNEL: u32 = 1 << 9;
+    pub const TINC: u32 = 1 << 10;
     pub const ALL: u32 = u32::MAX;
 }
 
@@ -263,6 +306,9 @@ pub struct FlowState {
     l2tp: l2tp::State,
     encrypted: encrypted::State,
     dns: dns::State,
+    tunnel: tunnel::State,
+    icmp: icmp::State,
+    tinc: tinc::State,
 }
 
 impl FlowState {
@@ -296,7 +342,14 @@ impl FlowState {
         } else {
             match p.proto {
                 ipproto::ESP => Some(Found::sure(Protocol::Ipsec, "transport:esp")),
-                ipproto::GRE => pptp::gre(p.payload),
+                ipproto::GRE => pptp::gre(p.payload)
+                    .or_else(|| self.confirm(candidate::CLEAR_TUNNEL, |s| s.tunnel.observe(p))),
+                tunnel::IPIP | tunnel::IPV6_IN_IP => {
+                    self.confirm(candidate::CLEAR_TUNNEL, |s| s.tunnel.observe(p))
+                }
+                ipproto::ICMP | ipproto::ICMPV6 => {
+                    self.confirm(candidate::ICMP_TUNNEL, |s| s.icmp.observe(p))
+                }
                 ipproto::UDP => self.udp(p),
                 ipproto::TCP => self.tcp(p, index),
                 _ => None,
@@ -358,7 +411,13 @@ impl FlowState {
         if let Some(f) = quic::client_initial(p) {
             return Some(f);
         }
+        if let Some(f) = softether::datagram(p) {
+            return Some(f);
+        }
         if let Some(f) = self.confirm(candidate::DNS, |s| s.dns.observe(p)) {
+            return Some(f);
+        }
+        if let Some(f) = self.confirm(candidate::CLEAR_TUNNEL, |s| s.tunnel.observe(p)) {
             return Some(f);
         }
         // Multi-packet confirmations.
@@ -406,6 +465,9 @@ impl FlowState {
             if let Some(f) = ssh::banner(payload) {
                 return Some(f);
             }
+            if let Some(f) = ultrasurf::first_payload(p) {
+                return Some(f);
+            }
             if let Some(f) = pptp::control(payload, p.payload_len) {
                 return Some(f);
             }
@@ -419,6 +481,9 @@ impl FlowState {
             }
         }
         if let Some(f) = self.confirm(candidate::DNS, |s| s.dns.observe(p)) {
+            return Some(f);
+        }
+        if let Some(f) = self.confirm(candidate::TINC, |s| s.tinc.observe(p, index)) {
             return Some(f);
         }
         if self.is_alive(candidate::OPENVPN | candidate::OPENVPN_DATA) {

@@ -42,6 +42,8 @@ pub mod opcode {
 }
 
 const SESSION_ID: usize = 8;
+/// Data packets of one side, with no packet of the other, for a hint.
+const ONE_WAY_DATA: u8 = 6;
 /// The HMAC sizes `--tls-auth` can use (MD5, SHA1, SHA256, SHA512).
 const HMAC_SIZES: [u8; 4] = [16, 20, 32, 64];
 const TLS_CRYPT_HMAC: usize = 32;
@@ -86,6 +88,10 @@ pub struct State {
     session: [[u8; SESSION_ID]; 2],
     /// Control packets per side that kept the side's session id.
     control: [u8; 2],
+    /// Sides whose control packets showed more than a constant header: an
+    /// ACK of the other side's session id, or a tls-auth/tls-crypt time
+    /// near the capture's clock (bit per side).
+    confirmed: u8,
     auth: Auth,
     client_reset: bool,
     data: [DataSide; 2],
@@ -165,6 +171,32 @@ fn client_auth(b: &[u8], now: u64) -> Auth {
     Auth::Unknown
 }
 
+/// A control packet's fields after the session id, for each way it can
+/// be authenticated: an ACK array (1 to 8 ids) followed by the other
+/// side's session id, or a tls-auth / tls-crypt time within a day of the
+/// capture's clock.
+fn mid_handshake_fields(b: &[u8], other: &[u8; SESSION_ID], now: u64) -> bool {
+    let after = 1 + SESSION_ID;
+    // Plain: the ACK array follows at once; tls-auth: after the HMAC, the
+    // packet id and the time.
+    let ack_at = core::iter::once(after).chain(HMAC_SIZES.iter().map(|&h| after + h as usize + 8));
+    for at in ack_at {
+        if let Some(&n) = b.get(at)
+            && (1..=8).contains(&n)
+            && b.get(at + 1 + 4 * n as usize..at + 1 + 4 * n as usize + SESSION_ID)
+                == Some(&other[..])
+        {
+            return true;
+        }
+    }
+    // tls-crypt: packet id then time right after the session id.
+    let time_at =
+        core::iter::once(after + 4).chain(HMAC_SIZES.iter().map(|&h| after + h as usize + 4));
+    time_at
+        .filter_map(|at| bytes::u32be(b, at))
+        .any(|t| time_plausible(t, now))
+}
+
 /// Within a day of the capture's clock: clients' clocks drift, but a
 /// random word is almost never this close.
 fn time_plausible(time: u32, now: u64) -> bool {
@@ -221,17 +253,22 @@ impl State {
                 return (Some(found), true, false);
             }
         }
+        if self.control[1 - side] > 0
+            && mid_handshake_fields(b, &self.session[1 - side], p.unix_secs)
+        {
+            self.confirmed |= 1 << side;
+        }
         // Mid-handshake: three control packets each way, one session id
-        // per side, the two different.
+        // per side, the two different. A constant 8 bytes per side is
+        // also what many fixed headers look like (PTP, Megaco): only the
+        // reliability layer's own fields make it OpenVPN.
         if self.control[0] >= 3 && self.control[1] >= 3 && self.session[0] != self.session[1] {
-            return (
-                Some(Found::sure(
-                    Protocol::OpenVpn,
-                    "signature:openvpn-session-ids",
-                )),
-                true,
-                false,
-            );
+            let found = if self.confirmed != 0 {
+                Found::sure(Protocol::OpenVpn, "signature:openvpn-session-ids-acked")
+            } else {
+                Found::hint(Protocol::OpenVpn, "heuristic:openvpn-session-ids")
+            };
+            return (Some(found), true, false);
         }
         (None, true, true)
     }
@@ -290,9 +327,18 @@ impl State {
         d.packet_id = packet_id;
         d.count = d.count.saturating_add(1);
         let [a, b] = [self.data[0].count, self.data[1].count];
-        ((a >= 3 && b >= 2) || (a >= 2 && b >= 3)).then_some(Found::sure(
+        if (a >= 3 && b >= 2) || (a >= 2 && b >= 3) {
+            return Some(Found::sure(
+                Protocol::OpenVpn,
+                "signature:openvpn-data-v2-packet-ids",
+            ));
+        }
+        // Seen one way only (an asymmetric route, a capture of one
+        // direction): a long run of one peer id and rising packet ids is
+        // a hint, which one forged direction could also give.
+        (a.max(b) >= ONE_WAY_DATA && a.min(b) == 0).then_some(Found::hint(
             Protocol::OpenVpn,
-            "signature:openvpn-data-v2-packet-ids",
+            "heuristic:openvpn-data-v2-one-way",
         ))
     }
 
@@ -483,12 +529,17 @@ mod tests {
 
     #[test]
     fn mid_handshake_session_ids() {
-        let ack = |sid, n: u8| {
-            packet(
-                opcode::ACK_V1,
-                sid,
-                &[1, 0, 0, 0, n, 9, 9, 9, 9, 9, 9, 9, 9],
-            )
+        // P_ACK_V1: one acknowledged message id, then the session id of
+        // the side it acknowledges.
+        let ack = |sid: &[u8; 8], n: u8| {
+            let other = if *sid == CLIENT_SID {
+                SERVER_SID
+            } else {
+                CLIENT_SID
+            };
+            let mut rest = vec![1, 0, 0, 0, n];
+            rest.extend_from_slice(&other);
+            packet(opcode::ACK_V1, sid, &rest)
         };
         let ctl = |sid, n: u8| {
             let mut rest = vec![0, 0, 0, 0, n];
@@ -513,7 +564,23 @@ mod tests {
         ];
         assert_eq!(
             run(&packets).map(|f| f.reason),
-            Some("signature:openvpn-session-ids")
+            Some("signature:openvpn-session-ids-acked")
+        );
+        // Constant headers both ways without an ACK of the other side (a
+        // fixed-header protocol such as PTP): a hint only.
+        let (a, b) = (ctl(&CLIENT_SID, 3), ctl(&SERVER_SID, 3));
+        let fixed = [
+            udp(true, 1194, &c1),
+            udp(false, 1194, &s1),
+            udp(true, 1194, &a),
+            udp(false, 1194, &b),
+            udp(true, 1194, &c3),
+            udp(false, 1194, &s3),
+        ];
+        let f = run(&fixed).unwrap();
+        assert_eq!(
+            (f.reason, f.confidence),
+            ("heuristic:openvpn-session-ids", Confidence::Low)
         );
         // Five of them are not enough; a changed session id breaks it.
         assert_eq!(run(&packets[..5]), None);

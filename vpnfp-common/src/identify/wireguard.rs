@@ -9,7 +9,8 @@
 //!   counter at 8, then ciphertext padded to 16 bytes plus a 16-byte tag:
 //!   at least 32 bytes, a multiple of 16.
 //!
-//! Confirmed by the response pairing with the initiation, or by three data
+//! Confirmed by the response (or cookie reply) pairing with the
+//! initiation, or by three data
 //! packets of one side with one receiver index and a rising counter (a
 //! flow first seen mid-session). Variants: reserved bytes that are not
 //! zero (Cloudflare WARP puts a client id there) are accepted only with the
@@ -27,6 +28,9 @@ pub const INITIATION_LEN: usize = 148;
 pub const RESPONSE_LEN: usize = 92;
 pub const COOKIE_REPLY_LEN: usize = 64;
 pub const DATA_MIN: usize = 32;
+/// Padding some clients add to handshake messages (TunnelBear's are 56
+/// and 8 bytes longer).
+const MAX_PADDING: usize = 64;
 
 /// Counters of one side's data packets.
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,29 +58,44 @@ impl State {
         };
         let reserved_zero = word >> 8 == 0;
         let side = p.side();
-        match (kind, len) {
-            (INITIATION, INITIATION_LEN) => {
+        match kind {
+            INITIATION if (INITIATION_LEN..=INITIATION_LEN + MAX_PADDING).contains(&len) => {
                 if let Some(sender) = bytes::u32le(b, 4) {
-                    self.initiation = Some((sender, side, reserved_zero));
+                    self.initiation = Some((sender, side, reserved_zero && len == INITIATION_LEN));
                 }
                 return (None, true);
             }
-            (RESPONSE, RESPONSE_LEN) => {
-                if let (Some((sender, init_side, init_zero)), Some(receiver)) =
-                    (self.initiation, bytes::u32le(b, 8))
-                    && init_side != side
-                    && receiver == sender
-                {
-                    let reason = if reserved_zero && init_zero {
-                        "signature:wireguard-handshake"
-                    } else {
-                        "signature:wireguard-handshake-variant"
-                    };
-                    return (Some(Found::sure(Protocol::WireGuard, reason)), true);
+            RESPONSE | COOKIE_REPLY => {
+                let exact = if kind == RESPONSE {
+                    RESPONSE_LEN
+                } else {
+                    COOKIE_REPLY_LEN
+                };
+                if !(exact..=exact + MAX_PADDING).contains(&len) {
+                    return (None, true);
                 }
-                return (None, true);
+                // The response names the initiation's sender at 8, the
+                // cookie reply at 4.
+                let receiver_at = if kind == RESPONSE { 8 } else { 4 };
+                let Some((sender, init_side, init_plain)) = self.initiation else {
+                    return (None, true);
+                };
+                if init_side == side {
+                    return (None, true);
+                }
+                let paired = bytes::u32le(b, receiver_at) == Some(sender);
+                let plain = init_plain && reserved_zero && len == exact;
+                let reason = match (paired, plain, kind) {
+                    (true, true, RESPONSE) => "signature:wireguard-handshake",
+                    (true, true, _) => "signature:wireguard-cookie-reply",
+                    // Padded handshakes (TunnelBear) or a client id in the
+                    // reserved bytes (Cloudflare WARP): the pairing decides.
+                    (true, false, _) => "signature:wireguard-handshake-variant",
+                    // A real peer answers the initiation's own index.
+                    (false, _, _) => return (None, true),
+                };
+                return (Some(Found::sure(Protocol::WireGuard, reason)), true);
             }
-            (COOKIE_REPLY, COOKIE_REPLY_LEN) if reserved_zero => return (None, true),
             _ => {}
         }
         if len < DATA_MIN || !len.is_multiple_of(16) {
@@ -98,6 +117,16 @@ impl State {
         if word == DATA as u32 && d.count >= 3 {
             return (
                 Some(Found::sure(Protocol::WireGuard, "signature:wireguard-data")),
+                true,
+            );
+        }
+        // Type 4 with a client id in the reserved bytes (Cloudflare WARP).
+        if kind == DATA && d.count >= 3 {
+            return (
+                Some(Found::sure(
+                    Protocol::WireGuard,
+                    "signature:wireguard-data-variant",
+                )),
                 true,
             );
         }

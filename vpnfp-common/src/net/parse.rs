@@ -383,6 +383,51 @@ fn transport<B: Bytes + ?Sized>(
     l4.payload_len = len.saturating_sub(header_len);
 }
 
+/// GTP-U's port (3GPP TS 29.281).
+pub const GTP_U_PORT: u16 = 2152;
+
+/// The user's packet inside a GTP-U G-PDU (3GPP TS 29.281 section 5):
+/// version 1, protocol type GTP, message type 255, then the optional
+/// sequence fields and extension headers. Mobile core links carry every
+/// subscriber's traffic this way; a capture of one is read inside out, as
+/// nDPI reads it. `None` when `outer` is no G-PDU carrying IP.
+pub fn inside_gtp_u<B: Bytes + ?Sized>(frame: &B, outer: &Parsed) -> Option<Parsed> {
+    const MAX_EXTENSIONS: usize = 4;
+    let l4 = outer.l4();
+    if l4.proto != ipproto::UDP
+        || l4.kind != L4Kind::Complete
+        || (l4.src_port != GTP_U_PORT && l4.dst_port != GTP_U_PORT)
+    {
+        return None;
+    }
+    let at = l4.payload_offset as usize;
+    let [flags, kind] = frame.array::<2>(at)?;
+    if flags >> 5 != 1 || flags & 0x10 == 0 || kind != 0xff {
+        return None;
+    }
+    let mut inner = at + 8;
+    if flags & 0x07 != 0 {
+        // Sequence number, N-PDU number, next extension header type.
+        let [.., mut next] = frame.array::<4>(inner)?;
+        inner += 4;
+        for _ in 0..MAX_EXTENSIONS {
+            if next == 0 {
+                break;
+            }
+            let [units] = frame.array::<1>(inner)?;
+            if units == 0 {
+                return None;
+            }
+            inner += units as usize * 4;
+            [next] = frame.array::<1>(inner - 1)?;
+        }
+        if next != 0 {
+            return None;
+        }
+    }
+    ip_at(frame, inner).ok()
+}
+
 /// A raw IP packet (no link header): IPv4 or IPv6 by its version nibble.
 #[inline(always)]
 pub fn raw_ip<B: Bytes + ?Sized>(packet: &B) -> Result<Parsed, Outcome> {

@@ -77,6 +77,9 @@ pub struct Identifier {
     providers: Providers,
     /// Open TLS flows by (mode, host, server), for AnyConnect.
     tls_sessions: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>>,
+    /// Open tinc meta connections by (mode, host, peer), for the UDP data
+    /// channel beside them (which shares the listening node's port).
+    tinc_meta: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>>,
     /// Flows forgotten to stay within the limit before they ended.
     pub forgotten: u64,
     /// Peer names learnt from DNS answers and TLS server names.
@@ -90,6 +93,7 @@ impl Identifier {
             flows: LruCache::new(max_flows.max(1)),
             providers,
             tls_sessions: HashMap::new(),
+            tinc_meta: HashMap::new(),
             forgotten: 0,
             names: PeerNames::new(resolve),
         }
@@ -164,10 +168,35 @@ impl Identifier {
         if entry.naming.is_some() {
             return Vec::new();
         }
-        match entry.state.observe(&packet) {
+        let step = entry.state.observe(&packet);
+        if s.id.proto == ipproto::UDP
+            && !matches!(step, Step::Named(_))
+            && self.beside_tinc_meta(mode, &s.id)
+        {
+            let found = Found::sure(
+                Protocol::Tinc,
+                "correlation:udp-beside-tinc-meta-connection",
+            );
+            return self.named(key, found, &s.payload, s.ts_ns);
+        }
+        match step {
             Step::Named(found) => self.named(key, found, &s.payload, s.ts_ns),
             Step::Pending | Step::Unknown => Vec::new(),
         }
+    }
+
+    /// tinc sends its packets over UDP between the same two nodes and the
+    /// same port as its meta connection (tinc.conf `Port`, 655 by default).
+    fn beside_tinc_meta(&self, mode: Mode, id: &FlowId) -> bool {
+        self.tinc_meta
+            .get(&(mode, id.host, id.peer))
+            .is_some_and(|meta| {
+                meta.iter().any(|m| {
+                    [m.host_port, m.peer_port]
+                        .iter()
+                        .any(|p| *p == id.host_port || *p == id.peer_port)
+                })
+            })
     }
 
     fn named(
@@ -238,6 +267,13 @@ impl Identifier {
                 out
             }
             _ => {
+                if found.protocol == Protocol::Tinc && key.1.proto == ipproto::TCP {
+                    let (mode, id) = key;
+                    let meta = self.tinc_meta.entry((mode, id.host, id.peer)).or_default();
+                    if !meta.contains(&id) {
+                        meta.push(id);
+                    }
+                }
                 self.set(key, naming(found, found.protocol.name()));
                 self.report(key, now_ns).into_iter().collect()
             }
@@ -339,10 +375,14 @@ impl Identifier {
         } else {
             self.flows.get(&key).and_then(|e| e.naming.clone())
         };
-        if ended && let Some(flows) = self.tls_sessions.get_mut(&(mode, id.host, id.peer)) {
-            flows.retain(|f| f != id);
-            if flows.is_empty() {
-                self.tls_sessions.remove(&(mode, id.host, id.peer));
+        if ended {
+            for sessions in [&mut self.tls_sessions, &mut self.tinc_meta] {
+                if let Some(flows) = sessions.get_mut(&(mode, id.host, id.peer)) {
+                    flows.retain(|f| f != id);
+                    if flows.is_empty() {
+                        sessions.remove(&(mode, id.host, id.peer));
+                    }
+                }
             }
         }
         (naming, detections)
@@ -525,5 +565,33 @@ mod tests {
             &sample(id(ipproto::UDP, 50002, 443), true, &dtls),
         );
         assert_eq!(out[0].naming.protocol, "dtls");
+    }
+
+    #[test]
+    fn tinc_udp_beside_its_meta_connection() {
+        let mut ident = Identifier::new(Providers::built_in(), 100, false);
+        let meta = id(ipproto::TCP, 40000, 655);
+        assert!(
+            ident
+                .sample(Mode::Xdp, &sample(meta, true, b"0 alice 17.7\n"))
+                .is_empty()
+        );
+        let out = ident.sample(Mode::Xdp, &sample(meta, false, b"0 bob 17.7\n"));
+        assert_eq!(out[0].naming.protocol, "tinc");
+        let data = id(ipproto::UDP, 655, 655);
+        let out = ident.sample(Mode::Xdp, &sample(data, true, &[0x42; 60]));
+        assert_eq!(out[0].naming.protocol, "tinc");
+        assert_eq!(
+            out[0].naming.reasons,
+            vec!["correlation:udp-beside-tinc-meta-connection"]
+        );
+        // Once the meta connection ends, UDP on that port is nothing.
+        ident.flow_record(Mode::Xdp, &meta, true, 0);
+        let other = id(ipproto::UDP, 655, 656);
+        assert!(
+            ident
+                .sample(Mode::Xdp, &sample(other, true, &[0x42; 60]))
+                .is_empty()
+        );
     }
 }

@@ -1,0 +1,174 @@
+//! ICMP tunnels (ptunnel, hans, icmptunnel) carry data in echo requests
+//! and replies. RFC 792 (and RFC 4443 for ICMPv6) says an echo reply
+//! returns the request's data unchanged: a ping's reply always does. A
+//! tunnel's server answers with its own data. So:
+//! - two replies whose data differ from their request's (matched by
+//!   identifier and sequence number) name the flow;
+//! - ptunnel's magic number (0xD5200880) in front of two echo payloads
+//!   names it too;
+//! - seen one way only, echo requests of many different sizes are a hint.
+
+use super::{Found, Packet, Protocol, bytes};
+use crate::net::parse::ipproto;
+
+const ECHO_REQUEST_V4: u8 = 8;
+const ECHO_REPLY_V4: u8 = 0;
+const ECHO_REQUEST_V6: u8 = 128;
+const ECHO_REPLY_V6: u8 = 129;
+const PTUNNEL_MAGIC: u32 = 0xD520_0880;
+const HEADER: usize = 8;
+/// Requests remembered until their reply.
+const PENDING: usize = 4;
+
+/// FNV-1a over the captured data and its true length.
+fn digest(data: &[u8], len: u32) -> u32 {
+    let mut h: u32 = 0x811c_9dc5 ^ len;
+    for &b in data {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    /// (identifier << 16 | sequence, digest) of recent requests.
+    pending: [(u32, u32); PENDING],
+    next: u8,
+    /// Replies that did not echo their request.
+    differing: u8,
+    magic: u8,
+    /// Distinct request sizes seen (a small set, as bits of size / 16).
+    sizes: u64,
+    requests: u8,
+}
+
+impl State {
+    pub fn observe(&mut self, p: &Packet<'_>) -> (Option<Found>, bool) {
+        let b = p.payload;
+        let (Some(&kind), Some(id_seq)) = (b.first(), bytes::u32be(b, 4)) else {
+            return (None, false);
+        };
+        let (request, reply) = match p.proto {
+            ipproto::ICMP => (ECHO_REQUEST_V4, ECHO_REPLY_V4),
+            _ => (ECHO_REQUEST_V6, ECHO_REPLY_V6),
+        };
+        if kind != request && kind != reply {
+            // Errors, router adverts, ...: not the echo a tunnel uses; the
+            // flow may still carry echoes later.
+            return (None, true);
+        }
+        let data = b.get(HEADER..).unwrap_or(&[]);
+        let data_len = p.payload_len.saturating_sub(HEADER as u32);
+        if bytes::u32be(data, 0) == Some(PTUNNEL_MAGIC) {
+            self.magic = self.magic.saturating_add(1);
+            if self.magic >= 2 {
+                return (
+                    Some(Found::sure(Protocol::IcmpTunnel, "signature:ptunnel-magic")),
+                    true,
+                );
+            }
+        }
+        let d = digest(data, data_len);
+        if kind == request {
+            self.pending[self.next as usize % PENDING] = (id_seq, d);
+            self.next = self.next.wrapping_add(1);
+            self.requests = self.requests.saturating_add(1);
+            self.sizes |= 1 << (data_len / 16).min(63);
+            if self.requests >= 6 && self.sizes.count_ones() >= 4 {
+                return (
+                    Some(Found::hint(
+                        Protocol::IcmpTunnel,
+                        "heuristic:icmp-echo-sizes-vary",
+                    )),
+                    true,
+                );
+            }
+            return (None, true);
+        }
+        if let Some(&(_, asked)) = self.pending.iter().find(|(k, _)| *k == id_seq)
+            && asked != d
+        {
+            self.differing = self.differing.saturating_add(1);
+            if self.differing >= 2 {
+                return (
+                    Some(Found::sure(
+                        Protocol::IcmpTunnel,
+                        "signature:icmp-echo-reply-not-echoed",
+                    )),
+                    true,
+                );
+            }
+        }
+        (None, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{noise, run, udp};
+    use super::*;
+    use std::vec::Vec;
+
+    fn echo(kind: u8, seq: u16, data: &[u8]) -> Vec<u8> {
+        let mut m = vec![kind, 0, 0, 0, 0x12, 0x34];
+        m.extend_from_slice(&seq.to_be_bytes());
+        m.extend_from_slice(data);
+        m
+    }
+
+    fn icmp(from_client: bool, payload: &[u8]) -> Packet<'_> {
+        Packet {
+            proto: ipproto::ICMP,
+            client_port: 0,
+            server_port: 0,
+            ..udp(from_client, 0, payload)
+        }
+    }
+
+    #[test]
+    fn a_reply_that_is_not_an_echo() {
+        let ping: Vec<u8> = (0x10..0x38).collect();
+        let pings: Vec<Vec<u8>> = (0..6)
+            .flat_map(|i| [echo(8, i, &ping), echo(0, i, &ping)])
+            .collect();
+        let packets: Vec<Packet<'_>> = pings
+            .iter()
+            .enumerate()
+            .map(|(i, m)| icmp(i % 2 == 0, m))
+            .collect();
+        assert_eq!(run(&packets), None, "a ping is a ping");
+        let msgs: Vec<Vec<u8>> = (0..3)
+            .flat_map(|i| {
+                [
+                    echo(8, i, &noise(i as u64, 100)),
+                    echo(0, i, &noise(i as u64 + 50, 200)),
+                ]
+            })
+            .collect();
+        let packets: Vec<Packet<'_>> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| icmp(i % 2 == 0, m))
+            .collect();
+        let f = run(&packets).unwrap();
+        assert_eq!(
+            (f.protocol, f.reason),
+            (Protocol::IcmpTunnel, "signature:icmp-echo-reply-not-echoed")
+        );
+    }
+
+    #[test]
+    fn ptunnel_magic_and_one_way_sizes() {
+        let mut data = PTUNNEL_MAGIC.to_be_bytes().to_vec();
+        data.extend_from_slice(&[0; 24]);
+        let (a, b) = (echo(8, 1, &data), echo(8, 2, &data));
+        let f = run(&[icmp(true, &a), icmp(true, &b)]).unwrap();
+        assert_eq!(f.reason, "signature:ptunnel-magic");
+        let msgs: Vec<Vec<u8>> = (0..6)
+            .map(|i| echo(8, i, &noise(i as u64, 40 + 100 * i as usize)))
+            .collect();
+        let packets: Vec<Packet<'_>> = msgs.iter().map(|m| icmp(true, m)).collect();
+        let f = run(&packets).unwrap();
+        assert_eq!(f.confidence, super::super::Confidence::Low);
+    }
+}
