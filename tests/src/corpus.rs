@@ -32,7 +32,8 @@ pub fn locate() -> Option<PathBuf> {
 /// What nDPI's label makes of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Truth {
-    /// A VPN or tunnel protocol (category VPN, not a web page).
+    /// A VPN or tunnel protocol (category VPN, not a web page; or a tunnel
+    /// that carries IP in the clear).
     Tunnel,
     /// A VPN provider's web site or API, named by its server name.
     ProviderWeb,
@@ -77,7 +78,11 @@ impl NdpiFlow {
         if self.app == "SSH" {
             return Truth::Ssh;
         }
-        if self.category != "VPN" {
+        // Tunnels by definition that nDPI files under `Network`: GRE, IP
+        // in IP and Teredo (RFC 4380, "Tunneling IPv6 over UDP") carry
+        // IP packets in the clear.
+        let clear_tunnel = ["GRE", "IP_in_IP", "Teredo"].contains(&self.app.as_str());
+        if self.category != "VPN" && !clear_tunnel {
             return Truth::Ordinary;
         }
         let master = self.app.split('.').next().unwrap_or_default();

@@ -442,10 +442,10 @@ fn bad_input_gives_clear_errors_after_what_came_before() {
     // Not a capture, an unsupported link type, a missing file.
     let text = dir.path("notes.txt");
     std::fs::write(&text, "hello, not a capture").unwrap();
-    let wifi = dir.path("wifi.pcap");
+    let usb = dir.path("usb.pcap");
     write_pcap(
-        &wifi,
-        DataLink::IEEE802_11_RADIOTAP,
+        &usb,
+        DataLink::USB_LINUX,
         &scene[..3],
         TsResolution::MicroSecond,
     );
@@ -454,7 +454,7 @@ fn bad_input_gives_clear_errors_after_what_came_before() {
     for (path, message) in [
         (&directory, "read error: Is a directory"),
         (&text, "not a pcap or pcapng file"),
-        (&wifi, "unsupported link type 127"),
+        (&usb, "unsupported link type 189"),
         (&missing, "cannot open"),
     ] {
         // Between two good files: reported, and the replay goes on.

@@ -8,10 +8,11 @@
 //! query names under one domain: long labels of base32, base64, hex or raw
 //! bytes. A message whose name carries at least 40 such bytes before its
 //! last two labels, one label of at least 24, drawn from many different
-//! characters, is not named `dns` on its own; three such names, all
-//! different and under the same domain, in one flow name it `dns_tunnel`
-//! (ordinary resolvers send one question per source port, and ordinary
-//! long names - CDN hosts, anti-virus hash look-ups - come one at a time).
+//! characters and no spaces, on port 53, is not named `dns` on its own;
+//! three such names, all different and under the same domain, in one flow
+//! name it `dns_tunnel` (ordinary resolvers send one question per source
+//! port, and ordinary long names - CDN hosts, anti-virus hash look-ups -
+//! come one at a time).
 
 use super::{Found, Packet, Protocol, bytes};
 use crate::net::parse::ipproto;
@@ -44,7 +45,10 @@ impl State {
         let Some(name) = question(message) else {
             return (None, true);
         };
-        let Some((digest, domain)) = tunnel_like(name) else {
+        // Tunnels go through resolvers, on port 53; multicast DNS and
+        // LLMNR carry long service instance names of their own.
+        let tunnel = if p.port(53) { tunnel_like(name) } else { None };
+        let Some((digest, domain)) = tunnel else {
             return (
                 Some(Found::sure(Protocol::Dns, "signature:dns-message")),
                 true,
@@ -109,6 +113,9 @@ fn tunnel_like(name: &[u8]) -> Option<(u32, u32)> {
             data += len;
             longest = longest.max(len);
             for &c in label {
+                if c == b' ' {
+                    return None; // a name for people, not an encoding
+                }
                 let c = c.to_ascii_lowercase();
                 seen[(c >> 6) as usize] |= 1 << (c & 63);
             }

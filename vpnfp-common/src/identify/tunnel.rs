@@ -2,7 +2,9 @@
 //! RFC 2003), IPv6 in IPv4 (41, RFC 4213), GRE version 0 (47, RFC 2784
 //! and 2890) and plain IP in UDP, the simplest home-made tunnel (a TUN
 //! device forwarded over a UDP socket, with or without the 4-byte packet
-//! information header Linux's TUN adds unless `IFF_NO_PI`).
+//! information header Linux's TUN adds unless `IFF_NO_PI`), and Teredo
+//! (RFC 4380: IPv6 in UDP, behind its optional authentication and origin
+//! indication headers).
 //!
 //! The inner packet must parse and its lengths must agree with the outer
 //! payload's: an IPv4 header with a valid checksum and a total length
@@ -85,13 +87,30 @@ fn carried(p: &Packet<'_>) -> Option<&'static str> {
             if ip_packet(b, len) {
                 return Some("signature:ip-in-udp");
             }
+            let at = |offset: usize| {
+                len.checked_sub(offset as u32)
+                    .zip(b.get(offset..))
+                    .is_some_and(|(inner_len, inner)| ip_packet(inner, inner_len))
+            };
             // Linux TUN's packet information: 2 bytes of flags, then the
             // Ethernet type of the packet behind it.
             let pi = bytes::u16be(b, 2)?;
-            ((pi == ETH_P_IP || pi == ETH_P_IPV6)
-                && bytes::u16be(b, 0) == Some(0)
-                && ip_packet(b.get(4..)?, len.checked_sub(4)?))
-            .then_some("signature:ip-in-udp")
+            if (pi == ETH_P_IP || pi == ETH_P_IPV6) && bytes::u16be(b, 0) == Some(0) && at(4) {
+                return Some("signature:ip-in-udp");
+            }
+            // Teredo (RFC 4380 section 5.1.1): an authentication header
+            // (`00 01`, id and value lengths, a nonce and a confirmation
+            // byte) and/or an origin indication (`00 00`, 6 bytes) before
+            // the IPv6 packet.
+            let mut offset = 0;
+            if bytes::u16be(b, 0) == Some(1) {
+                offset = 13 + *b.get(2)? as usize + *b.get(3)? as usize;
+            }
+            if bytes::u16be(b, offset) == Some(0) {
+                offset += 8;
+            }
+            (offset > 0 && b.get(offset).is_some_and(|v| v >> 4 == 6) && at(offset))
+                .then_some("signature:teredo")
         }
         _ => None,
     }
@@ -200,6 +219,15 @@ mod tests {
         let pi = |inner: &[u8]| [&[0, 0, 0x08, 0x00][..], inner].concat();
         let f = run(&[udp(true, 5000, &pi(&a)), udp(true, 5000, &pi(&b))]).unwrap();
         assert_eq!(f.protocol, Protocol::IpInUdp);
+        // Teredo: a bubble (IPv6, no payload) behind an origin indication.
+        let mut bubble = vec![0, 0, 0x8c, 0x2f, 0x3f, 0x57, 0xc6, 0x8d];
+        bubble.extend_from_slice(&[0x60, 0, 0, 0, 0, 0, 59, 21]);
+        bubble.extend_from_slice(&[0x20; 32]);
+        let f = run(&[udp(true, 3544, &bubble), udp(true, 3544, &bubble)]).unwrap();
+        assert_eq!(
+            (f.protocol, f.reason),
+            (Protocol::IpInUdp, "signature:teredo")
+        );
         // Random datagrams are not IP.
         for seed in 0..200 {
             let (x, y) = (noise(seed, 60), noise(seed + 1000, 60));

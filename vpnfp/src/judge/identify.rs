@@ -80,6 +80,9 @@ pub struct Identifier {
     /// Open tinc meta connections by (mode, host, peer), for the UDP data
     /// channel beside them (which shares the listening node's port).
     tinc_meta: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>>,
+    /// Open flows whose naming is a hint, by (mode, host, peer): what a
+    /// verdict confirms (an index, so a verdict never walks every flow).
+    hinted: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>>,
     /// Flows forgotten to stay within the limit before they ended.
     pub forgotten: u64,
     /// Peer names learnt from DNS answers and TLS server names.
@@ -94,6 +97,7 @@ impl Identifier {
             providers,
             tls_sessions: HashMap::new(),
             tinc_meta: HashMap::new(),
+            hinted: HashMap::new(),
             forgotten: 0,
             names: PeerNames::new(resolve),
         }
@@ -274,7 +278,15 @@ impl Identifier {
                         meta.push(id);
                     }
                 }
-                self.set(key, naming(found, found.protocol.name()));
+                let named = naming(found, found.protocol.name());
+                if named.is_hint() {
+                    let (mode, id) = key;
+                    let flows = self.hinted.entry((mode, id.host, id.peer)).or_default();
+                    if !flows.contains(&id) {
+                        flows.push(id);
+                    }
+                }
+                self.set(key, named);
                 self.report(key, now_ns).into_iter().collect()
             }
         }
@@ -376,7 +388,11 @@ impl Identifier {
             self.flows.get(&key).and_then(|e| e.naming.clone())
         };
         if ended {
-            for sessions in [&mut self.tls_sessions, &mut self.tinc_meta] {
+            for sessions in [
+                &mut self.tls_sessions,
+                &mut self.tinc_meta,
+                &mut self.hinted,
+            ] {
                 if let Some(flows) = sessions.get_mut(&(mode, id.host, id.peer)) {
                     flows.retain(|f| f != id);
                     if flows.is_empty() {
@@ -399,21 +415,17 @@ impl Identifier {
         reason: &str,
         now_ns: u64,
     ) -> Vec<Detection> {
-        let keys: Vec<(Mode, FlowId)> = self
-            .flows
+        let keys: Vec<(Mode, FlowId)> = peers
             .iter()
-            .filter(|((m, id), e)| {
-                *m == mode
-                    && id.host == host
-                    && peers.contains(&id.peer)
-                    && e.naming.as_ref().is_some_and(Naming::is_hint)
-            })
-            .map(|(k, _)| *k)
+            .filter_map(|peer| self.hinted.remove(&(mode, host, *peer)))
+            .flatten()
+            .map(|id| (mode, id))
             .collect();
         let mut out = Vec::new();
         for key in keys {
-            if let Some(entry) = self.flows.get_mut(&key)
+            if let Some(entry) = self.flows.peek_mut(&key)
                 && let Some(n) = &mut entry.naming
+                && n.is_hint()
             {
                 n.confirmed = true;
                 n.reasons.push(format!("confirmed:{reason}"));

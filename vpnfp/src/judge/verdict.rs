@@ -8,10 +8,11 @@
 //! - `vpn`: a VPN protocol named with a confirmed signature, or a VPN
 //!   heuristic (obfuscated OpenVPN) on a peer the research rule or the
 //!   concentration mode also points at;
-//! - `tunnel`: SSH or fully encrypted traffic to a peer the rule or the
-//!   concentration mode points at;
+//! - `tunnel`: a tunnel (SSH, fully encrypted, IP carried in the clear,
+//!   DNS or ICMP) to a peer the rule or the concentration mode points at;
 //! - `suspected`: the rule or the concentration mode alone, on a peer no
-//!   named ordinary protocol explains; or a heuristic alone;
+//!   named ordinary protocol explains; or a hint alone; or a tunnel other
+//!   than SSH alone;
 //! - `none`.
 //!
 //! Evidence counts while it is younger than the hold time (refreshed by the
@@ -326,8 +327,11 @@ impl Judge {
             (Level::Suspected, Kind::Research | Kind::Concentration) => {
                 named_on(e.peer) || !state.explained.contains_key(&e.peer)
             }
-            (Level::Suspected, Kind::Identified { confidence, .. }) => {
-                confidence == Confidence::Low && e.protocol != Some("ssh")
+            // A hint, or a confirmed tunnel other than SSH (a DNS, ICMP
+            // or home-made tunnel is suspicious where SSH is not).
+            (Level::Suspected, Kind::Identified { class, confidence }) => {
+                (confidence == Confidence::Low || class == Class::Tunnel)
+                    && e.protocol != Some("ssh")
             }
             _ => false,
         };
@@ -586,6 +590,19 @@ mod tests {
         let mut low = concentrated(62 * S);
         low.peer_packets = 800;
         assert!(judge().concentration(Mode::Xdp, &low).is_none());
+    }
+
+    #[test]
+    fn a_confirmed_tunnel_alone_is_suspected() {
+        let mut j = judge();
+        let v = j
+            .detected(&named("dns_tunnel", Class::Tunnel, Confidence::High, S))
+            .unwrap();
+        assert_eq!(v.level, Level::Suspected);
+        assert!(!j.confirms(Mode::Xdp, host(), peer()));
+        let v = j.concentration(Mode::Xdp, &concentrated(61 * S)).unwrap();
+        assert_eq!(v.level, Level::Tunnel);
+        assert!(j.confirms(Mode::Xdp, host(), peer()));
     }
 
     #[test]
