@@ -34,6 +34,9 @@ const CAPTURES: &[(&str, &[&str], &[&str])] = &[
     ("web.pcap", &[], &["dns", "http", "tls"]),
     ("video.pcap", &[], &["tls"]),
     ("dnsq.pcap", &[], &["dns", "quic"]),
+    ("tinc.pcap", &["tinc"], &[]),
+    ("iodine.pcap", &["dns_tunnel"], &[]),
+    ("ptunnel.pcap", &["icmp_tunnel"], &[]),
 ];
 
 fn config() -> KernelConfig {

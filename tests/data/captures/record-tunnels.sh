@@ -115,8 +115,10 @@ for _ in 1 2 3; do
 done
 stop_last "$mark"
 
-for name in tinc iodine ptunnel; do
-    # The first 80 IPv4 packets: handshakes and first data.
-    tcpdump -r "$work/$name.pcap" -w "$out/$name.pcap" -c 80 'ip' 2> /dev/null
+# The first 80 packets of each tool's own traffic (a stopped daemon's
+# last packets can reach the next capture): handshakes and first data.
+for spec in "tinc:port 655" "iodine:udp port 53" "ptunnel:icmp"; do
+    name=${spec%%:*}
+    tcpdump -r "$work/$name.pcap" -w "$out/$name.pcap" -c 80 "ip and ${spec#*:}" 2> /dev/null
     echo "$out/$name.pcap: $(tcpdump -r "$out/$name.pcap" 2>/dev/null | wc -l) packets"
 done

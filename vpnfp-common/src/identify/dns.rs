@@ -8,11 +8,11 @@
 //! query names under one domain: long labels of base32, base64, hex or raw
 //! bytes. A message whose name carries at least 40 such bytes before its
 //! last two labels, one label of at least 24, drawn from many different
-//! characters and no spaces, on port 53, is not named `dns` on its own;
-//! three such names, all different and under the same domain, in one flow
-//! name it `dns_tunnel` (ordinary resolvers send one question per source
-//! port, and ordinary long names - CDN hosts, anti-virus hash look-ups -
-//! come one at a time).
+//! characters and no spaces, or one asking for type NULL (iodine's), on
+//! port 53, looks like a tunnel's. Three such names, all different and
+//! under the same domain, in one flow rename a `dns` flow `dns_tunnel`
+//! (ordinary resolvers send one question per source port, and ordinary
+//! long names - CDN hosts, anti-virus hash look-ups - come one at a time).
 
 use super::{Found, Packet, Protocol, bytes};
 use crate::net::parse::ipproto;
@@ -42,27 +42,26 @@ impl State {
         } else {
             p.payload
         };
-        let Some(name) = question(message) else {
+        let Some((name, qtype)) = question(message) else {
             return (None, true);
         };
+        let dns = Some(Found::sure(Protocol::Dns, "signature:dns-message"));
         // Tunnels go through resolvers, on port 53; multicast DNS and
         // LLMNR carry long service instance names of their own.
-        let tunnel = if p.port(53) { tunnel_like(name) } else { None };
+        let tunnel = if p.port(53) {
+            tunnel_like(name, qtype)
+        } else {
+            None
+        };
         let Some((digest, domain)) = tunnel else {
-            return (
-                Some(Found::sure(Protocol::Dns, "signature:dns-message")),
-                true,
-            );
+            return (dns, true);
         };
         let seen = self.seen as usize;
         if seen > 0 && domain != self.domain {
-            // Another domain: not one tunnel.
-            return (
-                Some(Found::sure(Protocol::Dns, "signature:dns-message")),
-                true,
-            );
+            // Another domain: not this tunnel.
+            return (dns, true);
         }
-        if !self.names[..seen].contains(&digest) {
+        if seen < TUNNEL_NAMES && !self.names[..seen].contains(&digest) {
             self.names[seen] = digest;
             self.seen += 1;
             self.domain = domain;
@@ -76,7 +75,7 @@ impl State {
                 true,
             );
         }
-        (None, true)
+        (dns, true)
     }
 }
 
@@ -87,9 +86,14 @@ fn digest(h: u32, b: &[u8]) -> u32 {
     })
 }
 
-/// For a name that looks like encoded data: the digest of the whole name
-/// and of its domain (last two labels).
-fn tunnel_like(name: &[u8]) -> Option<(u32, u32)> {
+/// RR type NULL (RFC 1035: experimental, "anything at all"): iodine's
+/// default; ordinary resolvers never ask for it.
+const QTYPE_NULL: u16 = 10;
+
+/// For a question that looks like encoded data (a long, varied name, or
+/// type NULL): the digest of the whole name and of its domain (last two
+/// labels).
+fn tunnel_like(name: &[u8], qtype: u16) -> Option<(u32, u32)> {
     let mut labels = 0;
     let mut at = 0;
     while let Some(&len) = name.get(at) {
@@ -125,12 +129,13 @@ fn tunnel_like(name: &[u8]) -> Option<(u32, u32)> {
         at += 1 + len;
     }
     let distinct: u32 = seen.iter().map(|w| w.count_ones()).sum();
-    (data >= 40 && longest >= 24 && distinct >= 14).then_some((whole, domain))
+    let encoded = data >= 40 && longest >= 24 && distinct >= 14;
+    (encoded || qtype == QTYPE_NULL).then_some((whole, domain))
 }
 
-/// The question's name (its labels, up to and with the root) of a sane
-/// message.
-fn question(b: &[u8]) -> Option<&[u8]> {
+/// The question's name (its labels, up to and with the root) and type, of
+/// a sane message.
+fn question(b: &[u8]) -> Option<(&[u8], u16)> {
     if !message_ok(b) {
         return None;
     }
@@ -138,7 +143,7 @@ fn question(b: &[u8]) -> Option<&[u8]> {
     while *b.get(at)? != 0 {
         at += 1 + b[at] as usize;
     }
-    b.get(12..=at)
+    Some((b.get(12..=at)?, bytes::u16be(b, at + 1)?))
 }
 
 fn message_ok(b: &[u8]) -> bool {
@@ -225,6 +230,18 @@ mod tests {
         assert_eq!(run(&[udp(true, 53, &cut)]), None);
     }
 
+    /// The flow's name after all the packets (DNS may be renamed).
+    fn last(packets: &[Packet<'_>]) -> Option<Protocol> {
+        let mut state = super::super::FlowState::new();
+        let mut name = None;
+        for p in packets {
+            if let super::super::Step::Named(f) = state.observe(p) {
+                name = Some(f.protocol);
+            }
+        }
+        name
+    }
+
     #[test]
     fn tunnel_names_under_one_domain() {
         let names = [
@@ -234,18 +251,30 @@ mod tests {
         ];
         let msgs: Vec<Vec<u8>> = names.iter().map(|n| query(n)).collect();
         let packets: Vec<_> = msgs.iter().map(|m| udp(true, 53, m)).collect();
-        let f = run(&packets).unwrap();
+        assert_eq!(last(&packets), Some(Protocol::DnsTunnel));
+        // Named DNS at once, renamed on the third name; two are not enough;
+        // the same name thrice is a retry; names under other domains do not
+        // add up.
+        assert_eq!(run(&packets[..1]).unwrap().protocol, Protocol::Dns);
+        assert_eq!(last(&packets[..2]), Some(Protocol::Dns));
         assert_eq!(
-            (f.protocol, f.reason),
-            (Protocol::DnsTunnel, "signature:dns-tunnel-names")
+            last(&[packets[0], packets[0], packets[0]]),
+            Some(Protocol::Dns)
         );
-        // Two are not enough; the same name thrice is a retry; an ordinary
-        // name after one is DNS.
-        assert_eq!(run(&packets[..2]), None);
-        assert_eq!(run(&[packets[0], packets[0], packets[0]]), None);
-        let plain = query("www.example.org");
-        let f = run(&[packets[0], udp(true, 53, &plain)]).unwrap();
-        assert_eq!(f.protocol, Protocol::Dns);
+        let other = query("paaackfmc2gb7fyn3zlsk5rh6dqpqe4wxm3a1v.6cz0nd2lxa7w3y.t.example.net");
+        let mixed = [packets[0], packets[1], udp(true, 53, &other)];
+        assert_eq!(last(&mixed), Some(Protocol::Dns));
+        // iodine asks for type NULL, even with short names.
+        let mut null: Vec<Vec<u8>> = ["yrbd2b", "vaaaakaupqi", "lacjolntc0"]
+            .iter()
+            .map(|n| query(&format!("{n}.t.example.org")))
+            .collect();
+        for m in &mut null {
+            let at = m.len() - 3;
+            m[at] = 10;
+        }
+        let null: Vec<_> = null.iter().map(|m| udp(true, 53, m)).collect();
+        assert_eq!(last(&null), Some(Protocol::DnsTunnel));
         // A long CDN name is DNS at once.
         let cdn = query("rr3---sn-4g5e6nz7.googlevideo.com");
         assert_eq!(run(&[udp(true, 53, &cdn)]).unwrap().protocol, Protocol::Dns);

@@ -3,9 +3,10 @@
 //! returns the request's data unchanged: a ping's reply always does. A
 //! tunnel's server answers with its own data. So:
 //! - two replies whose data differ from their request's (matched by
-//!   identifier and sequence number) name the flow;
-//! - ptunnel's magic number (0xD5200880) in front of two echo payloads
-//!   names it too;
+//!   identifier and sequence number), or that answer no request of an
+//!   identifier the host used, name the flow;
+//! - ptunnel's magic number (0xD5200880; ptunnel-ng's 0xDEADC0DE, as its
+//!   real traffic shows) in front of two echo payloads names it too;
 //! - seen one way only, echo requests of many different sizes are a hint.
 
 use super::{Found, Packet, Protocol, bytes};
@@ -15,10 +16,10 @@ const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
 const ECHO_REQUEST_V6: u8 = 128;
 const ECHO_REPLY_V6: u8 = 129;
-const PTUNNEL_MAGIC: u32 = 0xD520_0880;
+const PTUNNEL_MAGICS: [u32; 2] = [0xD520_0880, 0xDEAD_C0DE];
 const HEADER: usize = 8;
 /// Requests remembered until their reply.
-const PENDING: usize = 4;
+const PENDING: usize = 8;
 
 /// FNV-1a over the captured data and its true length.
 fn digest(data: &[u8], len: u32) -> u32 {
@@ -59,7 +60,7 @@ impl State {
         }
         let data = b.get(HEADER..).unwrap_or(&[]);
         let data_len = p.payload_len.saturating_sub(HEADER as u32);
-        if bytes::u32be(data, 0) == Some(PTUNNEL_MAGIC) {
+        if bytes::u32be(data, 0).is_some_and(|m| PTUNNEL_MAGICS.contains(&m)) {
             self.magic = self.magic.saturating_add(1);
             if self.magic >= 2 {
                 return (
@@ -85,9 +86,23 @@ impl State {
             }
             return (None, true);
         }
-        if let Some(&(_, asked)) = self.pending.iter().find(|(k, _)| *k == id_seq)
-            && asked != d
-        {
+        let requested = self.requests.min(PENDING as u8) as usize;
+        let asked = self.pending[..requested].iter().find(|(k, _)| *k == id_seq);
+        let not_an_echo = match asked {
+            Some(&(_, asked)) => asked != d,
+            // A reply ahead of every request of the identifier: nothing
+            // asked for it (a late reply to an old request is behind).
+            None => {
+                self.pending[..requested]
+                    .iter()
+                    .filter(|(k, _)| k >> 16 == id_seq >> 16)
+                    .all(|(k, _)| k & 0xffff < id_seq & 0xffff)
+                    && self.pending[..requested]
+                        .iter()
+                        .any(|(k, _)| k >> 16 == id_seq >> 16)
+            }
+        };
+        if not_an_echo {
             self.differing = self.differing.saturating_add(1);
             if self.differing >= 2 {
                 return (
@@ -157,9 +172,39 @@ mod tests {
         );
     }
 
+    /// As ptunnel-ng's real traffic goes (magic aside): the server's
+    /// kernel echoes each request, and the tunnel server sends replies of
+    /// its own, some ahead of any request.
+    #[test]
+    fn replies_of_a_tunnel_server() {
+        let (q0, q1) = (noise(1, 28), noise(2, 106));
+        let msgs = [
+            (true, echo(8, 0, &q0)),
+            (false, echo(0, 0, &q0)),
+            (true, echo(8, 1, &q1)),
+            (false, echo(0, 1, &q1)),
+            (false, echo(0, 1, &noise(3, 28))),
+            (false, echo(0, 2, &noise(4, 184))),
+        ];
+        let packets: Vec<Packet<'_>> = msgs.iter().map(|(c, m)| icmp(*c, m)).collect();
+        assert_eq!(
+            run(&packets).map(|f| f.reason),
+            Some("signature:icmp-echo-reply-not-echoed")
+        );
+        // A late reply (behind newer requests) is no evidence.
+        let late = [
+            (true, echo(8, 5, &q0)),
+            (true, echo(8, 6, &q0)),
+            (false, echo(0, 4, &q0)),
+            (false, echo(0, 3, &q0)),
+        ];
+        let packets: Vec<Packet<'_>> = late.iter().map(|(c, m)| icmp(*c, m)).collect();
+        assert_eq!(run(&packets), None);
+    }
+
     #[test]
     fn ptunnel_magic_and_one_way_sizes() {
-        let mut data = PTUNNEL_MAGIC.to_be_bytes().to_vec();
+        let mut data = PTUNNEL_MAGICS[1].to_be_bytes().to_vec();
         data.extend_from_slice(&[0; 24]);
         let (a, b) = (echo(8, 1, &data), echo(8, 2, &data));
         let f = run(&[icmp(true, &a), icmp(true, &b)]).unwrap();

@@ -328,6 +328,14 @@ impl FlowState {
     /// One payload-carrying packet of the flow, in the order seen.
     pub fn observe(&mut self, p: &Packet<'_>) -> Step {
         if let Some(found) = self.found {
+            // A DNS flow stays watched: a tunnel's names come later.
+            if found.protocol == Protocol::Dns
+                && let (Some(f), _) = self.dns.observe(p)
+                && f.protocol == Protocol::DnsTunnel
+            {
+                self.found = Some(f);
+                return Step::Named(f);
+            }
             return Step::Named(found);
         }
         if !self.started {

@@ -169,7 +169,16 @@ impl Identifier {
             }
             return self.tls_progress(key, s.ts_ns, false);
         }
-        if entry.naming.is_some() {
+        if let Some(n) = &entry.naming {
+            // DNS flows stay watched for a tunnel's names (the kernel
+            // hands over the first K packets either way).
+            if n.protocol == Protocol::Dns.name()
+                && let Step::Named(f) = entry.state.observe(&packet)
+                && f.protocol == Protocol::DnsTunnel
+            {
+                entry.reported = false;
+                return self.named(key, f, &s.payload, s.ts_ns);
+            }
             return Vec::new();
         }
         let step = entry.state.observe(&packet);
