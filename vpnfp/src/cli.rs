@@ -57,7 +57,9 @@ Examples:
     /// are read as one stream.
     ///
     /// Link types: Ethernet, Linux cooked v1/v2 (tcpdump -i any), raw IP
-    /// (IPv4, IPv6), BSD loopback (NULL, LOOP). A summary goes to stderr. A
+    /// (IPv4, IPv6), BSD loopback (NULL, LOOP), PPP, Cisco HDLC, PPI, IEEE
+    /// 802.11 and radiotap; GTP-U is read inside out. A summary goes to
+    /// stderr. A
     /// truncated or corrupt file is reported with its byte offset and the
     /// replay goes on with the next file; the exit code is then 1.
     #[command(after_help = "\

@@ -39,21 +39,28 @@ pub fn ip_packet(b: &[u8], len: u32) -> bool {
             let Some(header) = b.get(..ihl) else {
                 return false;
             };
-            ihl >= 20 && bytes::u16be(b, 2) == Some(len as u16) && len <= 0xffff && {
-                // The one's-complement sum over a valid header is 0xffff.
-                let mut sum: u32 = header
-                    .chunks(2)
-                    .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
-                    .sum();
-                while sum > 0xffff {
-                    sum = (sum & 0xffff) + (sum >> 16);
-                }
-                sum == 0xffff && header[8] > 0
-            }
+            // The one's-complement sum over a valid header is 0xffff.
+            ihl >= 20
+                && bytes::u16be(b, 2) == Some(len as u16)
+                && len <= 0xffff
+                && ones_complement_sum(header) == 0xffff
+                && header[8] > 0
         }
         6 => b.len() >= 40 && bytes::u16be(b, 4).is_some_and(|p| p as u32 + 40 == len) && b[7] > 0,
         _ => false,
     }
+}
+
+/// The Internet checksum's sum (RFC 1071) over 16-bit words.
+pub fn ones_complement_sum(b: &[u8]) -> u16 {
+    let mut sum: u32 = b
+        .chunks(2)
+        .map(|w| u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
 }
 
 /// What a clear tunnel's packet holds, if it is one.
@@ -172,14 +179,8 @@ mod tests {
             0,
             1,
         ];
-        let mut sum: u32 = h
-            .chunks(2)
-            .map(|w| u16::from_be_bytes([w[0], w[1]]) as u32)
-            .sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        let sum = ones_complement_sum(&h);
+        h[10..12].copy_from_slice(&(!sum).to_be_bytes());
         h.extend_from_slice(&[0x30, 0x39, 0, 53, 0, (8 + n) as u8, 0, 0]);
         h.extend(noise(n as u64, n));
         h
