@@ -2,9 +2,9 @@
 //! and replies. RFC 792 (and RFC 4443 for ICMPv6) says an echo reply
 //! returns the request's data unchanged: a ping's reply always does. A
 //! tunnel's server answers with its own data. So:
-//! - two replies whose data differ from their request's (matched by
-//!   identifier and sequence number), or that answer no request of an
-//!   identifier the host used, name the flow;
+//! - two replies whose data start differently from their request's
+//!   (matched by identifier and sequence number), or that come ahead of
+//!   every request of an identifier the host used, name the flow;
 //! - ptunnel's magic number (0xD5200880; ptunnel-ng's 0xDEADC0DE, as its
 //!   real traffic shows) in front of two echo payloads names it too;
 //! - seen one way only, echo requests of many different sizes are a hint.
@@ -21,13 +21,16 @@ const HEADER: usize = 8;
 /// Requests remembered until their reply.
 const PENDING: usize = 8;
 
-/// FNV-1a over the captured data and its true length.
-fn digest(data: &[u8], len: u32) -> u32 {
-    let mut h: u32 = 0x811c_9dc5 ^ len;
-    for &b in data {
-        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
-    }
-    h
+/// Echo data compared: its start. A large ping can come back fragmented
+/// differently (another path MTU), so lengths may differ; its first bytes
+/// never do.
+const COMPARED: usize = 32;
+
+/// FNV-1a over the start of the echo data.
+fn digest(data: &[u8]) -> u32 {
+    data.iter().take(COMPARED).fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
 }
 
 #[derive(Clone, Debug, Default)]
@@ -69,7 +72,7 @@ impl State {
                 );
             }
         }
-        let d = digest(data, data_len);
+        let d = digest(data);
         if kind == request {
             self.pending[self.next as usize % PENDING] = (id_seq, d);
             self.next = self.next.wrapping_add(1);
@@ -152,6 +155,18 @@ mod tests {
             .map(|(i, m)| icmp(i % 2 == 0, m))
             .collect();
         assert_eq!(run(&packets), None, "a ping is a ping");
+        // A large ping whose reply comes back fragmented otherwise: the
+        // first fragment is shorter, its data starts the same.
+        let big = noise(9, 1400);
+        let frag: Vec<Vec<u8>> = (0..3)
+            .flat_map(|i| [echo(8, i, &big), echo(0, i, &big[..1000])])
+            .collect();
+        let packets: Vec<Packet<'_>> = frag
+            .iter()
+            .enumerate()
+            .map(|(i, m)| icmp(i % 2 == 0, m))
+            .collect();
+        assert_eq!(run(&packets), None, "a fragmented reply is an echo");
         let msgs: Vec<Vec<u8>> = (0..3)
             .flat_map(|i| {
                 [

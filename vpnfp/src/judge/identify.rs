@@ -123,8 +123,11 @@ impl Identifier {
     pub fn sample(&mut self, mode: Mode, s: &Sample<'_>) -> Vec<Detection> {
         let key = (mode, s.id);
         if self.flows.get(&key).is_none() {
-            if self.flows.len() == self.flows.capacity() {
+            if self.flows.len() == self.flows.capacity()
+                && let Some(((old_mode, old_id), _)) = self.flows.remove_lru()
+            {
                 self.forgotten += 1;
+                self.forget_sessions(old_mode, &old_id);
             }
             self.flows.insert(
                 key,
@@ -397,18 +400,7 @@ impl Identifier {
             self.flows.get(&key).and_then(|e| e.naming.clone())
         };
         if ended {
-            for sessions in [
-                &mut self.tls_sessions,
-                &mut self.tinc_meta,
-                &mut self.hinted,
-            ] {
-                if let Some(flows) = sessions.get_mut(&(mode, id.host, id.peer)) {
-                    flows.retain(|f| f != id);
-                    if flows.is_empty() {
-                        sessions.remove(&(mode, id.host, id.peer));
-                    }
-                }
-            }
+            self.forget_sessions(mode, id);
         }
         (naming, detections)
     }
@@ -443,6 +435,23 @@ impl Identifier {
             }
         }
         out
+    }
+
+    /// A flow that ended or was forgotten leaves the indexes beside the
+    /// flow table (TLS sessions, tinc meta connections, hints).
+    fn forget_sessions(&mut self, mode: Mode, id: &FlowId) {
+        for sessions in [
+            &mut self.tls_sessions,
+            &mut self.tinc_meta,
+            &mut self.hinted,
+        ] {
+            if let Some(flows) = sessions.get_mut(&(mode, id.host, id.peer)) {
+                flows.retain(|f| f != id);
+                if flows.is_empty() {
+                    sessions.remove(&(mode, id.host, id.peer));
+                }
+            }
+        }
     }
 
     /// Flows being tracked.
@@ -614,5 +623,21 @@ mod tests {
                 .sample(Mode::Xdp, &sample(other, true, &[0x42; 60]))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn forgotten_flows_leave_the_indexes() {
+        let mut ident = Identifier::new(Providers::built_in(), 1, false);
+        let meta = id(ipproto::TCP, 40000, 655);
+        ident.sample(Mode::Xdp, &sample(meta, true, b"0 alice 17.7\n"));
+        ident.sample(Mode::Xdp, &sample(meta, false, b"0 bob 17.7\n"));
+        assert_eq!(ident.tinc_meta.len(), 1);
+        // A second flow pushes the first out of a table of one.
+        ident.sample(
+            Mode::Xdp,
+            &sample(id(ipproto::UDP, 5000, 53), true, &[1; 20]),
+        );
+        assert_eq!(ident.forgotten, 1);
+        assert!(ident.tinc_meta.is_empty(), "{:?}", ident.tinc_meta);
     }
 }
