@@ -6,7 +6,10 @@
 
 use std::sync::{Arc, atomic::Ordering};
 
-use vpnfp_common::{Thresholds, identify::Class};
+use vpnfp_common::{
+    Thresholds,
+    identify::{Class, Confidence},
+};
 
 use crate::{
     judge::{
@@ -208,9 +211,12 @@ impl Pipeline {
                 } else {
                     self.detections += 1;
                     self.keep(|| Row::Detection(d.clone()));
-                    // Hints never block: a pattern is no proof.
-                    let blocked = self.enforcer.as_mut().and_then(|e| e.detection(&d));
-                    self.blocked(blocked.into_iter().collect());
+                    // Only evidence both ways blocks: a pattern is no
+                    // proof, and one way is what a forger can send.
+                    if d.naming.confidence == Confidence::High {
+                        let blocked = self.enforcer.as_mut().and_then(|e| e.detection(&d));
+                        self.blocked(blocked.into_iter().collect());
+                    }
                 }
                 self.judge.detected(&d)
             };

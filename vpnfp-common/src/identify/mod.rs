@@ -182,6 +182,11 @@ pub enum Confidence {
     /// A statistical pattern (obfuscated OpenVPN, fully encrypted
     /// payloads): a hint that needs another signal before a verdict.
     Low,
+    /// A protocol's own structure, but seen one way only: the flow is
+    /// named, yet a device that forges packets could show the same, so
+    /// the host stays `suspected` until the rule or the concentration mode
+    /// agrees, and nothing is blocked on it.
+    OneWay,
     /// A protocol's own structure, confirmed across fields or packets.
     High,
 }
@@ -190,6 +195,7 @@ impl Confidence {
     pub const fn as_str(self) -> &'static str {
         match self {
             Confidence::Low => "low",
+            Confidence::OneWay => "one_way",
             Confidence::High => "high",
         }
     }
@@ -211,6 +217,14 @@ impl Found {
             protocol,
             reason,
             confidence: Confidence::High,
+        }
+    }
+
+    pub const fn one_way(protocol: Protocol, reason: &'static str) -> Self {
+        Self {
+            protocol,
+            reason,
+            confidence: Confidence::OneWay,
         }
     }
 

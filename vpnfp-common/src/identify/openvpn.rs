@@ -335,10 +335,10 @@ impl State {
         }
         // Seen one way only (an asymmetric route, a capture of one
         // direction): a long run of one peer id and rising packet ids is
-        // a hint, which one forged direction could also give.
-        (a.max(b) >= ONE_WAY_DATA && a.min(b) == 0).then_some(Found::hint(
+        // OpenVPN's structure, but one forged direction could give it too.
+        (a.max(b) >= ONE_WAY_DATA && a.min(b) == 0).then_some(Found::one_way(
             Protocol::OpenVpn,
-            "heuristic:openvpn-data-v2-one-way",
+            "signature:openvpn-data-v2-one-way",
         ))
     }
 
@@ -628,6 +628,18 @@ mod tests {
             .map(|(i, b)| udp(i < 3, 1194, b))
             .collect();
         assert_eq!(run(&packets), None);
+    }
+
+    #[test]
+    fn one_way_data_is_named_one_way() {
+        let d: Vec<_> = (1..=6).map(|id| data_v2(0x0a0b0c, id, 90)).collect();
+        let packets: Vec<_> = d.iter().map(|b| udp(false, 1194, b)).collect();
+        let f = run(&packets).unwrap();
+        assert_eq!(
+            (f.reason, f.confidence),
+            ("signature:openvpn-data-v2-one-way", Confidence::OneWay)
+        );
+        assert_eq!(run(&packets[..5]), None, "five are not enough");
     }
 
     #[test]

@@ -330,7 +330,7 @@ impl Judge {
             // A hint, or a confirmed tunnel other than SSH (a DNS, ICMP
             // or home-made tunnel is suspicious where SSH is not).
             (Level::Suspected, Kind::Identified { class, confidence }) => {
-                (confidence == Confidence::Low || class == Class::Tunnel)
+                (confidence != Confidence::High || class == Class::Tunnel)
                     && e.protocol != Some("ssh")
             }
             _ => false,
@@ -603,6 +603,15 @@ mod tests {
         let v = j.concentration(Mode::Xdp, &concentrated(61 * S)).unwrap();
         assert_eq!(v.level, Level::Tunnel);
         assert!(j.confirms(Mode::Xdp, host(), peer()));
+    }
+
+    #[test]
+    fn one_way_evidence_needs_the_rule_for_a_vpn() {
+        let mut j = judge();
+        let one_way = named("openvpn", Class::Vpn, Confidence::OneWay, S);
+        assert_eq!(j.detected(&one_way).unwrap().level, Level::Suspected);
+        let v = j.concentration(Mode::Xdp, &concentrated(61 * S)).unwrap();
+        assert_eq!(v.level, Level::Vpn);
     }
 
     #[test]
