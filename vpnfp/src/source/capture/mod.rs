@@ -59,7 +59,8 @@ impl LinkType {
             // values of some BSDs.
             101 | 228 | 229 | 12 | 14 => Some(LinkType::RawIp),
             0 | 108 => Some(LinkType::Loopback),
-            9 => Some(LinkType::Ppp),
+            // PPP, and PPP in HDLC-like framing (PPP_SERIAL).
+            9 | 50 => Some(LinkType::Ppp),
             104 => Some(LinkType::CiscoHdlc),
             192 => Some(LinkType::Ppi),
             105 => Some(LinkType::Ieee80211),
@@ -73,7 +74,12 @@ impl LinkType {
     #[inline]
     pub fn parse(self, data: &[u8]) -> Result<Parsed, Outcome> {
         match self {
-            LinkType::Ethernet => parse::ethernet(data),
+            // The kernel's parser first (what a LAN carries); PPPoE and
+            // MPLS, which captures of WAN links and cores carry, after.
+            LinkType::Ethernet => match parse::ethernet(data) {
+                Err(Outcome::IgnoredNotIp) => ethernet_wrapped(data),
+                parsed => parsed,
+            },
             LinkType::LinuxSll => {
                 let protocol = data.get(14..16).ok_or(Outcome::MalformedTruncated)?;
                 parse::after_ethertype(data, u16::from_be_bytes([protocol[0], protocol[1]]), 16)
@@ -98,7 +104,7 @@ impl LinkType {
             LinkType::Ppp => ppp(data),
             LinkType::CiscoHdlc => {
                 let ethertype = data.get(2..4).ok_or(Outcome::MalformedTruncated)?;
-                after_serial_ethertype(data, u16::from_be_bytes([ethertype[0], ethertype[1]]), 4)
+                after_link_ethertype(data, u16::from_be_bytes([ethertype[0], ethertype[1]]), 4)
             }
             LinkType::Ppi => {
                 // version, flags, u16 header length, u32 link type; little endian.
@@ -127,7 +133,7 @@ fn ppp(data: &[u8]) -> Result<Parsed, Outcome> {
     let first = *data.first().ok_or(Outcome::MalformedTruncated)?;
     if first == 0x0f || first == 0x8f {
         let ethertype = data.get(2..4).ok_or(Outcome::MalformedTruncated)?;
-        return after_serial_ethertype(data, u16::from_be_bytes([ethertype[0], ethertype[1]]), 4);
+        return after_link_ethertype(data, u16::from_be_bytes([ethertype[0], ethertype[1]]), 4);
     }
     let at = if data.get(0..2) == Some(&[0xff, 0x03]) {
         2
@@ -150,11 +156,42 @@ fn ppp(data: &[u8]) -> Result<Parsed, Outcome> {
     }
 }
 
-/// MPLS label stacks (RFC 3032), which serial links between routers carry
-/// in front of IP; then what the shared parser reads after an Ethernet type.
-fn after_serial_ethertype(data: &[u8], ethertype: u16, at: usize) -> Result<Parsed, Outcome> {
+/// An Ethernet frame (behind up to 3 VLAN tags) carrying PPPoE or MPLS.
+fn ethernet_wrapped(data: &[u8]) -> Result<Parsed, Outcome> {
+    let mut at = 12;
+    for _ in 0..=3 {
+        let ethertype = data.get(at..at + 2).ok_or(Outcome::MalformedTruncated)?;
+        let ethertype = u16::from_be_bytes([ethertype[0], ethertype[1]]);
+        if ethertype != 0x8100 && ethertype != 0x88a8 {
+            return match ethertype {
+                PPPOE_SESSION | 0x8847 | 0x8848 => after_link_ethertype(data, ethertype, at + 2),
+                _ => Err(Outcome::IgnoredNotIp),
+            };
+        }
+        at += 4;
+    }
+    Err(Outcome::IgnoredNotIp)
+}
+
+/// PPPoE's session stage (RFC 2516): 6 bytes of header, then PPP.
+const PPPOE_SESSION: u16 = 0x8864;
+
+/// MPLS label stacks (RFC 3032), which links between routers carry in
+/// front of IP, and PPPoE sessions; then what the shared parser reads
+/// after an Ethernet type.
+fn after_link_ethertype(data: &[u8], ethertype: u16, at: usize) -> Result<Parsed, Outcome> {
     const MPLS: [u16; 2] = [0x8847, 0x8848];
     const MAX_LABELS: usize = 8;
+    if ethertype == PPPOE_SESSION {
+        let header = data.get(at..at + 8).ok_or(Outcome::MalformedTruncated)?;
+        if header[0] != 0x11 || header[1] != 0 {
+            return Err(Outcome::IgnoredNotIp);
+        }
+        return match u16::from_be_bytes([header[6], header[7]]) {
+            PPP_IPV4 | PPP_IPV6 => parse::ip_at(data, at + 8),
+            _ => Err(Outcome::IgnoredNotIp),
+        };
+    }
     if !MPLS.contains(&ethertype) {
         return parse::after_ethertype(data, ethertype, at);
     }
@@ -199,7 +236,7 @@ fn ieee80211(data: &[u8]) -> Result<Parsed, Outcome> {
 /// The message for a link type replay does not read.
 fn unsupported_link(code: u32) -> String {
     format!(
-        "unsupported link type {code} (supported: Ethernet 1, Linux cooked v1 113 and v2 276, raw IP 101/228/229, BSD loopback 0 and 108, PPP 9, Cisco HDLC 104, PPI 192, IEEE 802.11 105 and radiotap 127)"
+        "unsupported link type {code} (supported: Ethernet 1, Linux cooked v1 113 and v2 276, raw IP 101/228/229, BSD loopback 0 and 108, PPP 9 and 50, Cisco HDLC 104, PPI 192, IEEE 802.11 105 and radiotap 127)"
     )
 }
 
@@ -381,6 +418,17 @@ mod link_tests {
             udp_ports(hdlc, &with(&[0x0f, 0x00, 0x08, 0x00])),
             (1000, 53, 32)
         );
+        // Ethernet with a VLAN tag and PPPoE; Ethernet with MPLS.
+        let mut pppoe = vec![0; 12];
+        pppoe.extend_from_slice(&[0x81, 0x00, 0, 7, 0x88, 0x64, 0x11, 0, 0, 1, 0, 34, 0, 0x21]);
+        let ether = LinkType::from_code(1).unwrap();
+        assert_eq!(
+            udp_ports(ether, &with(&pppoe)),
+            (1000, 53, 12 + 4 + 2 + 8 + 28)
+        );
+        let mut mpls = vec![0; 12];
+        mpls.extend_from_slice(&[0x88, 0x47, 0x00, 0x01, 0x21, 0x40]);
+        assert_eq!(udp_ports(ether, &with(&mpls)), (1000, 53, 12 + 2 + 4 + 28));
         // PPI (8-byte header, inner link type Ethernet).
         let mut ppi = vec![0, 0, 8, 0, 1, 0, 0, 0];
         ppi.extend_from_slice(&[0; 12]);
