@@ -102,11 +102,30 @@ impl NdpiFlow {
         if self.app == "SSH" {
             return Truth::Ssh;
         }
-        // Tunnels by definition that nDPI files under `Network`: GRE, IP
-        // in IP and Teredo (RFC 4380, "Tunneling IPv6 over UDP") carry
-        // IP packets in the clear.
-        let clear_tunnel = ["GRE", "IP_in_IP", "Teredo"].contains(&self.app.as_str());
-        if self.category != "VPN" && !clear_tunnel {
+        // nDPI's tunnel protocols, whatever category a capture's test
+        // configuration gives them (custom_categories.pcapng files IPsec
+        // under "Malware"); and tunnels by definition that nDPI files
+        // under `Network`: GRE, IP in IP and Teredo (RFC 4380, "Tunneling
+        // IPv6 over UDP") carry IP packets in the clear.
+        const TUNNELS: [&str; 15] = [
+            "IPSec",
+            "OpenVPN",
+            "WireGuard",
+            "TINC",
+            "Softether",
+            "PPTP",
+            "L2TP",
+            "Tailscale",
+            "CiscoVPN",
+            "CloudflareWarp",
+            "UltraSurf",
+            "HotspotShield",
+            "GRE",
+            "IP_in_IP",
+            "Teredo",
+        ];
+        let tunnel_protocol = TUNNELS.contains(&self.app.as_str());
+        if self.category != "VPN" && !tunnel_protocol {
             return Truth::Ordinary;
         }
         let master = self.app.split('.').next().unwrap_or_default();
