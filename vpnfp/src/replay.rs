@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::{
     engine::Engine,
     model::Fact,
-    source::capture::{Capture, CaptureError},
+    source::capture::{self, Capture, CaptureError},
 };
 
 /// Replays `paths` in order through `engine`, then ends every flow (`exit`).
@@ -25,11 +25,10 @@ pub fn replay_files(
     for path in paths {
         let result = Capture::open(path).and_then(|capture| {
             capture.for_each(|packet| {
-                // Captures of mobile core links are read inside GTP-U; a
-                // router's LAN never carries it, so the kernel needs not.
-                let parsed = packet.link.parse(packet.data).map(|outer| {
-                    vpnfp_common::parse::inside_gtp_u(packet.data, &outer).unwrap_or(outer)
-                });
+                let parsed = packet
+                    .link
+                    .parse(packet.data)
+                    .map(|outer| capture::inside_udp_tunnel(packet.data, &outer).unwrap_or(outer));
                 engine.frame(packet.data, parsed, packet.ts_ns, &mut on_fact);
             })
         });

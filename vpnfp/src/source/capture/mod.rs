@@ -173,6 +173,34 @@ fn ethernet_wrapped(data: &[u8]) -> Result<Parsed, Outcome> {
     Err(Outcome::IgnoredNotIp)
 }
 
+/// The packet inside a UDP tunnel that captures of provider links carry,
+/// read inside out as nDPI reads it: GTP-U (mobile cores) and VXLAN (RFC
+/// 7348, data centres). A router's LAN carries neither, so the kernel
+/// programs do not. (CAPWAP, which nDPI also opens, is not read.)
+pub fn inside_udp_tunnel(data: &[u8], outer: &Parsed) -> Option<Parsed> {
+    const VXLAN: u16 = 4789;
+    let l4 = outer.l4();
+    if l4.proto != parse::ipproto::UDP || l4.kind != parse::L4Kind::Complete {
+        return None;
+    }
+    let port = |p: u16| l4.src_port == p || l4.dst_port == p;
+    let at = l4.payload_offset as usize;
+    if port(parse::GTP_U_PORT) {
+        return parse::inside_gtp_u(data, outer);
+    }
+    if port(VXLAN) {
+        // Flags with the I bit, then 3 reserved bytes, the VNI and one.
+        let header = data.get(at..at + 8)?;
+        if header[0] & 0x08 == 0 {
+            return None;
+        }
+        return parse::ethernet(data.get(at + 8..)?)
+            .ok()
+            .map(|p| p.shifted(at + 8));
+    }
+    None
+}
+
 /// PPPoE's session stage (RFC 2516): 6 bytes of header, then PPP.
 const PPPOE_SESSION: u16 = 0x8864;
 
@@ -429,6 +457,35 @@ mod link_tests {
         let mut mpls = vec![0; 12];
         mpls.extend_from_slice(&[0x88, 0x47, 0x00, 0x01, 0x21, 0x40]);
         assert_eq!(udp_ports(ether, &with(&mpls)), (1000, 53, 12 + 2 + 4 + 28));
+        // VXLAN and GTP-U around the packet: the inner one is read.
+        let outer_udp = |dport: u16, inner: &[u8]| {
+            let total = (28 + inner.len()) as u16;
+            let mut f = vec![0; 12];
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, (total >> 8) as u8, total as u8]);
+            f.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 203, 0, 113, 1, 203, 0, 113, 2]);
+            f.extend_from_slice(&[0x30, 0x39, (dport >> 8) as u8, dport as u8]);
+            f.extend_from_slice(&[0, (8 + inner.len()) as u8, 0, 0]);
+            f.extend_from_slice(inner);
+            f
+        };
+        let mut vxlan = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+        vxlan.extend_from_slice(&[0; 12]);
+        vxlan.extend_from_slice(&[0x08, 0x00]);
+        let frame = outer_udp(4789, &with(&vxlan));
+        let outer = LinkType::Ethernet.parse(&frame).unwrap();
+        let inner = inside_udp_tunnel(&frame, &outer).expect("VXLAN opened");
+        assert_eq!(inner.l4().dst_port, 53);
+        assert_eq!(inner.l4().payload_offset as usize, frame.len() - 4);
+        let mut gtp = vec![0x30, 0xff, 0, 32, 0, 0, 0, 1];
+        gtp.extend_from_slice(&ip);
+        let frame = outer_udp(2152, &gtp);
+        let outer = LinkType::Ethernet.parse(&frame).unwrap();
+        let inner = inside_udp_tunnel(&frame, &outer).expect("GTP-U opened");
+        assert_eq!(inner.l4().src_port, 1000);
+        // Anything else stays as it is.
+        let frame = outer_udp(4790, &vxlan);
+        let outer = LinkType::Ethernet.parse(&frame).unwrap();
+        assert!(inside_udp_tunnel(&frame, &outer).is_none());
         // PPI (8-byte header, inner link type Ethernet).
         let mut ppi = vec![0, 0, 8, 0, 1, 0, 0, 0];
         ppi.extend_from_slice(&[0; 12]);
