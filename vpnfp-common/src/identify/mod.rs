@@ -314,6 +314,8 @@ pub struct FlowState {
     alive: u32,
     started: bool,
     found: Option<Found>,
+    /// The side whose packet named the flow.
+    named_by: u8,
     openvpn: openvpn::State,
     wireguard: wireguard::State,
     esp: ipsec::EspState,
@@ -342,13 +344,9 @@ impl FlowState {
     /// One payload-carrying packet of the flow, in the order seen.
     pub fn observe(&mut self, p: &Packet<'_>) -> Step {
         if let Some(found) = self.found {
-            // A DNS flow stays watched: a tunnel's names come later.
-            if found.protocol == Protocol::Dns
-                && let (Some(f), _) = self.dns.observe(p)
-                && f.protocol == Protocol::DnsTunnel
-            {
-                self.found = Some(f);
-                return Step::Named(f);
+            if let Some(stronger) = self.strengthen(found, p) {
+                self.found = Some(stronger);
+                return Step::Named(stronger);
             }
             return Step::Named(found);
         }
@@ -359,11 +357,13 @@ impl FlowState {
         let side = p.side();
         let index = self.seen[side];
         self.seen[side] = index.saturating_add(1);
+        // ESP and AH say IPsec by their IP protocol, but one packet is
+        // what anyone can forge: one way, until the other side answers.
         let found = if p.ah || p.proto == ipproto::AH {
-            Some(Found::sure(Protocol::Ipsec, "transport:ah"))
+            Some(Found::one_way(Protocol::Ipsec, "transport:ah"))
         } else {
             match p.proto {
-                ipproto::ESP => Some(Found::sure(Protocol::Ipsec, "transport:esp")),
+                ipproto::ESP => Some(Found::one_way(Protocol::Ipsec, "transport:esp")),
                 ipproto::GRE => pptp::gre(p.payload)
                     .or_else(|| self.confirm(candidate::CLEAR_TUNNEL, |s| s.tunnel.observe(p))),
                 tunnel::IPIP | tunnel::IPV6_IN_IP => {
@@ -379,12 +379,41 @@ impl FlowState {
         };
         if let Some(found) = found {
             self.found = Some(found);
+            self.named_by = side as u8;
             return Step::Named(found);
         }
         if self.alive == 0 && index > 0 {
             return Step::Unknown;
         }
         Step::Pending
+    }
+
+    /// A later packet of a named flow that makes its naming stronger: a
+    /// DNS flow turns out to carry a tunnel's names; evidence seen one way
+    /// is answered by the other side.
+    fn strengthen(&mut self, found: Found, p: &Packet<'_>) -> Option<Found> {
+        if found.protocol == Protocol::Dns {
+            return match self.dns.observe(p) {
+                (Some(f), _) if f.protocol == Protocol::DnsTunnel => Some(f),
+                _ => None,
+            };
+        }
+        if found.confidence != Confidence::OneWay || p.side() as u8 == self.named_by {
+            return None;
+        }
+        let both_ways = |reason| Some(Found::sure(found.protocol, reason));
+        match (found.protocol, p.proto) {
+            (Protocol::Ipsec, _) if p.ah => both_ways("transport:ah-both-ways"),
+            (Protocol::Ipsec, ipproto::ESP) => both_ways("transport:esp-both-ways"),
+            (Protocol::WireGuard, ipproto::UDP) if wireguard::data_shaped(p) => {
+                both_ways("signature:wireguard-data-both-ways")
+            }
+            (Protocol::OpenVpn, ipproto::UDP) => match self.openvpn.observe(p, p.payload) {
+                (Some(f), ..) if f.confidence == Confidence::High => Some(f),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     fn keep(&mut self, bit: u32, alive: bool) {
@@ -574,6 +603,42 @@ pub(crate) mod bytes {
         let mut a = [0u8; 8];
         a.copy_from_slice(s);
         Some(u64::from_be_bytes(a))
+    }
+}
+
+#[cfg(test)]
+mod strengthen_tests {
+    use super::testing::udp;
+    use super::*;
+
+    fn esp(from_client: bool) -> Packet<'static> {
+        Packet {
+            proto: ipproto::ESP,
+            client_port: 0,
+            server_port: 0,
+            ..udp(from_client, 0, &[0, 0, 0, 7, 0, 0, 0, 1, 9, 9, 9, 9])
+        }
+    }
+
+    #[test]
+    fn esp_one_way_then_both_ways() {
+        let mut state = FlowState::new();
+        let Step::Named(f) = state.observe(&esp(true)) else {
+            panic!("ESP names at once");
+        };
+        assert_eq!(
+            (f.reason, f.confidence),
+            ("transport:esp", Confidence::OneWay)
+        );
+        // More of the same side changes nothing; the other side does.
+        assert_eq!(state.observe(&esp(true)), Step::Named(f));
+        let Step::Named(f) = state.observe(&esp(false)) else {
+            panic!("still named");
+        };
+        assert_eq!(
+            (f.reason, f.confidence),
+            ("transport:esp-both-ways", Confidence::High)
+        );
     }
 }
 

@@ -48,6 +48,13 @@ pub struct State {
     data: [DataSide; 2],
 }
 
+/// A transport data message's shape: type 4, at least 32 bytes, a
+/// multiple of 16.
+pub fn data_shaped(p: &Packet<'_>) -> bool {
+    let len = p.payload_len as usize;
+    p.payload.first() == Some(&DATA) && len >= DATA_MIN && len.is_multiple_of(16)
+}
+
 impl State {
     /// A naming, and whether WireGuard is still possible.
     pub fn observe(&mut self, p: &Packet<'_>) -> (Option<Found>, bool) {
@@ -114,23 +121,35 @@ impl State {
         d.counter = counter;
         d.count = d.count.saturating_add(1);
         let d = self.data[side];
-        if word == DATA as u32 && d.count >= 3 {
-            return (
-                Some(Found::sure(Protocol::WireGuard, "signature:wireguard-data")),
-                true,
-            );
-        }
-        // Type 4 with a client id in the reserved bytes (Cloudflare WARP).
-        if kind == DATA && d.count >= 3 {
-            return (
-                Some(Found::sure(
-                    Protocol::WireGuard,
-                    "signature:wireguard-data-variant",
-                )),
-                true,
-            );
-        }
+        // One side's data: WireGuard's structure, but one way (a forger's
+        // three packets would show it too) until the other side's data.
         let other = self.data[1 - side];
+        if kind == DATA && d.count >= 3 {
+            let reason = match (word == DATA as u32, other.count > 0) {
+                (true, true) => {
+                    return (
+                        Some(Found::sure(
+                            Protocol::WireGuard,
+                            "signature:wireguard-data-both-ways",
+                        )),
+                        true,
+                    );
+                }
+                (false, true) => {
+                    return (
+                        Some(Found::sure(
+                            Protocol::WireGuard,
+                            "signature:wireguard-data-variant",
+                        )),
+                        true,
+                    );
+                }
+                (true, false) => "signature:wireguard-data",
+                // Type 4 with a client id in the reserved bytes (WARP).
+                (false, false) => "signature:wireguard-data-variant",
+            };
+            return (Some(Found::one_way(Protocol::WireGuard, reason)), true);
+        }
         if word != DATA as u32
             && word > COOKIE_REPLY as u32
             && d.count >= 3
@@ -214,7 +233,31 @@ mod tests {
             udp(true, 51820, &d[1]),
             udp(true, 51820, &d[2]),
         ]);
-        assert_eq!(f.map(|f| f.reason), Some("signature:wireguard-data"));
+        assert_eq!(
+            f.map(|f| (f.reason, f.confidence)),
+            Some(("signature:wireguard-data", super::super::Confidence::OneWay))
+        );
+        // The other side's data makes it both ways.
+        let back = data(0x77, 5, 64);
+        let mut state = super::super::FlowState::new();
+        let mut last = None;
+        for p in [
+            udp(true, 51820, &d[0]),
+            udp(true, 51820, &d[1]),
+            udp(true, 51820, &d[2]),
+            udp(false, 51820, &back),
+        ] {
+            if let super::super::Step::Named(f) = state.observe(&p) {
+                last = Some(f);
+            }
+        }
+        assert_eq!(
+            last.map(|f| (f.reason, f.confidence)),
+            Some((
+                "signature:wireguard-data-both-ways",
+                super::super::Confidence::High
+            ))
+        );
         // Two are not enough, a changing receiver breaks it, a length that is
         // not a multiple of 16 rules it out.
         assert_eq!(

@@ -173,11 +173,27 @@ impl Identifier {
             return self.tls_progress(key, s.ts_ns, false);
         }
         if let Some(n) = &entry.naming {
-            // DNS flows stay watched for a tunnel's names (the kernel
-            // hands over the first K packets either way).
-            if n.protocol == Protocol::Dns.name()
+            // A DNS flow stays watched for a tunnel's names, and evidence
+            // seen one way for the other side's answer (the kernel hands
+            // over the first K packets either way).
+            // A VPN's server name is what the client asked for: the
+            // server's handshake answering it is the other side.
+            if n.confidence == Confidence::OneWay
+                && n.server_name.is_some()
+                && !from_client
+                && s.payload.starts_with(&[0x16, 0x03])
+            {
+                let n = entry.naming.as_mut().expect("named");
+                n.confidence = Confidence::High;
+                n.reasons.push("signature:tls-server-answered".to_string());
+                entry.reported = false;
+                return self.report(key, s.ts_ns).into_iter().collect();
+            }
+            let watched = n.protocol == Protocol::Dns.name() || n.confidence == Confidence::OneWay;
+            let before = entry.state.found();
+            if watched
                 && let Step::Named(f) = entry.state.observe(&packet)
-                && f.protocol == Protocol::DnsTunnel
+                && Some(f) != before
             {
                 entry.reported = false;
                 return self.named(key, f, &s.payload, s.ts_ns);
@@ -350,9 +366,10 @@ impl Identifier {
         if let Some(name) = &server_name
             && let Some(protocol) = self.providers.lookup(name)
         {
+            // The client's word alone, until the server answers.
             naming.protocol = protocol;
             naming.class = Class::Vpn;
-            naming.confidence = Confidence::High;
+            naming.confidence = Confidence::OneWay;
             naming.reasons.push(format!("sni:{name}"));
         }
         self.report(key, now_ns).into_iter().collect()
@@ -546,8 +563,13 @@ mod tests {
         assert_eq!(out.len(), 1);
         let n = &out[0].naming;
         assert_eq!((n.protocol, n.class), ("opera_vpn", Class::Vpn));
+        assert_eq!(n.confidence, Confidence::OneWay);
         assert_eq!(n.server_name.as_deref(), Some("de0.sec-tunnel.com"));
         assert!(n.reasons.contains(&"sni:de0.sec-tunnel.com".to_string()));
+        // The server's handshake answers it: now both ways.
+        let out = ident.sample(Mode::Xdp, &sample(flow, false, &[0x16, 3, 3, 0, 90, 2]));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].naming.confidence, Confidence::High);
         // An ordinary name stays TLS, reported once as ordinary.
         let other = id(ipproto::TCP, 40001, 443);
         let out = ident.sample(
