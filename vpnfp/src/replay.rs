@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::{
     engine::Engine,
     model::Fact,
-    source::capture::{self, Capture, CaptureError},
+    source::capture::{Capture, CaptureError},
 };
 
 /// Replays `paths` in order through `engine`, then ends every flow (`exit`).
@@ -25,10 +25,8 @@ pub fn replay_files(
     for path in paths {
         let result = Capture::open(path).and_then(|capture| {
             capture.for_each(|packet| {
-                let parsed = packet
-                    .link
-                    .parse(packet.data)
-                    .map(|outer| capture::inside_udp_tunnel(packet.data, &outer).unwrap_or(outer));
+                // The kernel programs' parse, and what provider links wrap.
+                let parsed = packet.link.parse_capture(packet.data);
                 engine.frame(packet.data, parsed, packet.ts_ns, &mut on_fact);
             })
         });

@@ -40,15 +40,16 @@ fn ike_header(b: &[u8], len: u32) -> Option<&'static str> {
     }
 }
 
-/// An IKE message, bare (port 500) or behind the non-ESP marker (4500).
+/// An IKE message, bare (port 500) or behind the non-ESP marker (4500):
+/// one way until the peer answers in the same exchange.
 pub fn ike(b: &[u8], payload_len: u32) -> Option<Found> {
     if let Some(reason) = ike_header(b, payload_len) {
-        return Some(Found::sure(Protocol::Ipsec, reason));
+        return Some(Found::one_way(Protocol::Ipsec, reason));
     }
     if bytes::u32be(b, 0)? == 0
         && let Some(reason) = ike_header(&b[4..], payload_len.checked_sub(4)?)
     {
-        return Some(Found::sure(
+        return Some(Found::one_way(
             Protocol::Ipsec,
             if reason == "signature:ikev2-header" {
                 "signature:ikev2-nat-t"
@@ -58,6 +59,26 @@ pub fn ike(b: &[u8], payload_len: u32) -> Option<Found> {
         ));
     }
     None
+}
+
+/// The initiator's SPI of an IKE message (bare or behind the marker): the
+/// responder's messages carry it back.
+pub fn initiator_spi(b: &[u8], payload_len: u32) -> Option<u64> {
+    if ike_header(b, payload_len).is_some() {
+        return bytes::u64be(b, 0);
+    }
+    if bytes::u32be(b, 0)? == 0 && ike_header(&b[4..], payload_len.checked_sub(4)?).is_some() {
+        return bytes::u64be(b, 4);
+    }
+    None
+}
+
+/// An ESP-in-UDP packet's shape: a non-zero SPI and room for a sequence
+/// number, an IV and an ICV.
+pub fn esp_in_udp_shaped(p: &Packet<'_>) -> bool {
+    p.port(NAT_T_PORT)
+        && p.payload_len >= 8 + 8 + 12
+        && bytes::u32be(p.payload, 0).is_some_and(|spi| spi != 0)
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -102,8 +123,9 @@ impl EspState {
         s.seq = seq;
         s.count = s.count.saturating_add(1);
         if s.count >= 3 {
+            // One side's packets: one way until the other side's.
             return (
-                Some(Found::sure(
+                Some(Found::one_way(
                     Protocol::Ipsec,
                     "signature:esp-in-udp-sequence",
                 )),

@@ -316,6 +316,8 @@ pub struct FlowState {
     found: Option<Found>,
     /// The side whose packet named the flow.
     named_by: u8,
+    /// The initiator SPI of the IKE message that named the flow.
+    ike_spi: u64,
     openvpn: openvpn::State,
     wireguard: wireguard::State,
     esp: ipsec::EspState,
@@ -405,6 +407,19 @@ impl FlowState {
         match (found.protocol, p.proto) {
             (Protocol::Ipsec, _) if p.ah => both_ways("transport:ah-both-ways"),
             (Protocol::Ipsec, ipproto::ESP) => both_ways("transport:esp-both-ways"),
+            (Protocol::Ipsec, ipproto::UDP) => {
+                if ipsec::initiator_spi(p.payload, p.payload_len)
+                    .is_some_and(|spi| spi != 0 && spi == self.ike_spi)
+                {
+                    both_ways("signature:ike-exchange")
+                } else if found.reason == "signature:esp-in-udp-sequence"
+                    && ipsec::esp_in_udp_shaped(p)
+                {
+                    both_ways("signature:esp-in-udp-both-ways")
+                } else {
+                    None
+                }
+            }
             (Protocol::WireGuard, ipproto::UDP) if wireguard::data_shaped(p) => {
                 both_ways("signature:wireguard-data-both-ways")
             }
@@ -448,6 +463,7 @@ impl FlowState {
         // One-packet signatures whose structure confirms itself (a length
         // field equal to the payload, a 6-byte magic plus sizes).
         if let Some(f) = ipsec::ike(payload, p.payload_len) {
+            self.ike_spi = ipsec::initiator_spi(payload, p.payload_len).unwrap_or(0);
             return Some(f);
         }
         if let Some(f) = tailscale::disco(payload, p.payload_len) {
@@ -618,6 +634,36 @@ mod strengthen_tests {
             server_port: 0,
             ..udp(from_client, 0, &[0, 0, 0, 7, 0, 0, 0, 1, 9, 9, 9, 9])
         }
+    }
+
+    #[test]
+    fn an_ike_request_is_one_way_until_answered() {
+        let mut request = vec![7u8; 28];
+        request[8..16].fill(0);
+        request[16] = 33;
+        request[17] = 0x20;
+        request[18] = 34;
+        request[19] = 0x08;
+        request[20..24].fill(0);
+        request[24..28].copy_from_slice(&28u32.to_be_bytes());
+        let mut response = request.clone();
+        response[8..16].fill(9);
+        response[19] = 0x20;
+        let mut state = FlowState::new();
+        let Step::Named(f) = state.observe(&udp(true, 500, &request)) else {
+            panic!("IKE names at once");
+        };
+        assert_eq!(f.confidence, Confidence::OneWay);
+        let mut other = response.clone();
+        other[0] ^= 1; // another exchange's SPI
+        assert_eq!(state.observe(&udp(false, 500, &other)), Step::Named(f));
+        let Step::Named(f) = state.observe(&udp(false, 500, &response)) else {
+            panic!("still named");
+        };
+        assert_eq!(
+            (f.reason, f.confidence),
+            ("signature:ike-exchange", Confidence::High)
+        );
     }
 
     #[test]

@@ -74,12 +74,7 @@ impl LinkType {
     #[inline]
     pub fn parse(self, data: &[u8]) -> Result<Parsed, Outcome> {
         match self {
-            // The kernel's parser first (what a LAN carries); PPPoE and
-            // MPLS, which captures of WAN links and cores carry, after.
-            LinkType::Ethernet => match parse::ethernet(data) {
-                Err(Outcome::IgnoredNotIp) => ethernet_wrapped(data),
-                parsed => parsed,
-            },
+            LinkType::Ethernet => parse::ethernet(data),
             LinkType::LinuxSll => {
                 let protocol = data.get(14..16).ok_or(Outcome::MalformedTruncated)?;
                 parse::after_ethertype(data, u16::from_be_bytes([protocol[0], protocol[1]]), 16)
@@ -177,7 +172,7 @@ fn ethernet_wrapped(data: &[u8]) -> Result<Parsed, Outcome> {
 /// read inside out as nDPI reads it: GTP-U (mobile cores) and VXLAN (RFC
 /// 7348, data centres). A router's LAN carries neither, so the kernel
 /// programs do not. (CAPWAP, which nDPI also opens, is not read.)
-pub fn inside_udp_tunnel(data: &[u8], outer: &Parsed) -> Option<Parsed> {
+fn inside_udp_tunnel(data: &[u8], outer: &Parsed) -> Option<Parsed> {
     const VXLAN: u16 = 4789;
     let l4 = outer.l4();
     if l4.proto != parse::ipproto::UDP || l4.kind != parse::L4Kind::Complete {
@@ -259,6 +254,20 @@ fn ieee80211(data: &[u8]) -> Result<Parsed, Outcome> {
         return Err(Outcome::IgnoredNotIp);
     }
     parse::after_ethertype(data, u16::from_be_bytes([snap[6], snap[7]]), header + 8)
+}
+
+impl LinkType {
+    /// What replay reads: the packet as the kernel programs parse it, and
+    /// then what captures of provider links wrap it in, which a router's
+    /// LAN never carries (so the kernel programs need not): PPPoE and MPLS
+    /// on Ethernet, GTP-U and VXLAN in UDP. nDPI's reader opens the same.
+    pub fn parse_capture(self, data: &[u8]) -> Result<Parsed, Outcome> {
+        let parsed = match (self, self.parse(data)) {
+            (LinkType::Ethernet, Err(Outcome::IgnoredNotIp)) => ethernet_wrapped(data),
+            (_, parsed) => parsed,
+        };
+        parsed.map(|outer| inside_udp_tunnel(data, &outer).unwrap_or(outer))
+    }
 }
 
 /// The message for a link type replay does not read.
@@ -450,13 +459,16 @@ mod link_tests {
         let mut pppoe = vec![0; 12];
         pppoe.extend_from_slice(&[0x81, 0x00, 0, 7, 0x88, 0x64, 0x11, 0, 0, 1, 0, 34, 0, 0x21]);
         let ether = LinkType::from_code(1).unwrap();
-        assert_eq!(
-            udp_ports(ether, &with(&pppoe)),
-            (1000, 53, 12 + 4 + 2 + 8 + 28)
-        );
+        let capture = |frame: &[u8]| match ether.parse_capture(frame).expect("parses") {
+            Parsed::V4(ip) => (ip.l4.src_port, ip.l4.dst_port, ip.l4.payload_offset),
+            Parsed::V6(_) => panic!("IPv4 expected"),
+        };
+        // The kernel's parse leaves them alone; replay opens them.
+        assert_eq!(ether.parse(&with(&pppoe)), Err(Outcome::IgnoredNotIp));
+        assert_eq!(capture(&with(&pppoe)), (1000, 53, 12 + 4 + 2 + 8 + 28));
         let mut mpls = vec![0; 12];
         mpls.extend_from_slice(&[0x88, 0x47, 0x00, 0x01, 0x21, 0x40]);
-        assert_eq!(udp_ports(ether, &with(&mpls)), (1000, 53, 12 + 2 + 4 + 28));
+        assert_eq!(capture(&with(&mpls)), (1000, 53, 12 + 2 + 4 + 28));
         // VXLAN and GTP-U around the packet: the inner one is read.
         let outer_udp = |dport: u16, inner: &[u8]| {
             let total = (28 + inner.len()) as u16;
@@ -473,8 +485,14 @@ mod link_tests {
         vxlan.extend_from_slice(&[0x08, 0x00]);
         let frame = outer_udp(4789, &with(&vxlan));
         let outer = LinkType::Ethernet.parse(&frame).unwrap();
+        assert_eq!(
+            outer.l4().dst_port,
+            4789,
+            "the kernel's parse stays outside"
+        );
         let inner = inside_udp_tunnel(&frame, &outer).expect("VXLAN opened");
         assert_eq!(inner.l4().dst_port, 53);
+        assert_eq!(LinkType::Ethernet.parse_capture(&frame), Ok(inner));
         assert_eq!(inner.l4().payload_offset as usize, frame.len() - 4);
         let mut gtp = vec![0x30, 0xff, 0, 32, 0, 0, 0, 1];
         gtp.extend_from_slice(&ip);
