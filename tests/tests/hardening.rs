@@ -129,7 +129,11 @@ fn metrics_scrapes_never_starve_the_fingerprinter() {
     let sigterm = Instant::now();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.child().id() as i32, libc::SIGTERM) };
-    let status = wait_exit(child.child(), Duration::from_secs(2));
+    // Exiting drains 200,000 flows from the kernel while 16 scrapers keep
+    // both CPUs busy: 1.2 to 1.9 s on these machines, so a 2 s deadline
+    // failed one run in three. The bound is for a hang or a starved
+    // exit, not a timing (timings are the bench's).
+    let status = wait_exit(child.child(), Duration::from_secs(10));
     let exited = sigterm.elapsed();
     stop.store(true, Ordering::Relaxed);
     for s in scrapers {
