@@ -606,3 +606,40 @@ fn ipfix_reaches_nfcapd_and_nfdump_reads_back_exactly_what_vpnfp_counted() {
         "softflowd's export of wg.pcap: {theirs:?}"
     );
 }
+
+/// The store holds every host's history: a new one is 0600 in a 0700
+/// directory, WAL files alike, and a wider existing file is said out loud.
+#[test]
+fn the_store_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("private");
+    let db = dir.0.join("var/vpnfp/store.db");
+    let out = vpnfp()
+        .args(["replay", "--store"])
+        .arg(&db)
+        .arg(lab_capture("wg.pcap"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(db.parent().unwrap()), 0o700);
+    for entry in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    // An existing store that others can read: a warning, and it works.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = vpnfp()
+        .args(["replay", "--store"])
+        .arg(&db)
+        .arg(lab_capture("wg.pcap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("readable by others (mode 644)"), "{stderr}");
+}

@@ -341,7 +341,9 @@ impl Identifier {
             }
             tls::Hello::Parsed {
                 server_name: Some(name),
-            } => std::str::from_utf8(name).ok().map(str::to_string),
+            } => std::str::from_utf8(name)
+                .ok()
+                .map(super::names::escape_controls),
             _ => None,
         };
         entry.hello = None;

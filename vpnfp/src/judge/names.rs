@@ -47,7 +47,7 @@ impl PeerNames {
     }
 
     pub fn learn(&mut self, addr: IpAddr, name: &str, ttl_ns: Option<u64>, now_ns: u64) {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let name = escape_controls(name.trim_end_matches('.')).to_ascii_lowercase();
         if name.is_empty() {
             return;
         }
@@ -146,6 +146,24 @@ fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
             _ => return None,
         }
     }
+}
+
+/// A name that came off the wire, safe for a terminal, a log line and a
+/// text table: control characters (an escape sequence, a newline that
+/// would start a forged line) are written as `\xNN`, or `\u{NN}` beyond
+/// ASCII. Real host names hold none, so nothing real changes.
+pub fn escape_controls(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Calls `found(address, name asked for, ttl)` for each A/AAAA answer of
@@ -388,5 +406,20 @@ mod tests {
         looped[at + 1] = at as u8;
         let _ = parse_answers(&looped, &mut |_, _, _| {});
         assert!(parse_answers(&response()[..40], &mut |_, _, _| {}).is_none());
+    }
+
+    #[test]
+    fn names_off_the_wire_cannot_steer_a_terminal() {
+        let mut names = PeerNames::new(false);
+        let addr: IpAddr = "198.51.100.9".parse().unwrap();
+        let evil = "evil\u{1b}]0;owned\u{7}\nforged line\u{9b}.example.";
+        names.learn(addr, evil, None, 0);
+        let name = names.name(addr, 1).unwrap();
+        assert_eq!(
+            name,
+            "evil\\x1b]0;owned\\x07\\x0aforged line\\u{9b}.example"
+        );
+        assert!(!name.chars().any(char::is_control), "{name:?}");
+        assert_eq!(escape_controls("vpn.example.org"), "vpn.example.org");
     }
 }

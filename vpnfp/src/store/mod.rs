@@ -100,6 +100,49 @@ pub struct Store {
     pub counts: Arc<StoreCounts>,
 }
 
+/// The store holds every host's traffic history: its directory is made
+/// 0700 and its file 0600 (SQLite gives its journal files the file's
+/// mode), and a wider mode on an existing one is said out loud.
+fn private_file(path: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let wide = |what: &str, p: &Path, allowed: u32| {
+        if let Ok(meta) = std::fs::metadata(p) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & !allowed != 0 {
+                log::warn!(
+                    "the store's {what} {} is readable by others (mode {mode:o}): chmod {allowed:o} it",
+                    p.display()
+                );
+            }
+        }
+    };
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        if dir.exists() {
+            wide("directory", dir, 0o700);
+        } else {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating the store's directory {}", dir.display()))?;
+        }
+    }
+    if path.exists() {
+        wide("file", path, 0o600);
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating the store {}", path.display()))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating or migrating) the store at `path` and starts its
     /// writer. `retain`: rows older than this (by their own time) are
@@ -111,12 +154,7 @@ impl Store {
         when_full: WhenFull,
     ) -> anyhow::Result<Self> {
         use anyhow::Context;
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the store's directory {}", dir.display()))?;
-        }
+        private_file(path)?;
         let mut conn =
             schema::open(path).with_context(|| format!("opening the store {}", path.display()))?;
         let run_id = schema::start_run(&mut conn, run)
