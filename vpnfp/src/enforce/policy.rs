@@ -112,7 +112,7 @@ fn cidrs(list: &[String], what: &str) -> anyhow::Result<Vec<Cidr>> {
 
 impl Policy {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = read_policy_file(path)
             .with_context(|| format!("reading the policy {}", path.display()))?;
         let parsed = if path
             .extension()
@@ -216,6 +216,41 @@ impl Policy {
     pub fn blocks_verdict(&self, host: IpAddr, peer: IpAddr, verdict: &str) -> Option<usize> {
         self.first_rule(host, peer, |r| r.verdicts.iter().any(|v| v == verdict))
     }
+}
+
+/// The most a policy file may hold.
+const MAX_POLICY_BYTES: u64 = 1 << 20;
+
+/// A policy file's text: a regular file of at most 1 MiB. A FIFO, a device
+/// (`/dev/zero`) or a huge file is refused with a clear error instead of
+/// blocking the loop that calls this, or filling memory.
+fn read_policy_file(path: &Path) -> anyhow::Result<String> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    let regular = |meta: &std::fs::Metadata| -> anyhow::Result<()> {
+        if !meta.is_file() {
+            bail!("not a regular file");
+        }
+        if meta.len() > MAX_POLICY_BYTES {
+            bail!("{} bytes, more than a policy's 1 MiB", meta.len());
+        }
+        Ok(())
+    };
+    // Checked before opening (opening a FIFO would wait for a writer), and
+    // again on what was opened, without waiting, in case it was swapped.
+    regular(&std::fs::metadata(path)?)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    regular(&file.metadata()?)?;
+    let mut text = String::new();
+    (&mut file)
+        .take(MAX_POLICY_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_POLICY_BYTES {
+        bail!("more than a policy's 1 MiB");
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -324,5 +359,33 @@ peers = ["203.0.113.10"]
         );
         // The default is monitor, with nothing to do.
         assert_eq!(Policy::parse("").unwrap().mode, PolicyMode::Monitor);
+    }
+
+    #[test]
+    fn only_regular_files_of_at_most_a_mebibyte() {
+        let dir = std::env::temp_dir().join(format!("vpnfp-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo.toml");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let started = std::time::Instant::now();
+        let e = Policy::load(&fifo).unwrap_err();
+        assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let e = Policy::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(format!("{e:#}").contains("not a regular file"), "{e:#}");
+        let big = dir.join("big.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_POLICY_BYTES + 1) as usize]).unwrap();
+        let e = Policy::load(&big).unwrap_err();
+        assert!(format!("{e:#}").contains("1 MiB"), "{e:#}");
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "mode = \"enforce\"\n[[block]]\nprotocols = [\"wireguard\"]\n",
+        )
+        .unwrap();
+        assert!(Policy::load(&good).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
