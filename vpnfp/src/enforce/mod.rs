@@ -23,7 +23,10 @@ use std::{
 };
 
 use serde::Serialize;
-use vpnfp_common::block::{ACTION_COUNT, ACTION_DROP, BlockValue, PairKey};
+use vpnfp_common::{
+    block::{ACTION_COUNT, ACTION_DROP, BlockValue, PairKey},
+    maps::MAX_BLOCKS,
+};
 
 use crate::{
     judge::{identify::Detection, verdict::Verdict},
@@ -149,6 +152,10 @@ impl BlockSink for Arc<SharedBlocks> {
             .pairs
             .write()
             .map_err(|_| anyhow::anyhow!("the NFQUEUE block set is poisoned"))?;
+        // As much room as the kernel's block map, no more.
+        if !pairs.contains_key(&(host, peer)) && pairs.len() >= MAX_BLOCKS as usize {
+            anyhow::bail!("the block set is full ({MAX_BLOCKS} pairs)");
+        }
         let entry = pairs
             .entry((host, peer))
             .or_insert((action, AtomicU64::new(0)));
@@ -183,6 +190,9 @@ pub struct Blocked {
     /// The rule's number in the file (1 = first `[[block]]`).
     pub rule: usize,
     pub at_ns: u64,
+    /// A sink refused the block (a full block map): the pair passes, and
+    /// the event says so.
+    pub failed: bool,
 }
 
 #[derive(Serialize)]
@@ -215,7 +225,9 @@ impl Serialize for Blocked {
 
 impl Blocked {
     pub fn action(&self) -> &'static str {
-        if self.policy_mode == PolicyMode::Enforce {
+        if self.failed {
+            "failed"
+        } else if self.policy_mode == PolicyMode::Enforce {
             "drop"
         } else {
             "count"
@@ -223,6 +235,16 @@ impl Blocked {
     }
 
     pub fn human(&self) -> String {
+        if self.failed {
+            return format!(
+                "could not block {} between host {} and {} (policy rule {}, {}): the block map is full or refused it, so its packets pass",
+                self.what,
+                self.host,
+                self.peer,
+                self.rule,
+                self.policy_mode.as_str()
+            );
+        }
         format!(
             "{}: {} between host {} and {} (policy rule {}, {}){}",
             if self.policy_mode == PolicyMode::Enforce {
@@ -306,10 +328,24 @@ impl Enforcer {
             return None;
         }
         let action = self.action();
+        let mut failed = false;
         for sink in &mut self.sinks {
             if let Err(e) = sink.set(host, peer, action) {
+                failed = true;
                 self.failures += 1;
-                log::error!("enforcement: cannot block {host} -> {peer} ({e:#}); it passes");
+                // A flood of refusals is one line per hundred.
+                if self.failures % 100 == 1 {
+                    log::error!(
+                        "enforcement: cannot block {host} -> {peer} ({e:#}); it passes ({} refused so far)",
+                        self.failures
+                    );
+                }
+            }
+        }
+        if failed {
+            // No half block: what one sink took, the others did not.
+            for sink in &mut self.sinks {
+                let _ = sink.clear(host, peer);
             }
         }
         let b = Blocked {
@@ -319,8 +355,13 @@ impl Enforcer {
             policy_mode: self.policy.mode,
             rule: rule + 1,
             at_ns,
+            failed,
         };
-        self.blocks.insert((host, peer), b.clone());
+        // Only what the sinks hold is remembered, so the set never grows
+        // past their room; a refused pair is tried again when named again.
+        if !failed {
+            self.blocks.insert((host, peer), b.clone());
+        }
         Some(b)
     }
 
@@ -400,5 +441,76 @@ impl Enforcer {
                 packets: self.sinks.iter().map(|s| s.packets(b.host, b.peer)).sum(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink with room for `room` pairs, as a kernel map has.
+    struct Small {
+        room: usize,
+        pairs: Vec<(IpAddr, IpAddr)>,
+    }
+
+    impl BlockSink for Small {
+        fn set(&mut self, host: IpAddr, peer: IpAddr, _action: u32) -> anyhow::Result<()> {
+            if self.pairs.len() >= self.room {
+                anyhow::bail!("no room");
+            }
+            self.pairs.push((host, peer));
+            Ok(())
+        }
+        fn clear(&mut self, host: IpAddr, peer: IpAddr) -> anyhow::Result<()> {
+            self.pairs.retain(|p| *p != (host, peer));
+            Ok(())
+        }
+        fn packets(&self, _: IpAddr, _: IpAddr) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn a_full_map_refuses_truthfully_and_the_set_stays_within_it() {
+        let dir = std::env::temp_dir().join(format!("vpnfp-enforce-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy.toml");
+        std::fs::write(
+            &path,
+            "mode = \"enforce\"\n[[block]]\nprotocols = [\"wireguard\"]\n",
+        )
+        .unwrap();
+        let mut e = Enforcer::new(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        e.add_sink(Box::new(Small {
+            room: 2,
+            pairs: Vec::new(),
+        }));
+        let host: IpAddr = "192.168.90.11".parse().unwrap();
+        let peers: Vec<IpAddr> = (1..=5)
+            .map(|i| format!("198.51.100.{i}").parse().unwrap())
+            .collect();
+        let actions: Vec<&str> = peers
+            .iter()
+            .map(|&p| e.block(host, p, "wireguard".into(), 0, 0).unwrap().action())
+            .collect();
+        assert_eq!(actions, ["drop", "drop", "failed", "failed", "failed"]);
+        assert_eq!(e.blocks.len(), 2);
+        assert_eq!(e.failures, 3);
+        let refused = e.block(host, peers[4], "wireguard".into(), 0, 0).unwrap();
+        assert!(
+            refused.human().contains("its packets pass"),
+            "{}",
+            refused.human()
+        );
+        // NFQUEUE's set has the kernel map's room.
+        let mut shared = Arc::new(SharedBlocks::default());
+        for i in 0..MAX_BLOCKS {
+            let peer = IpAddr::from(std::net::Ipv4Addr::from(0xc633_6400 + i));
+            shared.set(host, peer, ACTION_DROP).unwrap();
+        }
+        let one_more = "203.0.113.1".parse().unwrap();
+        assert!(shared.set(host, one_more, ACTION_DROP).is_err());
     }
 }
