@@ -147,36 +147,68 @@ pub struct PinLock {
     _file: std::fs::File,
 }
 
-fn lock_path(dir: &Path) -> PathBuf {
+/// Where the locks live: root's own directories, never a world-writable
+/// one (in /tmp another user's symlink could aim root's write elsewhere).
+fn lock_base() -> PathBuf {
+    if Path::new("/run").is_dir() {
+        PathBuf::from("/run/vpnfp")
+    } else {
+        PathBuf::from("/var/lib/vpnfp/run")
+    }
+}
+
+fn lock_name(dir: &Path) -> String {
     let name: String = dir
         .to_string_lossy()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    let base = if Path::new("/run").is_dir() {
-        PathBuf::from("/run/vpnfp")
-    } else {
-        std::env::temp_dir().join("vpnfp")
-    };
-    base.join(format!("pin{name}.lock"))
+    format!("pin{name}.lock")
+}
+
+/// `base`, made 0700 if missing, and refused unless it is a real
+/// directory (no symlink) of ours that nobody else may write to.
+fn private_dir(base: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if std::fs::symlink_metadata(base).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(base)?;
+    }
+    let meta = std::fs::symlink_metadata(base)?;
+    // SAFETY: no arguments.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory of this user's that only it can write to",
+            base.display()
+        )));
+    }
+    Ok(())
 }
 
 impl PinLock {
     pub fn take(dir: &Path) -> Result<Self, PinError> {
+        Self::take_in(&lock_base(), dir)
+    }
+
+    fn take_in(base: &Path, dir: &Path) -> Result<Self, PinError> {
         use std::{
             io::{Read, Seek, Write},
-            os::fd::AsRawFd,
+            os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
         };
-        let path = lock_path(dir);
         let lock_err = |e| PinError::Lock(dir.to_path_buf(), e);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(lock_err)?;
-        }
+        private_dir(base).map_err(lock_err)?;
+        let path = base.join(lock_name(dir));
+        // O_NOFOLLOW: a symlink in place of the lock is refused.
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(lock_err)?;
         // SAFETY: a valid open file descriptor.
@@ -293,4 +325,41 @@ pub fn prepare(dir: &Path, capacities: &Capacities) -> Result<(), PinError> {
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| PinError::CreateDir(dir.to_path_buf(), e))
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_never_follows_a_planted_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("vpnfp-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let dir = Path::new("/sys/fs/bpf/vpnfp");
+        // A fresh base is made private, and the lock works (and is held).
+        let base = root.join("run");
+        let lock = PinLock::take_in(&base, dir).unwrap();
+        let mode = std::fs::metadata(&base).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert!(PinLock::take_in(&base, dir).is_err(), "one owner at a time");
+        drop(lock);
+        // A symlink where the lock goes: refused, its target untouched.
+        let target = root.join("victim");
+        std::fs::write(&target, "precious").unwrap();
+        let other = Path::new("/sys/fs/bpf/other");
+        std::os::unix::fs::symlink(&target, base.join(lock_name(other))).unwrap();
+        assert!(PinLock::take_in(&base, other).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+        // A base others may write to, or a symlinked base: refused.
+        let open = root.join("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(PinLock::take_in(&open, dir).is_err());
+        let linked = root.join("linked");
+        std::os::unix::fs::symlink(&base, &linked).unwrap();
+        assert!(PinLock::take_in(&linked, dir).is_err());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
