@@ -115,6 +115,11 @@ impl Pipeline {
                 .store(s.written.load(Ordering::Relaxed), Ordering::Relaxed);
             c.store_lost.store(s.lost(), Ordering::Relaxed);
         }
+        if let Some(enforcer) = &self.enforcer
+            && let Ok(mut policy) = c.policy.lock()
+        {
+            *policy = enforcer.drops();
+        }
         if let Some(ipfix) = &self.ipfix {
             c.ipfix_records
                 .store(ipfix.counts.records, Ordering::Relaxed);

@@ -285,8 +285,69 @@ impl Collector for VpnfpCollector {
                 &[(vec![], value.load(Ordering::Relaxed))],
             )?;
         }
+        let blocks = policy_series(&p.policy.lock().expect("policy lock"));
+        let series: Vec<(Vec<(&str, &str)>, u64)> = blocks
+            .iter()
+            .map(|(labels, packets)| {
+                (
+                    vec![
+                        ("host", labels[0].as_str()),
+                        ("peer", labels[1].as_str()),
+                        ("protocol", labels[2].as_str()),
+                        ("action", labels[3].as_str()),
+                    ],
+                    *packets,
+                )
+            })
+            .collect();
+        counter(
+            &mut e,
+            "vpnfp_policy_packets",
+            "Packets each policy block matched (dropped or counted), by host, peer, what the policy named and action; beyond the busiest 255 blocks, one series labelled other.",
+            &series,
+        )?;
         Ok(())
     }
+}
+
+/// Label sets a scrape may carry for the policy's blocks: the busiest ones,
+/// then the rest summed, so a flood of blocks cannot flood the scraper.
+const MAX_POLICY_SERIES: usize = 256;
+
+fn policy_series(drops: &[crate::enforce::Drops]) -> Vec<([String; 4], u64)> {
+    let mut sorted: Vec<&crate::enforce::Drops> = drops.iter().collect();
+    sorted.sort_by(|a, b| b.packets.cmp(&a.packets));
+    let mut out: Vec<([String; 4], u64)> = sorted
+        .iter()
+        .take(MAX_POLICY_SERIES - 1)
+        .map(|d| {
+            (
+                [
+                    d.host.to_string(),
+                    d.peer.to_string(),
+                    d.what.clone(),
+                    d.action.to_string(),
+                ],
+                d.packets,
+            )
+        })
+        .collect();
+    if sorted.len() >= MAX_POLICY_SERIES {
+        let rest = sorted[MAX_POLICY_SERIES - 1..]
+            .iter()
+            .map(|d| d.packets)
+            .sum();
+        out.push((
+            [
+                "other".to_string(),
+                "other".into(),
+                "other".into(),
+                "other".into(),
+            ],
+            rest,
+        ));
+    }
+    out
 }
 
 /// The exposition text now.
@@ -413,6 +474,25 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         assert!(!text.contains("vpnfp_nfqueue_packets_missed_total{mode=\"xdp\"}"));
+        // The policy's blocks, the busiest first, 256 label sets at most.
+        *source.pipeline.policy.lock().unwrap() = (0..300u32)
+            .map(|i| crate::enforce::Drops {
+                host: "192.168.90.11".parse().unwrap(),
+                peer: std::net::IpAddr::from(std::net::Ipv4Addr::from(0xc633_6400 + i)),
+                what: "wireguard".into(),
+                action: "drop",
+                packets: u64::from(i),
+            })
+            .collect();
+        let text = render(&source);
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("vpnfp_policy_packets_total{"))
+            .collect();
+        assert_eq!(series.len(), 256);
+        assert!(series.contains(&"vpnfp_policy_packets_total{host=\"192.168.90.11\",peer=\"198.51.101.43\",protocol=\"wireguard\",action=\"drop\"} 299"), "{series:?}");
+        // 0 + 1 + ... + 44: the 45 quietest, summed.
+        assert!(series.contains(&"vpnfp_policy_packets_total{host=\"other\",peer=\"other\",protocol=\"other\",action=\"other\"} 990"), "{series:?}");
         assert!(text.contains("# TYPE vpnfp_frames counter"));
     }
 }
