@@ -316,7 +316,7 @@ const MAX_POLICY_SERIES: usize = 256;
 
 fn policy_series(drops: &[crate::enforce::Drops]) -> Vec<([String; 4], u64)> {
     let mut sorted: Vec<&crate::enforce::Drops> = drops.iter().collect();
-    sorted.sort_by(|a, b| b.packets.cmp(&a.packets));
+    sorted.sort_by_key(|d| std::cmp::Reverse(d.packets));
     let mut out: Vec<([String; 4], u64)> = sorted
         .iter()
         .take(MAX_POLICY_SERIES - 1)
