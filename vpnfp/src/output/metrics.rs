@@ -394,6 +394,14 @@ fn respond(
 
 /// Serves `/metrics` on `listener` from a thread of its own until the
 /// process ends.
+/// Scrapers served at once; more are closed at once, so idle clients
+/// cannot use up vpnfp's file descriptors.
+const MAX_CONNECTIONS: usize = 64;
+/// A request's headers must arrive within this.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A connection lives at most this long (keep-alive included).
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn serve(listener: std::net::TcpListener, source: MetricsSource) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     std::thread::Builder::new()
@@ -417,8 +425,16 @@ pub fn serve(listener: std::net::TcpListener, source: MetricsSource) -> std::io:
                         return;
                     }
                 };
+                let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
+                        // Out of descriptors, say: wait instead of spinning.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    // Over the cap the connection is closed at once.
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        drop(stream);
                         continue;
                     };
                     let source = source.clone();
@@ -427,9 +443,12 @@ pub fn serve(listener: std::net::TcpListener, source: MetricsSource) -> std::io:
                             let response = respond(&request, &source);
                             async move { Ok::<_, Infallible>(response) }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
+                        let connection = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(HEADER_TIMEOUT)
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                        let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+                        drop(slot);
                     });
                 }
             });
@@ -440,6 +459,47 @@ pub fn serve(listener: std::net::TcpListener, source: MetricsSource) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Idle clients that never finish their headers: the ones over the cap
+    /// are closed at once, the others at the header timeout, and a real
+    /// scrape is still answered meanwhile.
+    #[test]
+    fn idle_clients_cannot_hold_the_server() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        serve(listener, MetricsSource::default()).unwrap();
+        let idle: Vec<std::net::TcpStream> = (0..MAX_CONNECTIONS + 20)
+            .map(|_| {
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+                c
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let closed = idle
+            .iter()
+            .filter(|c| {
+                c.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+                    .unwrap();
+                // Closed unread: an end of stream, or a reset.
+                match (&mut &**c).read(&mut [0u8; 64]) {
+                    Ok(0) => true,
+                    Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+                    Ok(_) => false,
+                }
+            })
+            .count();
+        assert!(closed >= 20, "{closed} of the idle clients closed");
+        drop(idle);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
 
     #[test]
     fn renders_every_family_per_mode() {

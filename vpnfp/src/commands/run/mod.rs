@@ -23,7 +23,7 @@ use vpnfp::{
     pipeline::Pipeline,
     privileges,
     settings::{self, MAX_WINDOW_SECS, Settings},
-    source::kernel::if_index,
+    source::kernel::{if_index, if_index_now},
 };
 use vpnfp_common::{Counters, Outcome, config::FLAG_LOG_WINDOWS};
 
@@ -139,7 +139,25 @@ fn validate(args: &RunArgs, settings: &Settings) -> anyhow::Result<Timers> {
     })
 }
 
+/// The soft limit on open files raised to the hard one: systemd's default
+/// 1,024 is what a few idle clients can exhaust.
+fn raise_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit to fill, then to set.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
+    raise_file_limit();
     let settings = args.fingerprint.settings()?;
     let timers = validate(&args, &settings)?;
     tokio::runtime::Builder::new_current_thread()
@@ -329,6 +347,7 @@ async fn run_modes(
         .filter_map(|i| if_index(i).ok().map(|n| (i.clone(), n)))
         .collect();
     let mut vanished = None;
+    let mut check_failures = 0u64;
 
     // Samples are identified in turns of this many, so the event ring is
     // read between turns (events first: `biased`).
@@ -393,10 +412,21 @@ async fn run_modes(
                     info!("standard output was closed: stopping");
                     break;
                 }
-                if let Some((iface, _)) = watched
-                    .iter()
-                    .find(|(iface, index)| if_index(iface).ok() != Some(*index))
-                {
+                // Gone or replaced counts; a check that failed (no
+                // descriptor left) does not: it is said and tried again.
+                let gone = watched.iter().find(|(iface, index)| {
+                    match if_index_now(iface) {
+                        Ok(now) => now != Some(*index),
+                        Err(e) => {
+                            check_failures += 1;
+                            if check_failures % 60 == 1 {
+                                log::warn!("cannot check interface {iface} ({e}); it is still watched");
+                            }
+                            false
+                        }
+                    }
+                });
+                if let Some((iface, _)) = gone {
                     log::error!("interface {iface} disappeared (deleted or replaced): stopping, nothing is watched there any more");
                     vanished = Some(iface.clone());
                     break;

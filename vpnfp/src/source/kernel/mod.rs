@@ -635,6 +635,24 @@ fn tc_mut(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, KernelError> {
         })
 }
 
+/// The interface's index now: `Ok(None)` when it is gone, an error when the
+/// check itself failed (no file descriptor left, no memory), which says
+/// nothing about the interface.
+pub fn if_index_now(iface: &str) -> std::io::Result<Option<u32>> {
+    let name = std::ffi::CString::new(iface).map_err(std::io::Error::other)?;
+    // SAFETY: valid NUL-terminated string.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENODEV) | Some(libc::ENXIO) => Ok(None),
+                _ => Err(e),
+            }
+        }
+        index => Ok(Some(index)),
+    }
+}
+
 /// The interface's index, or a clear error before anything is loaded.
 pub fn if_index(iface: &str) -> Result<u32, KernelError> {
     let name = std::ffi::CString::new(iface)
