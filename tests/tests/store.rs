@@ -55,15 +55,20 @@ const LAB: [&str; 10] = [
     "dnsq.pcap",
 ];
 
+/// `vpnfp replay --store DB` of one lab capture.
+fn replay_into(db: &Path, capture: &str) -> std::process::Output {
+    vpnfp()
+        .args(["replay", "--store"])
+        .arg(db)
+        .arg(lab_capture(capture))
+        .output()
+        .unwrap()
+}
+
 /// Replays every lab capture into one store (one run each).
 fn lab_store(db: &Path) {
     for f in LAB {
-        let out = vpnfp()
-            .args(["replay", "--store"])
-            .arg(db)
-            .arg(lab_capture(f))
-            .output()
-            .unwrap();
+        let out = replay_into(db, f);
         assert!(
             out.status.success(),
             "{f}: {}",
@@ -362,12 +367,7 @@ fn the_store_survives_kill_9_in_the_middle_of_heavy_writes() {
     assert_eq!(bad, 0);
     drop(conn);
     // The store opens again and takes the next run.
-    let again = vpnfp()
-        .args(["replay", "--store"])
-        .arg(&db)
-        .arg(lab_capture("wg.pcap"))
-        .output()
-        .unwrap();
+    let again = replay_into(&db, "wg.pcap");
     assert!(
         again.status.success(),
         "{}",
@@ -614,12 +614,7 @@ fn the_store_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new("private");
     let db = dir.0.join("var/vpnfp/store.db");
-    let out = vpnfp()
-        .args(["replay", "--store"])
-        .arg(&db)
-        .arg(lab_capture("wg.pcap"))
-        .output()
-        .unwrap();
+    let out = replay_into(&db, "wg.pcap");
     assert!(
         out.status.success(),
         "{}",
@@ -633,12 +628,7 @@ fn the_store_is_private() {
     }
     // An existing store that others can read: a warning, and it works.
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = vpnfp()
-        .args(["replay", "--store"])
-        .arg(&db)
-        .arg(lab_capture("wg.pcap"))
-        .output()
-        .unwrap();
+    let out = replay_into(&db, "wg.pcap");
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("readable by others (mode 644)"), "{stderr}");
