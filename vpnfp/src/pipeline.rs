@@ -264,11 +264,21 @@ impl Pipeline {
         }
     }
 
-    /// Ages every host's evidence to `now_ns` (Unix nanoseconds) and sends
-    /// the pending IPFIX records.
+    /// Ages every host's evidence to `now_ns` (Unix nanoseconds), lifts
+    /// the blocks whose pairs went quiet, and sends the pending IPFIX
+    /// records.
     pub fn tick(&mut self, now_ns: u64) {
         for v in self.judge.tick(now_ns) {
             self.verdict(Some(v));
+        }
+        let lifted = self
+            .enforcer
+            .as_mut()
+            .map(|e| e.expire(now_ns))
+            .unwrap_or_default();
+        for u in lifted {
+            log::warn!("{}", u.human());
+            self.outputs.event(&u);
         }
         if let Some(ipfix) = &mut self.ipfix {
             ipfix.flush();

@@ -190,9 +190,53 @@ pub struct Blocked {
     /// The rule's number in the file (1 = first `[[block]]`).
     pub rule: usize,
     pub at_ns: u64,
-    /// A sink refused the block (a full block map): the pair passes, and
-    /// the event says so.
-    pub failed: bool,
+    /// Why the block was not made, if it was not: the pair passes, and the
+    /// event says so.
+    pub refused: Option<Refusal>,
+}
+
+/// Why a block the policy asked for was not made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A sink refused it (the block map is full).
+    MapFull,
+    /// The host had its new blocks for this minute.
+    RateLimited,
+}
+
+impl Refusal {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Refusal::MapFull => "map_full",
+            Refusal::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// A block lifted because its pair went quiet: the `unblocked` event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Unblocked {
+    pub event: &'static str,
+    pub host: IpAddr,
+    pub peer: IpAddr,
+    /// Named as in the `blocked` event.
+    #[serde(rename = "protocol")]
+    pub what: String,
+    pub reason: &'static str,
+    /// How long the pair had been quiet.
+    pub quiet_secs: u64,
+    /// Packets the block matched over its life.
+    pub packets: u64,
+    pub at: f64,
+}
+
+impl Unblocked {
+    pub fn human(&self) -> String {
+        format!(
+            "unblocked: {} between host {} and {}: quiet for {} s ({} packets matched while blocked)",
+            self.what, self.host, self.peer, self.quiet_secs, self.packets
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -203,6 +247,8 @@ struct BlockedJson<'a> {
     protocol: &'a str,
     policy_mode: &'static str,
     action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
     rule: usize,
     at: f64,
 }
@@ -216,6 +262,7 @@ impl Serialize for Blocked {
             protocol: &self.what,
             policy_mode: self.policy_mode.as_str(),
             action: self.action(),
+            reason: self.refused.map(Refusal::as_str),
             rule: self.rule,
             at: unix_secs(self.at_ns),
         }
@@ -225,7 +272,7 @@ impl Serialize for Blocked {
 
 impl Blocked {
     pub fn action(&self) -> &'static str {
-        if self.failed {
+        if self.refused.is_some() {
             "failed"
         } else if self.policy_mode == PolicyMode::Enforce {
             "drop"
@@ -235,14 +282,18 @@ impl Blocked {
     }
 
     pub fn human(&self) -> String {
-        if self.failed {
+        if let Some(refusal) = self.refused {
             return format!(
-                "could not block {} between host {} and {} (policy rule {}, {}): the block map is full or refused it, so its packets pass",
+                "could not block {} between host {} and {} (policy rule {}, {}): {}, so its packets pass",
                 self.what,
                 self.host,
                 self.peer,
                 self.rule,
-                self.policy_mode.as_str()
+                self.policy_mode.as_str(),
+                match refusal {
+                    Refusal::MapFull => "the block map is full or refused it",
+                    Refusal::RateLimited => "the host had its new blocks for this minute",
+                }
             );
         }
         format!(
@@ -279,14 +330,28 @@ pub struct Drops {
     pub packets: u64,
 }
 
+/// A block in force, and when its pair last sent anything.
+struct Held {
+    blocked: Blocked,
+    /// Packets the sinks had matched at the last look.
+    packets: u64,
+    /// When that count last moved (or the block was made).
+    active_ns: u64,
+}
+
 pub struct Enforcer {
     path: PathBuf,
     policy: Policy,
-    blocks: BTreeMap<(IpAddr, IpAddr), Blocked>,
+    blocks: BTreeMap<(IpAddr, IpAddr), Held>,
     sinks: Vec<Box<dyn BlockSink>>,
-    /// Blocks a sink refused (they pass: fail-open).
+    /// Per host: the start of its current minute, and the blocks it got in
+    /// it. Only hosts blocked within the last minute are kept.
+    budget: HashMap<IpAddr, (u64, u32)>,
+    /// Blocks refused (they pass: fail-open), a full map or a budget.
     pub failures: u64,
 }
+
+const MINUTE_NS: u64 = 60_000_000_000;
 
 impl Enforcer {
     /// The validated policy at `path`; nothing is enforced before this.
@@ -296,6 +361,7 @@ impl Enforcer {
             policy: Policy::load(path)?,
             blocks: BTreeMap::new(),
             sinks: Vec::new(),
+            budget: HashMap::new(),
             failures: 0,
         })
     }
@@ -327,25 +393,21 @@ impl Enforcer {
         if self.blocks.contains_key(&(host, peer)) {
             return None;
         }
-        let action = self.action();
-        let mut failed = false;
-        for sink in &mut self.sinks {
-            if let Err(e) = sink.set(host, peer, action) {
-                failed = true;
-                self.failures += 1;
-                // A flood of refusals is one line per hundred.
-                if self.failures % 100 == 1 {
-                    log::error!(
-                        "enforcement: cannot block {host} -> {peer} ({e:#}); it passes ({} refused so far)",
-                        self.failures
-                    );
-                }
-            }
-        }
-        if failed {
-            // No half block: what one sink took, the others did not.
-            for sink in &mut self.sinks {
-                let _ = sink.clear(host, peer);
+        let refused = if self.spend(host, at_ns) {
+            self.set_everywhere(host, peer)
+                .err()
+                .map(|e| (Refusal::MapFull, format!("{e:#}")))
+        } else {
+            Some((Refusal::RateLimited, "the host's budget".to_string()))
+        };
+        if let Some((_, why)) = &refused {
+            self.failures += 1;
+            // A flood of refusals is one line per hundred.
+            if self.failures % 100 == 1 {
+                log::error!(
+                    "enforcement: cannot block {host} -> {peer} ({why}); it passes ({} refused so far)",
+                    self.failures
+                );
             }
         }
         let b = Blocked {
@@ -355,14 +417,90 @@ impl Enforcer {
             policy_mode: self.policy.mode,
             rule: rule + 1,
             at_ns,
-            failed,
+            refused: refused.map(|(r, _)| r),
         };
         // Only what the sinks hold is remembered, so the set never grows
         // past their room; a refused pair is tried again when named again.
-        if !failed {
-            self.blocks.insert((host, peer), b.clone());
+        if b.refused.is_none() {
+            self.blocks.insert(
+                (host, peer),
+                Held {
+                    blocked: b.clone(),
+                    packets: 0,
+                    active_ns: at_ns,
+                },
+            );
         }
         Some(b)
+    }
+
+    /// Takes one of `host`'s new blocks for the minute, if it has one left.
+    fn spend(&mut self, host: IpAddr, at_ns: u64) -> bool {
+        let limit = self.policy.new_blocks_per_host_per_minute;
+        let (start, used) = self.budget.entry(host).or_insert((at_ns, 0));
+        if at_ns.saturating_sub(*start) >= MINUTE_NS {
+            (*start, *used) = (at_ns, 0);
+        }
+        if *used >= limit {
+            return false;
+        }
+        *used += 1;
+        true
+    }
+
+    /// Sets the block in every sink, or in none: what one sink took is
+    /// taken back when another refuses.
+    fn set_everywhere(&mut self, host: IpAddr, peer: IpAddr) -> anyhow::Result<()> {
+        let action = self.action();
+        let mut result = Ok(());
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.set(host, peer, action) {
+                result = Err(e);
+                break;
+            }
+        }
+        if result.is_err() {
+            for sink in &mut self.sinks {
+                let _ = sink.clear(host, peer);
+            }
+        }
+        result
+    }
+
+    /// Lifts the blocks whose pair sent nothing (no packet matched) for the
+    /// policy's `unblock_after_secs`, as of `now_ns` (Unix nanoseconds),
+    /// and forgets spent budgets. Called about once a second; it reads
+    /// each block's count once.
+    pub fn expire(&mut self, now_ns: u64) -> Vec<Unblocked> {
+        self.budget
+            .retain(|_, (start, _)| now_ns.saturating_sub(*start) < MINUTE_NS);
+        let quiet_ns = self.policy.unblock_after_secs.saturating_mul(1_000_000_000);
+        let mut lifted = Vec::new();
+        for (&(host, peer), held) in &mut self.blocks {
+            let packets: u64 = self.sinks.iter().map(|s| s.packets(host, peer)).sum();
+            if packets != held.packets {
+                held.packets = packets;
+                held.active_ns = now_ns;
+            } else if now_ns.saturating_sub(held.active_ns) >= quiet_ns {
+                lifted.push(Unblocked {
+                    event: "unblocked",
+                    host,
+                    peer,
+                    what: held.blocked.what.clone(),
+                    reason: "quiet",
+                    quiet_secs: now_ns.saturating_sub(held.active_ns) / 1_000_000_000,
+                    packets,
+                    at: unix_secs(now_ns),
+                });
+            }
+        }
+        for u in &lifted {
+            for sink in &mut self.sinks {
+                let _ = sink.clear(u.host, u.peer);
+            }
+            self.blocks.remove(&(u.host, u.peer));
+        }
+        lifted
     }
 
     /// A flow named a VPN or tunnel.
@@ -396,7 +534,7 @@ impl Enforcer {
         let mut lifted = 0;
         let keys: Vec<(IpAddr, IpAddr)> = self.blocks.keys().copied().collect();
         for (host, peer) in keys {
-            let b = &self.blocks[&(host, peer)];
+            let b = &self.blocks[&(host, peer)].blocked;
             let still = if let Some(level) = b.what.strip_prefix("verdict:") {
                 self.policy.blocks_verdict(host, peer, level)
             } else {
@@ -415,8 +553,8 @@ impl Enforcer {
             if still.is_none() {
                 self.blocks.remove(&(host, peer));
                 lifted += 1;
-            } else if let Some(b) = self.blocks.get_mut(&(host, peer)) {
-                b.policy_mode = self.policy.mode;
+            } else if let Some(held) = self.blocks.get_mut(&(host, peer)) {
+                held.blocked.policy_mode = self.policy.mode;
             }
         }
         Ok(format!(
@@ -433,6 +571,7 @@ impl Enforcer {
     pub fn drops(&self) -> Vec<Drops> {
         self.blocks
             .values()
+            .map(|held| &held.blocked)
             .map(|b| Drops {
                 host: b.host,
                 peer: b.peer,
@@ -483,6 +622,7 @@ mod tests {
         .unwrap();
         let mut e = Enforcer::new(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+        e.policy.new_blocks_per_host_per_minute = 100;
         e.add_sink(Box::new(Small {
             room: 2,
             pairs: Vec::new(),
@@ -496,8 +636,14 @@ mod tests {
             .map(|&p| e.block(host, p, "wireguard".into(), 0, 0).unwrap().action())
             .collect();
         assert_eq!(actions, ["drop", "drop", "failed", "failed", "failed"]);
+        assert_eq!(
+            e.block(host, peers[3], "wireguard".into(), 0, 0)
+                .unwrap()
+                .refused,
+            Some(Refusal::MapFull)
+        );
         assert_eq!(e.blocks.len(), 2);
-        assert_eq!(e.failures, 3);
+        assert_eq!(e.failures, 4);
         let refused = e.block(host, peers[4], "wireguard".into(), 0, 0).unwrap();
         assert!(
             refused.human().contains("its packets pass"),
@@ -512,5 +658,155 @@ mod tests {
         }
         let one_more = "203.0.113.1".parse().unwrap();
         assert!(shared.set(host, one_more, ACTION_DROP).is_err());
+    }
+
+    /// A sink that matches a packet whenever the test says so.
+    struct Counting {
+        pairs: Vec<(IpAddr, IpAddr)>,
+        packets: Arc<AtomicU64>,
+    }
+
+    impl BlockSink for Counting {
+        fn set(&mut self, host: IpAddr, peer: IpAddr, _action: u32) -> anyhow::Result<()> {
+            self.pairs.push((host, peer));
+            Ok(())
+        }
+        fn clear(&mut self, host: IpAddr, peer: IpAddr) -> anyhow::Result<()> {
+            self.pairs.retain(|p| *p != (host, peer));
+            Ok(())
+        }
+        fn packets(&self, host: IpAddr, peer: IpAddr) -> u64 {
+            if self.pairs.contains(&(host, peer)) {
+                self.packets.load(Ordering::Relaxed)
+            } else {
+                0
+            }
+        }
+    }
+
+    fn enforcer(policy: &str) -> Enforcer {
+        let dir = std::env::temp_dir().join(format!(
+            "vpnfp-enforce-{}-{}",
+            std::process::id(),
+            policy.len()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy.toml");
+        std::fs::write(&path, policy).unwrap();
+        let e = Enforcer::new(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        e
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    /// One host gets at most its budget of new blocks a minute (so forged
+    /// detections cannot fill the map), and its budget comes back.
+    #[test]
+    fn new_blocks_are_budgeted_per_host() {
+        let mut e = enforcer(
+            "mode = \"enforce\"\nnew_blocks_per_host_per_minute = 3\n[[block]]\nprotocols = [\"wireguard\"]\n",
+        );
+        e.add_sink(Box::new(Counting {
+            pairs: Vec::new(),
+            packets: Arc::default(),
+        }));
+        let (host, other): (IpAddr, IpAddr) = (
+            "192.168.90.11".parse().unwrap(),
+            "192.168.90.12".parse().unwrap(),
+        );
+        let peer = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0xc633_6400 + i));
+        let actions: Vec<&str> = (1..=5)
+            .map(|i| {
+                e.block(host, peer(i), "wireguard".into(), 0, i as u64 * S)
+                    .unwrap()
+            })
+            .map(|b| b.action())
+            .collect();
+        assert_eq!(actions, ["drop", "drop", "drop", "failed", "failed"]);
+        let refused = e
+            .block(host, peer(6), "wireguard".into(), 0, 10 * S)
+            .unwrap();
+        assert_eq!(refused.refused, Some(Refusal::RateLimited));
+        assert!(refused.human().contains("its packets pass"));
+        let json = serde_json::to_string(&refused).unwrap();
+        assert!(
+            json.contains(r#""action":"failed","reason":"rate_limited""#),
+            "{json}"
+        );
+        // Another host has its own budget; a minute later this one too.
+        assert_eq!(
+            e.block(other, peer(1), "wireguard".into(), 0, 11 * S)
+                .unwrap()
+                .action(),
+            "drop"
+        );
+        assert_eq!(
+            e.block(host, peer(7), "wireguard".into(), 0, 62 * S)
+                .unwrap()
+                .action(),
+            "drop"
+        );
+        assert_eq!(e.blocks.len(), 5);
+    }
+
+    /// A block lasts while its pair keeps sending and is lifted, with an
+    /// event, once the pair was quiet for the policy's time.
+    #[test]
+    fn blocks_end_when_the_pair_goes_quiet() {
+        let mut e = enforcer(
+            "mode = \"enforce\"\nunblock_after_secs = 60\n[[block]]\nprotocols = [\"wireguard\"]\n",
+        );
+        let packets = Arc::new(AtomicU64::new(0));
+        e.add_sink(Box::new(Counting {
+            pairs: Vec::new(),
+            packets: packets.clone(),
+        }));
+        let host: IpAddr = "192.168.90.11".parse().unwrap();
+        let peer: IpAddr = "198.51.100.2".parse().unwrap();
+        e.block(host, peer, "wireguard".into(), 0, 0).unwrap();
+        // A tunnel retrying every 5 s for ten minutes stays blocked.
+        for t in (5..600).step_by(5) {
+            packets.fetch_add(1, Ordering::Relaxed);
+            assert!(e.expire(t * S).is_empty(), "lifted at {t} s");
+        }
+        // The last packet came at 595 s.
+        assert!(e.expire(595 * S + 59 * S).is_empty());
+        let lifted = e.expire(595 * S + 60 * S);
+        assert_eq!(lifted.len(), 1);
+        let u = &lifted[0];
+        assert_eq!(
+            (u.host, u.peer, u.quiet_secs, u.packets),
+            (host, peer, 60, 119)
+        );
+        let json = serde_json::to_string(u).unwrap();
+        assert!(json.contains(r#""event":"unblocked""#) && json.contains(r#""reason":"quiet""#));
+        assert!(e.blocks.is_empty() && e.drops().is_empty());
+        // Named again, it is blocked again.
+        assert_eq!(
+            e.block(host, peer, "wireguard".into(), 0, 700 * S)
+                .unwrap()
+                .action(),
+            "drop"
+        );
+    }
+
+    #[test]
+    fn the_budgets_are_validated() {
+        for bad in [
+            "unblock_after_secs = 5",
+            "unblock_after_secs = 99999999",
+            "new_blocks_per_host_per_minute = 0",
+        ] {
+            let text =
+                format!("mode = \"enforce\"\n{bad}\n[[block]]\nprotocols = [\"wireguard\"]\n");
+            assert!(Policy::parse(&text).is_err(), "{bad}");
+        }
+        let p = Policy::parse("[[block]]\nprotocols = [\"wireguard\"]\n").unwrap();
+        assert_eq!(p.unblock_after_secs, policy::DEFAULT_UNBLOCK_AFTER_SECS);
+        assert_eq!(
+            p.new_blocks_per_host_per_minute,
+            policy::DEFAULT_NEW_BLOCKS_PER_HOST_PER_MINUTE
+        );
     }
 }

@@ -15,6 +15,12 @@
 //! hosts = ["192.168.90.50"]         # may use a VPN
 //! peers = ["203.0.113.10"]          # the organisation's own VPN servers
 //! ```
+//!
+//! Two budgets, at the top level, with their defaults:
+//! `unblock_after_secs = 600` lifts a block once the pair has sent nothing
+//! for that long (a tunnel that keeps retrying stays blocked), and
+//! `new_blocks_per_host_per_minute = 8` refuses further new blocks for one
+//! host within a minute, so forged traffic cannot fill the block map.
 
 use std::{net::IpAddr, path::Path};
 
@@ -54,6 +60,8 @@ struct RawPolicy {
     block: Vec<RawRule>,
     #[serde(default)]
     allow: RawAllow,
+    unblock_after_secs: Option<u64>,
+    new_blocks_per_host_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,7 +98,14 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub allow_hosts: Vec<Cidr>,
     pub allow_peers: Vec<Cidr>,
+    /// A block whose pair was quiet this long is lifted.
+    pub unblock_after_secs: u64,
+    /// New blocks one host may get per minute; more are refused.
+    pub new_blocks_per_host_per_minute: u32,
 }
+
+pub const DEFAULT_UNBLOCK_AFTER_SECS: u64 = 600;
+pub const DEFAULT_NEW_BLOCKS_PER_HOST_PER_MINUTE: u32 = 8;
 
 const VERDICTS: [&str; 3] = ["vpn", "tunnel", "suspected"];
 
@@ -174,8 +189,22 @@ impl Policy {
         if raw.mode != PolicyMode::Monitor && rules.is_empty() {
             bail!("mode {:?} with no [[block]] rules", raw.mode.as_str());
         }
+        let unblock_after_secs = raw.unblock_after_secs.unwrap_or(DEFAULT_UNBLOCK_AFTER_SECS);
+        if !(10..=7 * 86_400).contains(&unblock_after_secs) {
+            bail!(
+                "unblock_after_secs = {unblock_after_secs}: from 10 seconds to a week (blocks must end, and not before a retrying tunnel shows it is alive)"
+            );
+        }
+        let new_blocks_per_host_per_minute = raw
+            .new_blocks_per_host_per_minute
+            .unwrap_or(DEFAULT_NEW_BLOCKS_PER_HOST_PER_MINUTE);
+        if new_blocks_per_host_per_minute == 0 {
+            bail!("new_blocks_per_host_per_minute = 0 would block nothing");
+        }
         Ok(Self {
             mode: raw.mode,
+            unblock_after_secs,
+            new_blocks_per_host_per_minute,
             rules,
             allow_hosts: cidrs(&raw.allow.hosts, "[allow] hosts")?,
             allow_peers: cidrs(&raw.allow.peers, "[allow] peers")?,
