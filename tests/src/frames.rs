@@ -59,6 +59,14 @@ pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, tags: &[u16]) -> Vec<u8> {
     f
 }
 
+/// IPv4 carrying `payload` as IP protocol `protocol` (ESP is 50).
+pub fn ipv4_with(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = ethernet(&[], ETH_P_IP);
+    f.extend_from_slice(&ipv4_header(src, dst, protocol, payload.len() as u16));
+    f.extend_from_slice(payload);
+    f
+}
+
 /// A frame of another ethertype, padded to 60 bytes.
 pub fn other(ethertype: u16) -> Vec<u8> {
     let mut f = ethernet(&[], ethertype);

@@ -12,6 +12,7 @@ use vpnfp::{
 };
 use vpnfp_common::{
     InternalRanges, KernelConfig, NANOS_PER_SEC, Parsed,
+    config::Arrival,
     parse::{self, L4Kind},
     record::SAMPLE_MAX,
 };
@@ -180,21 +181,27 @@ pub fn run(seed: u64, inputs: u64) -> Report {
         let parsed = std::panic::catch_unwind(|| link.parse(&data)).unwrap_or_else(|_| {
             panic!("parse panicked: seed {seed} input {n} {link:?} {data:02x?}")
         });
-        engine.frame(&data, parsed, t, &mut |fact| match fact {
-            Fact::Window(closed) => {
-                assert!(
-                    closed.count_this >= 1 && closed.window_end_ns >= closed.window_start_ns,
-                    "{closed:?}"
-                );
-                report.windows_closed += 1;
-            }
-            Fact::Sample(s) => assert!(s.payload.len() <= s.payload_len as usize),
-            Fact::Flow(f) => assert!(
-                f.value.packets_up + f.value.packets_down > 0
-                    || f.end != vpnfp::model::EndReason::Idle
-            ),
-            Fact::Concentration(c) => assert!(c.peer_packets <= c.packets),
-        });
+        engine.frame(
+            &data,
+            parsed,
+            Arrival::Elsewhere,
+            t,
+            &mut |fact| match fact {
+                Fact::Window(closed) => {
+                    assert!(
+                        closed.count_this >= 1 && closed.window_end_ns >= closed.window_start_ns,
+                        "{closed:?}"
+                    );
+                    report.windows_closed += 1;
+                }
+                Fact::Sample(s) => assert!(s.payload.len() <= s.payload_len as usize),
+                Fact::Flow(f) => assert!(
+                    f.value.packets_up + f.value.packets_down > 0
+                        || f.end != vpnfp::model::EndReason::Idle
+                ),
+                Fact::Concentration(c) => assert!(c.peer_packets <= c.packets),
+            },
+        );
         report.frames += 1;
         if n % 256 == 255 {
             report.captures += 1;

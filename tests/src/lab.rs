@@ -476,61 +476,10 @@ impl Drop for ChildGuard {
 }
 
 impl Lab {
-    /// Sends raw Ethernet frames out of the LAN interface (AF_PACKET), with
-    /// the destination MAC set to the router's so the router's stack takes
-    /// them; `gap` between frames.
+    /// Sends raw Ethernet frames out of the LAN interface, to the
+    /// router's MAC so the router's stack takes them; `gap` between frames.
     pub fn send_raw(&self, frames: &[Vec<u8>], gap: Duration) {
         let router_mac = self.router.mac(ROUTER_IF);
-        let index = self.lan.if_index(LAN_IF);
-        self.lan.enter(|| {
-            // SAFETY: plain socket calls on a socket we own and close.
-            unsafe {
-                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-                assert!(
-                    fd >= 0,
-                    "AF_PACKET socket: {}",
-                    std::io::Error::last_os_error()
-                );
-                let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-                addr.sll_family = libc::AF_PACKET as u16;
-                addr.sll_ifindex = index as i32;
-                addr.sll_halen = 6;
-                addr.sll_addr[..6].copy_from_slice(&router_mac);
-                for frame in frames {
-                    let mut frame = frame.clone();
-                    frame[..6].copy_from_slice(&router_mac);
-                    let send = || {
-                        libc::sendto(
-                            fd,
-                            frame.as_ptr().cast(),
-                            frame.len(),
-                            0,
-                            (&addr as *const libc::sockaddr_ll).cast(),
-                            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                        )
-                    };
-                    let mut sent = send();
-                    // A full transmit queue pushes back (ENOBUFS): wait
-                    // and resend, as any sender would; at most a second.
-                    let mut tries = 0;
-                    while sent < 0
-                        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS)
-                        && tries < 1000
-                    {
-                        std::thread::sleep(Duration::from_millis(1));
-                        tries += 1;
-                        sent = send();
-                    }
-                    assert_eq!(
-                        sent,
-                        frame.len() as isize,
-                        "send: {}",
-                        std::io::Error::last_os_error()
-                    );
-                    std::thread::sleep(gap);
-                }
-                libc::close(fd);
-            }
-        });
+        self.lan.send_frames(LAN_IF, router_mac, frames, gap);
     }
 }

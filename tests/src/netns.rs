@@ -6,6 +6,7 @@ use std::{
     os::fd::AsRawFd,
     process::{Command, Output},
     sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
 };
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -155,5 +156,63 @@ impl Drop for NetNs {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+impl NetNs {
+    /// Sends raw Ethernet frames out of `iface` (AF_PACKET) with their
+    /// destination MAC set to `dst_mac`; `gap` between frames. A full
+    /// transmit queue (ENOBUFS) is waited out, as any sender would, for at
+    /// most a second per frame.
+    pub fn send_frames(&self, iface: &str, dst_mac: [u8; 6], frames: &[Vec<u8>], gap: Duration) {
+        let index = self.if_index(iface);
+        self.enter(|| {
+            // SAFETY: plain socket calls on a socket we own and close.
+            unsafe {
+                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+                assert!(
+                    fd >= 0,
+                    "AF_PACKET socket: {}",
+                    std::io::Error::last_os_error()
+                );
+                let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+                addr.sll_family = libc::AF_PACKET as u16;
+                addr.sll_ifindex = index as i32;
+                addr.sll_halen = 6;
+                addr.sll_addr[..6].copy_from_slice(&dst_mac);
+                for frame in frames {
+                    let mut frame = frame.clone();
+                    frame[..6].copy_from_slice(&dst_mac);
+                    let send = || {
+                        libc::sendto(
+                            fd,
+                            frame.as_ptr().cast(),
+                            frame.len(),
+                            0,
+                            (&addr as *const libc::sockaddr_ll).cast(),
+                            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                        )
+                    };
+                    let mut sent = send();
+                    let mut tries = 0;
+                    while sent < 0
+                        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS)
+                        && tries < 1000
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                        tries += 1;
+                        sent = send();
+                    }
+                    assert_eq!(
+                        sent,
+                        frame.len() as isize,
+                        "send: {}",
+                        std::io::Error::last_os_error()
+                    );
+                    std::thread::sleep(gap);
+                }
+                libc::close(fd);
+            }
+        });
     }
 }

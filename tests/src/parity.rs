@@ -11,6 +11,7 @@ use vpnfp::{
 };
 use vpnfp_common::{
     Counters, Direction, KernelConfig, WindowClose, concentration::ConcentrationClose,
+    config::Arrival,
 };
 
 use crate::{harness::TestProgram, script::Scripted};
@@ -184,6 +185,12 @@ pub fn through_engine(config: KernelConfig, script: &[Scripted]) -> (Run, Engine
         engine.frame(
             &s.frame,
             LinkType::Ethernet.parse(&s.frame),
+            // As the programs see it under test_run: XDP is the LAN port;
+            // TC's frames have no ingress interface (never hairpinned).
+            match s.hook {
+                crate::harness::Hook::Ingress => Arrival::FromLanPort,
+                crate::harness::Hook::Egress => Arrival::Elsewhere,
+            },
             s.ts_ns,
             &mut on_fact,
         );

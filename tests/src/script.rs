@@ -173,6 +173,9 @@ pub fn mixed_traffic(seed: u64, count: usize) -> Vec<Scripted> {
                     f[ip_at + 7] = 0x20;
                     (f, Hook::Ingress)
                 }
+                // A LAN device forging the server's reply: it arrives on
+                // the LAN port.
+                38 => (frames::udp(peer, host, tags), Hook::Ingress),
                 _ => (frames::udp(host, peer, tags), Hook::Ingress),
             };
             Scripted {

@@ -10,7 +10,9 @@ use vpnfp::{
     model::{EndReason, Fact},
     source::{capture::LinkType, kernel::Capacities},
 };
-use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, Thresholds, WindowClose, decide};
+use vpnfp_common::{
+    InternalRanges, KernelConfig, NANOS_PER_SEC, Thresholds, WindowClose, config::Arrival, decide,
+};
 use vpnfp_tests::{frames, harness::TestProgram, privileged};
 
 const FLOOD: u32 = 10_000_000;
@@ -153,11 +155,23 @@ fn replay_flood_stays_within_capacity_counts_evictions_keeps_the_vpn_host() {
     for i in 0..FLOOD {
         let t = i as u64 * GAP_NS;
         if i % EVERY == 0 {
-            engine.frame(&vpn, LinkType::Ethernet.parse(&vpn), t, &mut on_fact);
+            engine.frame(
+                &vpn,
+                LinkType::Ethernet.parse(&vpn),
+                Arrival::Elsewhere,
+                t,
+                &mut on_fact,
+            );
         } else {
             let src = u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i;
             frame[26..30].copy_from_slice(&src.to_be_bytes());
-            engine.frame(&frame, LinkType::Ethernet.parse(&frame), t, &mut on_fact);
+            engine.frame(
+                &frame,
+                LinkType::Ethernet.parse(&frame),
+                Arrival::Elsewhere,
+                t,
+                &mut on_fact,
+            );
         }
         if i % 1_000_000 == 0 {
             assert!(engine.hosts_tracked() <= CAPACITY as usize);

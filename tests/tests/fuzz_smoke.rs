@@ -42,6 +42,8 @@ fn kernel_programs_survive_hostile_frames_and_agree_with_userspace() {
     }
     let mut config = KernelConfig::new(NANOS_PER_SEC / 1000, InternalRanges::research());
     config.inspect_packets = 2;
+    // Frames on XDP with external sources are spoofed, alike on both sides.
+    config.flags |= vpnfp_common::config::FLAG_LAN_PORT;
     config.sample_bytes = SAMPLE_MAX as u32;
     let mut program = TestProgram::load(config);
     // A second instance tells which frames the kernel refuses to run TC on

@@ -115,6 +115,9 @@ fn parse_vectors_on_the_wire_in_both_modes() {
                 "PREROUTING",
                 "--iface",
                 ROUTER_IF,
+                // The vectors hold replies (external sources), sent here
+                // from the LAN side as a mirror port would show them.
+                "--no-spoof-check",
             ])
             .args([
                 "--window",

@@ -224,7 +224,8 @@ fn scripted_sequence_gives_the_engines_records_exactly() {
     if !privileged("scripted_sequence_gives_the_engines_records_exactly") {
         return;
     }
-    let config = full_config(300 * MS);
+    let mut config = full_config(300 * MS);
+    config.flags |= vpnfp_common::config::FLAG_LAN_PORT;
     let script = mixed_traffic(0x5eed_1234_abcd_ef01, 8_000);
     let mut program = TestProgram::load(config);
     let kernel = through_kernel(&mut program, &script);
@@ -270,7 +271,52 @@ fn scripted_sequence_gives_the_engines_records_exactly() {
     assert_eq!(c.seen, script.len() as u64);
     assert_eq!(c.seen, c.analysed() + c.ignored() + c.malformed());
     assert!(c.malformed() > 0 && c.outcome(Outcome::IgnoredNotIp) > 0);
+    assert!(c.outcome(Outcome::IgnoredSpoofed) > 0);
     assert!(c.seen_egress > 0 && c.ipv6 > 0 && c.fragments > 0);
+}
+
+/// A frame on the LAN port (XDP) with an external source was forged by a
+/// LAN device: counted as spoofed, and it reaches neither the research,
+/// nor a flow, nor identification; the same frame leaving by TC egress (a
+/// real reply) is evidence as before. Without the LAN-port flag (a mirror
+/// port) it is a reply like any other.
+#[test]
+fn a_forged_reply_on_the_lan_port_is_counted_and_nothing_else() {
+    if !privileged("a_forged_reply_on_the_lan_port_is_counted_and_nothing_else") {
+        return;
+    }
+    let (victim, server) = (ip(192, 168, 1, 10), ip(198, 51, 100, 7));
+    // A WireGuard handshake response, as a forger would send it.
+    let mut response = vec![2u8, 0, 0, 0];
+    response.resize(92, 0x5a);
+    let forged = frames::udp_with(server, victim, 51820, 40000, &response);
+    let mut config = full_config(NANOS_PER_SEC);
+    config.flags |= vpnfp_common::config::FLAG_LAN_PORT;
+    let mut program = TestProgram::load(config);
+    for i in 0..3 {
+        assert_eq!(program.run(Hook::Ingress, &forged, i).unwrap(), XDP_PASS);
+    }
+    let c = program.counters();
+    assert_eq!(c.outcome(Outcome::IgnoredSpoofed), 3);
+    assert_eq!(c.analysed(), 0);
+    assert!(program.flows().is_empty(), "a forged frame makes no flow");
+    let sent = program.sent();
+    assert!(sent.samples.is_empty() && sent.windows.is_empty());
+    assert!(program.fingerprinter.hosts4().unwrap().is_empty());
+
+    assert_eq!(program.run(Hook::Egress, &forged, 10).unwrap(), TC_ACT_OK);
+    assert_eq!(
+        program.counters().analysed(),
+        1,
+        "a reply from the WAN side"
+    );
+    assert_eq!(program.sent().samples.len(), 1);
+
+    config.flags &= !vpnfp_common::config::FLAG_LAN_PORT;
+    let mut mirror = TestProgram::load(config);
+    mirror.run(Hook::Ingress, &forged, 0).unwrap();
+    assert_eq!(mirror.counters().outcome(Outcome::IgnoredSpoofed), 0);
+    assert_eq!(mirror.counters().analysed(), 1);
 }
 
 #[test]

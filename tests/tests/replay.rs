@@ -17,7 +17,8 @@ use vpnfp::{
     source::capture::{CaptureError, LinkType},
 };
 use vpnfp_common::{
-    InternalRanges, KernelConfig, NANOS_PER_SEC, Outcome, WindowClose, record::SAMPLE_MAX,
+    InternalRanges, KernelConfig, NANOS_PER_SEC, Outcome, WindowClose, config::Arrival,
+    record::SAMPLE_MAX,
 };
 use vpnfp_tests::{
     captures::{write_pcap, write_pcapng},
@@ -253,7 +254,13 @@ fn parse_vectors_replay_as_expected() {
     let config = KernelConfig::new(NANOS_PER_SEC, InternalRanges::research());
     for v in parse_vectors() {
         let mut engine = Engine::new(EngineSettings::new(config));
-        engine.frame(&v.frame, LinkType::Ethernet.parse(&v.frame), 0, &mut |_| {});
+        engine.frame(
+            &v.frame,
+            LinkType::Ethernet.parse(&v.frame),
+            Arrival::Elsewhere,
+            0,
+            &mut |_| {},
+        );
         let c = engine.counters();
         match v.expected {
             Expected::Internal => assert_eq!(

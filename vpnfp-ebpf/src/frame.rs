@@ -8,12 +8,14 @@ use aya_ebpf::{
     helpers::{bpf_skb_load_bytes, bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
     programs::{TcContext, XdpContext},
 };
-use vpnfp_common::{parse::Bytes, record::SAMPLE_MAX};
+use vpnfp_common::{config::Arrival, parse::Bytes, record::SAMPLE_MAX};
 
 /// What the fingerprint needs from a hook.
 pub trait Frame: Bytes {
     /// Whether this hook sees packets leaving the interface.
     const EGRESS: bool;
+    /// Where this frame entered the watched interface.
+    fn arrival(&self) -> Arrival;
     /// Bytes of the packet the hook can reach.
     fn len(&self) -> usize;
     /// Copies `len` bytes from `offset` into `dst` (`len` at most
@@ -56,6 +58,11 @@ impl Bytes for XdpFrame<'_> {
 impl Frame for XdpFrame<'_> {
     const EGRESS: bool = false;
 
+    #[inline(always)]
+    fn arrival(&self) -> Arrival {
+        Arrival::FromLanPort
+    }
+
     /// The helper, not `data_end - data`: a length computed from packet
     /// pointers can end up spilled as a 32-bit value with BPF v3's 32-bit
     /// ALU, which the verifier refuses for pointers.
@@ -91,6 +98,21 @@ impl Bytes for TcFrame<'_> {
 
 impl Frame for TcFrame<'_> {
     const EGRESS: bool = true;
+
+    /// A frame leaving by the port it came in on was sent by a LAN host
+    /// and forwarded back (a forged "reply" takes this way): it is judged
+    /// as it was on arrival.
+    #[inline(always)]
+    fn arrival(&self) -> Arrival {
+        let skb = self.0.skb.skb;
+        // SAFETY: reads of the program's own context.
+        let (came_in, goes_out) = unsafe { ((*skb).ingress_ifindex, (*skb).ifindex) };
+        if came_in == goes_out {
+            Arrival::FromLanPort
+        } else {
+            Arrival::Elsewhere
+        }
+    }
 
     #[inline(always)]
     fn len(&self) -> usize {

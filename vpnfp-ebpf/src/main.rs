@@ -352,6 +352,9 @@ fn packet<A: FamilyMaps, C: EbpfContext, F: Frame>(
         *slot = A::ends(config, ip.src, ip.dst);
         &*slot
     };
+    if config.spoofed(ends, frame.arrival()) {
+        return Outcome::IgnoredSpoofed;
+    }
     let mut p = Packet {
         ctx,
         frame,

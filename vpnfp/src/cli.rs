@@ -230,6 +230,13 @@ pub struct RunArgs {
     /// only, as vpnfp did before (for parity with earlier results).
     #[arg(long)]
     pub ingress_only: bool,
+    /// The watched interfaces are not LAN ports (a mirror port, or this
+    /// host's own uplink), so replies arrive on them too. By default a
+    /// frame arriving on a watched interface with an external source is
+    /// taken as forged by a LAN device: counted (ignored_spoofed) and never
+    /// used as evidence, so it can neither accuse a host nor block a pair.
+    #[arg(long)]
+    pub no_spoof_check: bool,
     #[command(flatten)]
     pub nfqueue: NfqueueArgs,
     /// Serve vpnfp's own counters in Prometheus text format at

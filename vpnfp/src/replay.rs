@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+use vpnfp_common::config::Arrival;
+
 use crate::{
     engine::Engine,
     model::Fact,
@@ -27,7 +29,14 @@ pub fn replay_files(
             capture.for_each(|packet| {
                 // The kernel programs' parse, and what provider links wrap.
                 let parsed = packet.link.parse_capture(packet.data);
-                engine.frame(packet.data, parsed, packet.ts_ns, &mut on_fact);
+                // A capture does not say where a frame entered: nothing is taken as spoofed.
+                engine.frame(
+                    packet.data,
+                    parsed,
+                    Arrival::Elsewhere,
+                    packet.ts_ns,
+                    &mut on_fact,
+                );
             })
         });
         if let Err(e) = result {

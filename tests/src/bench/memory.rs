@@ -11,7 +11,7 @@ use vpnfp::{
         kernel::{Capacities, KernelFingerprinter},
     },
 };
-use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
+use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, config::Arrival, maps};
 
 use super::{Figure, Size};
 use crate::frames;
@@ -77,6 +77,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
         engine.frame(
             &frame,
             LinkType::Ethernet.parse(&frame),
+            Arrival::Elsewhere,
             i as u64,
             &mut |_| {},
         );

@@ -235,6 +235,19 @@ impl ProbeCtx<'_> {
         Ok(())
     }
 
+    /// Frames a LAN device sends from `host`'s interface to the router's
+    /// MAC, whatever addresses they carry: what an attacker on the LAN can
+    /// forge.
+    pub fn forge(&self, host: &str, frames: &[Vec<u8>]) {
+        let router_mac = self.topo.router.mac(topology::ROUTER_IF);
+        self.topo.host(host).ns.send_frames(
+            topology::HOST_IF,
+            router_mac,
+            frames,
+            std::time::Duration::from_millis(5),
+        );
+    }
+
     /// SIGKILL to vpnfp (by its PID): what a crash leaves behind.
     pub fn kill_vpnfp(&self) {
         // SAFETY: signalling the vpnfp this lab started.
@@ -274,6 +287,8 @@ pub struct LabReport {
     pub idle_ended_at: Option<f64>,
     /// What the probe returned.
     pub probe: Option<serde_json::Value>,
+    /// What vpnfp logged (its stderr), read before the lab is removed.
+    pub log: String,
     pub dir: PathBuf,
 }
 
@@ -533,6 +548,7 @@ pub fn run(mut options: LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result
             status,
             idle_ended_at,
             probe: probed,
+            log: std::fs::read_to_string(dir.join("vpnfp.log")).unwrap_or_default(),
             dir: workdir.path.clone(),
         })
     })();

@@ -28,6 +28,22 @@ pub const FLAG_NO_FLOWS: u32 = 1 << 3;
 /// An enforcement policy is loaded: look each packet's (host, peer) up in
 /// the block maps.
 pub const FLAG_POLICY: u32 = 1 << 4;
+/// The watched interface is a LAN port: what arrives on it was sent by LAN
+/// hosts, so a frame arriving with an external source is spoofed. Off for a
+/// mirror port or a host's own uplink, where replies arrive too.
+pub const FLAG_LAN_PORT: u32 = 1 << 5;
+
+/// Where a frame entered the interface vpnfp watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// It arrived on the LAN port (XDP; TC egress for a frame the router
+    /// forwards back out of the port it came in on; NFQUEUE when its
+    /// in-interface is a watched one).
+    FromLanPort,
+    /// From elsewhere (the WAN side, the router itself), or not known
+    /// (replay): never taken as spoofed.
+    Elsewhere,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +138,14 @@ impl KernelConfig {
             concentration_window_ns: self.concentration_window_ns,
             concentration_min_packets: self.concentration_min_packets,
         }
+    }
+
+    /// A frame no LAN host could honestly send: from the LAN port with an
+    /// external source. Only such a frame could impersonate a server, so
+    /// it is counted and nothing else (`Outcome::IgnoredSpoofed`).
+    #[inline(always)]
+    pub fn spoofed<A: Address>(&self, ends: &Ends<A>, arrival: Arrival) -> bool {
+        matches!(arrival, Arrival::FromLanPort) && !ends.src_internal && self.has(FLAG_LAN_PORT)
     }
 
     /// Step 1 with this config's filters: the packet's (host, peer) for the

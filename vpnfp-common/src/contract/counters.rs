@@ -25,15 +25,22 @@ pub enum Outcome {
     MalformedIpHeader = 6,
     /// More than [`MAX_VLAN_TAGS`] VLAN tags: the research reads 0 to 3.
     MalformedVlanDepth = 7,
+    /// Arrived on the LAN port with an external source address: a LAN
+    /// device forged it (real replies enter from the WAN side). Counted,
+    /// never evidence: it reaches neither the research, nor flows, nor
+    /// identification.
+    IgnoredSpoofed = 8,
 }
 
-pub const OUTCOME_COUNT: usize = 8;
+/// Counter slots: a power of two, so the kernel can mask an index into
+/// bounds; the slots past the last outcome stay 0.
+pub const OUTCOME_COUNT: usize = 16;
 
 /// The research reads up to three stacked VLAN tags.
 pub const MAX_VLAN_TAGS: usize = 3;
 
 impl Outcome {
-    pub const ALL: [Outcome; OUTCOME_COUNT] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Analysed,
         Outcome::IgnoredNotIp,
         Outcome::IgnoredLanInternal,
@@ -42,6 +49,7 @@ impl Outcome {
         Outcome::MalformedTruncated,
         Outcome::MalformedIpHeader,
         Outcome::MalformedVlanDepth,
+        Outcome::IgnoredSpoofed,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -54,6 +62,7 @@ impl Outcome {
             Outcome::MalformedTruncated => "malformed_truncated",
             Outcome::MalformedIpHeader => "malformed_ip_header",
             Outcome::MalformedVlanDepth => "malformed_vlan_depth",
+            Outcome::IgnoredSpoofed => "ignored_spoofed",
         }
     }
 
@@ -168,9 +177,9 @@ mod tests {
             );
         }
         let mut c = Counters::default();
-        for (i, slot) in c.outcomes.iter_mut().enumerate() {
+        for (i, slot) in c.outcomes.iter_mut().enumerate().take(Outcome::ALL.len()) {
             *slot = 1 << i;
         }
-        assert_eq!(c.analysed() + c.ignored() + c.malformed(), 0xff);
+        assert_eq!(c.analysed() + c.ignored() + c.malformed(), 0x1ff);
     }
 }

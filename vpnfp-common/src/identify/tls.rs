@@ -147,38 +147,40 @@ pub fn dtls(b: &[u8], payload_len: u32) -> Option<Found> {
     (records > 0 && at <= total).then_some(Found::sure(Protocol::Dtls, "signature:dtls-record"))
 }
 
+/// A minimal TLS 1.2-style ClientHello record naming `name` (SNI): for
+/// tests and the lab, which forge one.
+#[cfg(not(target_arch = "bpf"))]
+pub fn client_hello_record(name: &str) -> std::vec::Vec<u8> {
+    let mut body = std::vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.push(0); // session id
+    body.extend_from_slice(&[0, 2, 0x13, 0x01]);
+    body.extend_from_slice(&[1, 0]);
+    let mut sni = std::vec::Vec::new();
+    sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+    sni.push(0);
+    sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    sni.extend_from_slice(name.as_bytes());
+    let mut ext = std::vec![0x00, 0x0b, 0, 2, 1, 0]; // ec_point_formats first
+    ext.extend_from_slice(&[0, 0]);
+    ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&sni);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = std::vec![CLIENT_HELLO, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend_from_slice(&body);
+    let mut rec = std::vec![HANDSHAKE, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::testing::{run, tcp, udp};
     use super::*;
     use std::vec::Vec;
-
-    /// A minimal TLS 1.2-style ClientHello record with an SNI.
-    pub fn client_hello_record(name: &str) -> Vec<u8> {
-        let mut body = vec![3, 3];
-        body.extend_from_slice(&[7; 32]);
-        body.push(0); // session id
-        body.extend_from_slice(&[0, 2, 0x13, 0x01]);
-        body.extend_from_slice(&[1, 0]);
-        let mut sni = Vec::new();
-        sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-        sni.push(0);
-        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        sni.extend_from_slice(name.as_bytes());
-        let mut ext = vec![0x00, 0x0b, 0, 2, 1, 0]; // ec_point_formats first
-        ext.extend_from_slice(&[0, 0]);
-        ext.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-        ext.extend_from_slice(&sni);
-        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-        body.extend_from_slice(&ext);
-        let mut hs = vec![CLIENT_HELLO, 0];
-        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        hs.extend_from_slice(&body);
-        let mut rec = vec![HANDSHAKE, 3, 1];
-        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-        rec.extend_from_slice(&hs);
-        rec
-    }
 
     #[test]
     fn client_hello_and_its_name() {

@@ -11,7 +11,7 @@ use std::{hash::Hash, net::IpAddr};
 use vpnfp_common::{
     Counters, FlowKey, HostEntry, HostUpdate, KernelConfig, Outcome, Parsed, V6,
     cells::Plain,
-    config::{FLAG_NO_FLOWS, Family},
+    config::{Arrival, FLAG_NO_FLOWS, Family},
     flow::Cut,
     net::parse::{Ip, L4Kind},
     record::SAMPLE_MAX,
@@ -89,13 +89,14 @@ impl Engine {
         }
     }
 
-    /// One frame (`frame`: the bytes `parsed` was read from) seen at
-    /// `now_ns`; what it causes goes to `out`.
+    /// One frame (`frame`: the bytes `parsed` was read from) that entered
+    /// as `arrival` says, seen at `now_ns`; what it causes goes to `out`.
     #[inline]
     pub fn frame(
         &mut self,
         frame: &[u8],
         parsed: Result<Parsed, Outcome>,
+        arrival: Arrival,
         now_ns: u64,
         out: &mut impl FnMut(Fact<'_>),
     ) {
@@ -106,9 +107,12 @@ impl Engine {
                 &self.settings,
                 &mut self.v4,
                 &mut self.counters,
-                frame,
-                &ip,
-                now_ns,
+                Arrived {
+                    frame,
+                    ip: &ip,
+                    arrival,
+                    now_ns,
+                },
                 out,
             ),
             Ok(Parsed::V6(ip)) => {
@@ -117,9 +121,12 @@ impl Engine {
                     &self.settings,
                     &mut self.v6,
                     &mut self.counters,
-                    frame,
-                    &ip,
-                    now_ns,
+                    Arrived {
+                        frame,
+                        ip: &ip,
+                        arrival,
+                        now_ns,
+                    },
                     out,
                 )
             }
@@ -229,6 +236,15 @@ fn emit_flow<'o, A: IntoIp>(
     }
 }
 
+/// A parsed packet as it arrived: the frame's bytes, what was parsed from
+/// them, where and when it came in.
+struct Arrived<'f, A> {
+    frame: &'f [u8],
+    ip: &'f Ip<A>,
+    arrival: Arrival,
+    now_ns: u64,
+}
+
 /// One parsed IP packet through a family's tables: the kernel programs'
 /// `packet`, step for step.
 #[inline]
@@ -236,13 +252,20 @@ fn packet<A: Family + IntoIp + Hash>(
     settings: &EngineSettings,
     tables: &mut Tables<A>,
     counters: &mut Counters,
-    frame: &[u8],
-    ip: &Ip<A>,
-    now_ns: u64,
+    arrived: Arrived<'_, A>,
     out: &mut impl FnMut(Fact<'_>),
 ) -> Outcome {
+    let Arrived {
+        frame,
+        ip,
+        arrival,
+        now_ns,
+    } = arrived;
     let config = &settings.config;
     let ends = A::ends(config, ip.src, ip.dst);
+    if config.spoofed(&ends, arrival) {
+        return Outcome::IgnoredSpoofed;
+    }
     let outcome = match config.analysed(&ends) {
         Err(outcome) => outcome,
         Ok((host, peer)) => {
@@ -345,8 +368,12 @@ mod tests {
     }
 
     fn run(e: &mut Engine, frame: &[u8], t: u64) -> Vec<String> {
+        run_from(e, frame, Arrival::Elsewhere, t)
+    }
+
+    fn run_from(e: &mut Engine, frame: &[u8], arrival: Arrival, t: u64) -> Vec<String> {
         let mut facts = Vec::new();
-        e.frame(frame, parse::ethernet(frame), t, &mut |f| {
+        e.frame(frame, parse::ethernet(frame), arrival, t, &mut |f| {
             facts.push(match f {
                 Fact::Window(w) => format!("window {} {}", w.host, w.count_this),
                 Fact::Concentration(_) => "concentration".into(),
@@ -392,6 +419,32 @@ mod tests {
                 (2, EndReason::Exit, vpnfp_common::Scope::External)
             ]
         );
+    }
+
+    #[test]
+    fn a_frame_from_the_lan_port_with_an_external_source_is_only_counted() {
+        let mut e = engine(DEFAULT_MAX_HOSTS);
+        e.settings.config.flags |= vpnfp_common::config::FLAG_LAN_PORT;
+        let forged_reply = udp([198, 51, 100, 7], [192, 168, 1, 10]);
+        let honest = udp([192, 168, 1, 10], [198, 51, 100, 7]);
+        assert!(run_from(&mut e, &forged_reply, Arrival::FromLanPort, 1).is_empty());
+        assert_eq!(e.counters().outcome(Outcome::IgnoredSpoofed), 1);
+        assert_eq!((e.hosts_tracked(), e.flows_tracked()), (0, 0));
+        // The same frame from elsewhere is a reply, and a LAN host's own
+        // frames from the LAN port are what the port is for.
+        assert_eq!(
+            run_from(&mut e, &forged_reply, Arrival::Elsewhere, 2),
+            vec!["sample 192.168.1.10 12"]
+        );
+        assert_eq!(
+            run_from(&mut e, &honest, Arrival::FromLanPort, 3),
+            vec!["sample 192.168.1.10 12"]
+        );
+        // Without the LAN-port flag (a mirror port) nothing is spoofed.
+        e.settings.config.flags &= !vpnfp_common::config::FLAG_LAN_PORT;
+        run_from(&mut e, &forged_reply, Arrival::FromLanPort, 4);
+        assert_eq!(e.counters().outcome(Outcome::IgnoredSpoofed), 1);
+        assert_eq!(e.counters().analysed(), 3);
     }
 
     #[test]

@@ -167,6 +167,16 @@ pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
         .block_on(run_modes(args, settings, timers, verbose))
 }
 
+/// `FLAG_LAN_PORT` unless the user said the interfaces are not LAN ports
+/// (or named none: NFQUEUE then sees every interface's packets).
+pub(crate) fn lan_port_flag(args: &RunArgs) -> u32 {
+    if args.no_spoof_check || args.ifaces.is_empty() {
+        0
+    } else {
+        vpnfp_common::config::FLAG_LAN_PORT
+    }
+}
+
 async fn run_modes(
     args: RunArgs,
     settings: Settings,
@@ -185,6 +195,7 @@ async fn run_modes(
         None => None,
     };
     let mut config = settings.kernel_config();
+    config.flags |= lan_port_flag(&args);
     if verbose > 0 {
         config.flags |= FLAG_LOG_WINDOWS;
     }

@@ -74,8 +74,10 @@ pub fn start(
         queue_len: args.nfqueue.queue_len.unwrap_or(DEFAULT_QUEUE_LEN),
         copy_range: args.nfqueue.copy_range.unwrap_or(DEFAULT_COPY_RANGE),
     };
+    let mut config = settings.kernel_config();
+    config.flags |= super::lan_port_flag(args);
     let engine = EngineSettings {
-        config: settings.kernel_config(),
+        config,
         max_hosts: args.max_hosts as usize,
         max_flows: args.max_flows as usize,
         close_linger_ns: vpnfp::engine::flows::CLOSE_LINGER_NS,

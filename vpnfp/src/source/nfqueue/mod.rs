@@ -14,7 +14,7 @@ use std::{
 };
 
 use nfq::{Queue, Verdict};
-use vpnfp_common::{Counters, parse};
+use vpnfp_common::{Counters, config::Arrival, parse};
 
 use crate::{
     engine::{Engine, EngineSettings},
@@ -74,6 +74,9 @@ pub struct NfqueueFingerprinter {
     engine: Engine,
     /// An enforcement policy's blocks (None: accept everything).
     blocks: Option<std::sync::Arc<crate::enforce::SharedBlocks>>,
+    /// The watched interfaces' indexes: a packet that came in on one of
+    /// them came from the LAN port.
+    lan_ports: Vec<u32>,
 }
 
 fn unix_now_ns() -> u64 {
@@ -139,6 +142,12 @@ impl NfqueueFingerprinter {
             engine: Engine::new(settings),
             options: options.clone(),
             blocks: None,
+            // An interface that does not exist yet has no packets to judge.
+            lan_ports: options
+                .ifaces
+                .iter()
+                .filter_map(|i| crate::source::kernel::if_index_now(i).ok().flatten())
+                .collect(),
         };
         // Installed one by one; if one fails, drop removes those before it.
         for rule in Rule::set(options.chain, &options.ifaces, queue_num, &families) {
@@ -194,7 +203,12 @@ impl NfqueueFingerprinter {
                 }
                 _ => false,
             };
-            self.engine.frame(packet, parsed, now_ns, on_fact);
+            let arrival = if self.lan_ports.contains(&msg.get_indev()) {
+                Arrival::FromLanPort
+            } else {
+                Arrival::Elsewhere
+            };
+            self.engine.frame(packet, parsed, arrival, now_ns, on_fact);
             msg.set_verdict(if drop { Verdict::Drop } else { Verdict::Accept });
             self.queue.verdict(msg).map_err(|e| NfqueueError::Receive {
                 queue: self.options.queue_num,
