@@ -633,3 +633,60 @@ fn the_store_is_private() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("readable by others (mode 644)"), "{stderr}");
 }
+
+/// Issue 19, item 5: a 2-packet capture dated 2100 replayed into a store
+/// deleted every earlier row (retention counted back from the newest row),
+/// and `report --since 7d` showed only it. Now a replay deletes nothing,
+/// and a row dated in the future is kept, counted and never "now".
+#[test]
+fn a_replay_deletes_nothing_and_a_row_from_2100_is_not_now() {
+    let dir = TempDir::new("future");
+    let db = dir.0.join("store.db");
+    let out = replay_into(&db, "wg.pcap");
+    assert!(out.status.success());
+    let (_, before) = flows_in(&db);
+    assert!(before > 0);
+    let future = dir.0.join("2100.pcap");
+    let t2100 = 4_102_444_800_000_000_000u64;
+    let host = std::net::Ipv4Addr::new(10, 9, 9, 9);
+    let peer = std::net::Ipv4Addr::new(203, 0, 113, 99);
+    write_pcap(
+        &future,
+        DataLink::ETHERNET,
+        &[
+            Scripted::ingress(t2100, frames::udp_with(host, peer, 1000, 53, &[1; 20])),
+            Scripted::ingress(
+                t2100 + 1_000,
+                frames::udp_with(peer, host, 53, 1000, &[2; 20]),
+            ),
+        ],
+        TsResolution::MicroSecond,
+    );
+    let out = vpnfp()
+        .args(["replay", "--retain", "1h", "--store"])
+        .arg(&db)
+        .arg(&future)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dated more than a day after"), "{stderr}");
+    let (check, after) = flows_in(&db);
+    assert_eq!(check, "ok");
+    assert_eq!(after, before + 1, "the replay deleted rows");
+    let r = report_json(&db, &["--mode", "replay", "--since", "7d"]);
+    assert_eq!(r["future_rows"], 1, "{r}");
+    assert!(
+        r["until"].as_f64().unwrap() < 4_000_000_000.0,
+        "a row from 2100 was taken as now: {}",
+        r["until"]
+    );
+    let hosts: Vec<&str> = r["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert!(hosts.contains(&"192.168.90.11"), "{hosts:?}");
+    assert!(!hosts.contains(&"10.9.9.9"), "{hosts:?}");
+}

@@ -119,13 +119,32 @@ pub struct ExportArgs {
     /// passively from the DNS answers and TLS server names seen anyway.
     #[arg(long)]
     pub resolve: bool,
-    /// Keep this long in the store; older rows are pruned in the
-    /// background (by the rows' own times).
+    /// Keep this long in the store: `run` prunes rows older than this
+    /// before the wall clock, in the background, with a log line. A replay
+    /// deletes nothing.
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     pub retain: String,
+    /// `run`: the most the store's rows may take (e.g. 500MiB, 2GiB); past
+    /// it the oldest rows are deleted, counted and logged, so a flood of
+    /// new flows cannot fill the disk.
+    #[arg(long, value_name = "SIZE", default_value = "2GiB")]
+    pub store_max_size: String,
 }
 
 impl ExportArgs {
+    pub fn store_max_bytes(&self) -> anyhow::Result<u64> {
+        let size: bytesize::ByteSize = self.store_max_size.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "--store-max-size {:?}: a size like 500MiB or 2GiB ({e})",
+                self.store_max_size
+            )
+        })?;
+        if size.as_u64() < 1 << 20 {
+            anyhow::bail!("--store-max-size {}: at least 1 MiB", self.store_max_size);
+        }
+        Ok(size.as_u64())
+    }
+
     pub fn retain(&self) -> anyhow::Result<std::time::Duration> {
         humantime::parse_duration(&self.retain).map_err(|e| {
             anyhow::anyhow!("--retain {:?}: a duration like 12h, 30d ({e})", self.retain)

@@ -34,7 +34,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         judging,
     );
     if let Some(path) = &args.store {
-        let retain = args.export.retain()?;
         let run = vpnfp::store::RunInfo {
             command: "replay",
             mode: "replay".into(),
@@ -42,7 +41,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         };
         pipeline.store = Some(vpnfp::store::Store::open(
             path,
-            retain,
+            vpnfp::store::Keeping::Everything,
             &run,
             vpnfp::store::WhenFull::Wait,
         )?);

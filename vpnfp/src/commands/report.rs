@@ -73,6 +73,13 @@ fn text(r: &query::Report) -> String {
         r.hosts_seen,
         r.flagged.len()
     );
+    if r.future_rows > 0 {
+        let _ = writeln!(
+            s,
+            "{} rows are dated more than a day after this machine's clock: kept, not in this range\n",
+            r.future_rows
+        );
+    }
     let _ = writeln!(
         s,
         "{:<40} {:<10} {:<28} {:>10} {:>10} {:>6}",

@@ -5,7 +5,9 @@
 //! batches, one transaction each, in WAL mode: the loop that drains the
 //! ring buffers only ever does a `try_send`. A full channel or a failing
 //! write (full disk, read-only file) is counted and logged, never waited
-//! on; vpnfp keeps fingerprinting. A background prune keeps `--retain`.
+//! on; vpnfp keeps fingerprinting. In live modes a background prune keeps
+//! `--retain` (by the wall clock) and `--store-max-size` (oldest first); a
+//! replay deletes nothing.
 
 pub mod query;
 pub mod schema;
@@ -39,6 +41,24 @@ const BATCH: usize = 4_096;
 const BATCH_WAIT: Duration = Duration::from_millis(250);
 /// The retention prune runs this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// The size bound is checked this often: a flood of new flows writes about
+/// 2.7 MB/s, so a check every 10 s overshoots the bound by that much.
+const SIZE_EVERY: Duration = Duration::from_secs(10);
+/// Rows this far ahead of the wall clock are dated in the future.
+pub const FUTURE_SLACK_SECS: f64 = 86_400.0;
+/// The size bound's default.
+pub const DEFAULT_MAX_BYTES: u64 = 2 << 30;
+
+/// What a store deletes on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keeping {
+    /// Live modes: rows older than `retain` before the wall clock go, and
+    /// the oldest flows go first when the rows take more than `max_bytes`.
+    Bounded { retain: Duration, max_bytes: u64 },
+    /// Replay: nothing is deleted; the capture's times say nothing about
+    /// what other runs kept.
+    Everything,
+}
 
 /// One thing to keep.
 #[derive(Clone, Debug)]
@@ -60,7 +80,11 @@ pub struct StoreCounts {
     pub queue_full: AtomicU64,
     /// Lost to failing writes.
     pub failed: AtomicU64,
+    /// Rows deleted for age, and for the size bound.
     pub pruned: AtomicU64,
+    pub pruned_for_size: AtomicU64,
+    /// Rows written with a time more than a day after the wall clock.
+    pub future: AtomicU64,
 }
 
 impl StoreCounts {
@@ -145,11 +169,10 @@ fn private_file(path: &Path) -> anyhow::Result<()> {
 
 impl Store {
     /// Opens (creating or migrating) the store at `path` and starts its
-    /// writer. `retain`: rows older than this (by their own time) are
-    /// pruned.
+    /// writer, which deletes what `keeping` says.
     pub fn open(
         path: &Path,
-        retain: Duration,
+        keeping: Keeping,
         run: &RunInfo,
         when_full: WhenFull,
     ) -> anyhow::Result<Self> {
@@ -166,7 +189,7 @@ impl Store {
             let path = path.to_path_buf();
             std::thread::Builder::new()
                 .name("vpnfp-store".into())
-                .spawn(move || writer(conn, run_id, rx, counts, retain, &path))
+                .spawn(move || writer(conn, run_id, rx, counts, keeping, &path))
                 .context("starting the store's writer")?
         };
         Ok(Self {
@@ -237,12 +260,12 @@ fn writer(
     run: i64,
     rx: Receiver<Msg>,
     counts: Arc<StoreCounts>,
-    retain: Duration,
+    keeping: Keeping,
     path: &Path,
 ) {
     let mut batch: Vec<Row> = Vec::with_capacity(BATCH);
     let mut last_prune = Instant::now() - PRUNE_EVERY;
-    let mut newest = 0.0f64;
+    let mut last_size = Instant::now();
     let mut errors = 0u64;
     let mut stopping = false;
     while !stopping {
@@ -258,7 +281,14 @@ fn writer(
             }
         }
         if !batch.is_empty() {
-            newest = batch.iter().map(row_time).fold(newest, f64::max);
+            let future_from = wall_secs() + FUTURE_SLACK_SECS;
+            let future = batch.iter().filter(|r| row_time(r) > future_from).count() as u64;
+            if future > 0 && counts.future.fetch_add(future, Ordering::Relaxed) == 0 {
+                log::warn!(
+                    "store {}: rows dated more than a day after this machine's clock (a capture's or a clock's error?): kept, never taken as \"now\" by reports, and counted",
+                    path.display()
+                );
+            }
             match write_batch(&mut conn, run, &batch) {
                 Ok(()) => {
                     counts
@@ -283,20 +313,50 @@ fn writer(
             }
             batch.clear();
         }
-        if last_prune.elapsed() >= PRUNE_EVERY && newest > 0.0 {
+        let Keeping::Bounded { retain, max_bytes } = keeping else {
+            continue;
+        };
+        if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
-            // Retention counts back from the newest record (replayed captures
-            // keep their own times).
-            let cutoff = newest - retain.as_secs_f64();
+            // By the wall clock: one row's wrong time cannot age the rest.
+            let cutoff = wall_secs() - retain.as_secs_f64();
             match schema::prune(&mut conn, cutoff) {
                 Ok(n) => {
                     counts.pruned.fetch_add(n, Ordering::Relaxed);
+                    if n > 0 {
+                        log::info!(
+                            "store {}: pruned {n} rows older than --retain {}",
+                            path.display(),
+                            humantime::format_duration(retain)
+                        );
+                    }
                 }
                 Err(e) => log::warn!("store {}: pruning failed: {e}", path.display()),
             }
         }
+        if last_size.elapsed() >= SIZE_EVERY || stopping {
+            last_size = Instant::now();
+            match schema::shrink_to(&mut conn, max_bytes) {
+                Ok(0) => {}
+                Ok(n) => {
+                    let total = counts.pruned_for_size.fetch_add(n, Ordering::Relaxed) + n;
+                    log::warn!(
+                        "store {}: its rows passed --store-max-size {}: the oldest {n} rows were deleted ({total} so far)",
+                        path.display(),
+                        bytesize::ByteSize::b(max_bytes)
+                    );
+                }
+                Err(e) => log::warn!("store {}: keeping its size failed: {e}", path.display()),
+            }
+        }
     }
     let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+}
+
+fn wall_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn row_time(row: &Row) -> f64 {
@@ -449,4 +509,132 @@ fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Resu
         }
     }
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EndReason, FlowEnded, FlowId};
+
+    fn flow(host: u32, last_seen_secs: f64) -> Row {
+        let ns = (last_seen_secs * 1e9) as u64;
+        Row::Flow(FlowReport {
+            mode: Mode::Xdp,
+            flow: FlowEnded {
+                id: FlowId {
+                    host: IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + host)),
+                    peer: "198.51.100.7".parse().unwrap(),
+                    proto: 17,
+                    host_port: 40_000,
+                    peer_port: 53,
+                },
+                value: vpnfp_common::FlowValue {
+                    first_seen_ns: ns,
+                    last_seen_ns: ns,
+                    packets_up: 1,
+                    bytes_up: 60,
+                    scope: 1,
+                    ..Default::default()
+                },
+                end: EndReason::Idle,
+            },
+            protocol: None,
+            hint: None,
+            peer_name: None,
+        })
+    }
+
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn store(name: &str, keeping: Keeping) -> (Dir, Store) {
+        let dir =
+            Dir(std::env::temp_dir().join(format!("vpnfp-store-{name}-{}", std::process::id())));
+        let run = RunInfo {
+            command: "run",
+            mode: "xdp".into(),
+            settings: String::new(),
+        };
+        let s = Store::open(&dir.0.join("s.db"), keeping, &run, WhenFull::Wait).unwrap();
+        (dir, s)
+    }
+
+    fn last_seen(path: &Path) -> Vec<f64> {
+        let conn = Connection::open(path).unwrap();
+        let mut st = conn
+            .prepare("SELECT last_seen FROM flows ORDER BY last_seen")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Retention counts back from the wall clock: a row from 2100 neither
+    /// ages the others nor is pruned; a row older than --retain is.
+    #[test]
+    fn live_retention_follows_the_wall_clock() {
+        let now = wall_secs();
+        let (dir, s) = store(
+            "retain",
+            Keeping::Bounded {
+                retain: Duration::from_secs(86_400),
+                max_bytes: DEFAULT_MAX_BYTES,
+            },
+        );
+        for row in [
+            flow(1, now - 3.0 * 86_400.0),
+            flow(2, now - 60.0),
+            flow(3, 4.1e9),
+        ] {
+            s.keep(row);
+        }
+        let counts = s.close();
+        assert_eq!(counts.pruned.load(Ordering::Relaxed), 1);
+        assert_eq!(counts.future.load(Ordering::Relaxed), 1);
+        let kept = last_seen(&dir.0.join("s.db"));
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        // Stored to the microsecond.
+        assert!(
+            (kept[0] - (now - 60.0)).abs() < 1e-5 && kept[1] == 4.1e9,
+            "{kept:?}"
+        );
+    }
+
+    /// A flood of flows stays within --store-max-size: the oldest go, the
+    /// newest stay, and the loss is counted.
+    #[test]
+    fn the_rows_stay_within_the_size_bound_oldest_first() {
+        let max_bytes = 2 << 20;
+        let (dir, s) = store(
+            "size",
+            Keeping::Bounded {
+                retain: Duration::from_secs(30 * 86_400),
+                max_bytes,
+            },
+        );
+        let now = wall_secs();
+        let n = 40_000;
+        for i in 0..n {
+            s.keep(flow(i, now - 1000.0 + i as f64 * 0.01));
+        }
+        let counts = s.close();
+        let path = dir.0.join("s.db");
+        let conn = Connection::open(&path).unwrap();
+        let used = schema::used_bytes(&conn).unwrap();
+        assert!(used <= max_bytes, "{used} bytes used");
+        let deleted = counts.pruned_for_size.load(Ordering::Relaxed);
+        let kept = last_seen(&path);
+        assert!(deleted > 0 && kept.len() as u64 + deleted == n as u64);
+        let newest = now - 1000.0 + (n - 1) as f64 * 0.01;
+        assert!(
+            (kept.last().unwrap() - newest).abs() < 1e-5,
+            "the newest flow stays"
+        );
+        assert!(kept[0] > now - 1000.0, "the oldest went first");
+    }
 }

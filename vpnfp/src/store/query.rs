@@ -27,6 +27,9 @@ pub struct Report {
     pub since: f64,
     pub until: f64,
     pub hosts_seen: usize,
+    /// Rows dated more than a day after the wall clock: kept, outside the
+    /// range.
+    pub future_rows: u64,
     /// Hosts whose strongest verdict in the range is above none.
     pub flagged: Vec<Flagged>,
     pub hosts: Vec<HostReport>,
@@ -141,23 +144,37 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
             since: 0.0,
             until: 0.0,
             hosts_seen: 0,
+            future_rows: 0,
             flagged: Vec::new(),
             hosts: Vec::new(),
             protocols_over_time: Vec::new(),
         });
     };
+    // The newest row is "now", unless it is dated in the future (a wrong
+    // clock or capture): such rows are kept and counted, never "now".
+    let future_from = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(f64::MAX, |d| d.as_secs_f64())
+        + crate::store::FUTURE_SLACK_SECS;
     let until: f64 = conn.query_row(
-        "SELECT MAX(t) FROM (SELECT MAX(last_seen) AS t FROM flows WHERE mode = ?1 UNION ALL SELECT MAX(at) FROM verdicts WHERE mode = ?1 UNION ALL SELECT MAX(at) FROM detections WHERE mode = ?1 UNION ALL SELECT MAX(window_end) FROM suspected WHERE mode = ?1)",
-        params![mode],
+        "SELECT MAX(t) FROM (SELECT MAX(last_seen) AS t FROM flows WHERE mode = ?1 AND last_seen <= ?2 UNION ALL SELECT MAX(at) FROM verdicts WHERE mode = ?1 AND at <= ?2 UNION ALL SELECT MAX(at) FROM detections WHERE mode = ?1 AND at <= ?2 UNION ALL SELECT MAX(window_end) FROM suspected WHERE mode = ?1 AND window_end <= ?2)",
+        params![mode, future_from],
         |r| r.get::<_, Option<f64>>(0),
     )?
     .unwrap_or(0.0);
-    let earliest: f64 = conn.query_row(
-        "SELECT MIN(t) FROM (SELECT MIN(first_seen) AS t FROM flows WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM verdicts WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM detections WHERE mode = ?1 UNION ALL SELECT MIN(window_start) FROM suspected WHERE mode = ?1)",
-        params![mode],
-        |r| r.get::<_, Option<f64>>(0),
-    )?
-    .unwrap_or(until);
+    let future_rows: u64 = conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM flows WHERE mode = ?1 AND last_seen > ?2) + (SELECT COUNT(*) FROM verdicts WHERE mode = ?1 AND at > ?2) + (SELECT COUNT(*) FROM detections WHERE mode = ?1 AND at > ?2) + (SELECT COUNT(*) FROM suspected WHERE mode = ?1 AND window_end > ?2)",
+        params![mode, future_from],
+        |r| r.get::<_, i64>(0),
+    )? as u64;
+    let earliest: f64 = conn
+        .query_row(
+            "SELECT MIN(t) FROM (SELECT MIN(first_seen) AS t FROM flows WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM verdicts WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM detections WHERE mode = ?1 UNION ALL SELECT MIN(window_start) FROM suspected WHERE mode = ?1)",
+            params![mode],
+            |r| r.get::<_, Option<f64>>(0),
+        )?
+        .unwrap_or(until)
+        .min(until);
     let since = match q.since_secs {
         Some(s) => (until - s).max(earliest),
         None => earliest,
@@ -229,6 +246,7 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
         since,
         until,
         hosts_seen,
+        future_rows,
         flagged,
         hosts: out,
         protocols_over_time: slots,

@@ -176,6 +176,52 @@ pub fn start_run(conn: &mut Connection, run: &RunInfo) -> rusqlite::Result<i64> 
     Ok(conn.last_insert_rowid())
 }
 
+/// Bytes the rows take: the pages in use, not the file (SQLite reuses the
+/// pages of deleted rows instead of giving them back).
+pub fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pragma = |name: &str| conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0));
+    let used = pragma("page_count")? - pragma("freelist_count")?;
+    Ok((used.max(0) as u64) * pragma("page_size")?.max(0) as u64)
+}
+
+/// While the rows take more than `max_bytes`, deletes the oldest flows (the
+/// bulk of a store) in steps of a tenth, then the oldest of the rest; how
+/// many rows went. Leaves the rows at about 90% of the bound.
+pub fn shrink_to(conn: &mut Connection, max_bytes: u64) -> rusqlite::Result<u64> {
+    let mut deleted = 0;
+    if used_bytes(conn)? <= max_bytes {
+        return Ok(0);
+    }
+    let target = max_bytes / 10 * 9;
+    while used_bytes(conn)? > target {
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        for (table, column) in [
+            ("flows", "last_seen"),
+            ("suspected", "window_end"),
+            ("detections", "at"),
+            ("verdicts", "at"),
+            ("blocks", "at"),
+        ] {
+            n = tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} ORDER BY {column} LIMIT MAX(1000, (SELECT COUNT(*) FROM {table}) / 10))"
+                ),
+                [],
+            )? as u64;
+            if n > 0 {
+                break;
+            }
+        }
+        tx.commit()?;
+        if n == 0 {
+            break;
+        }
+        deleted += n;
+    }
+    Ok(deleted)
+}
+
 /// Deletes rows older than `cutoff` (Unix seconds); how many.
 pub fn prune(conn: &mut Connection, cutoff: f64) -> rusqlite::Result<u64> {
     let tx = conn.transaction()?;

@@ -41,8 +41,9 @@ pub struct Timers {
     pub stats_every: Option<Duration>,
     pub compare_every: Option<Duration>,
     pub flow_sweep: Duration,
-    /// The store's `--retain`.
+    /// The store's `--retain` and `--store-max-size`.
     pub retain: Duration,
+    pub store_max_bytes: u64,
 }
 
 /// Refuses what does not apply to the chosen mode, and everything invalid,
@@ -63,6 +64,7 @@ fn validate(args: &RunArgs, settings: &Settings) -> anyhow::Result<Timers> {
     };
     let stats_every = every("stats-interval", args.stats_interval)?;
     let retain = args.export.retain()?;
+    let store_max_bytes = args.export.store_max_bytes()?;
     let compare_every = every("compare-interval", args.compare_interval.unwrap_or(0.0))?;
     let kernel = args.mode != RunMode::Nfqueue;
     let nfqueue = args.mode != RunMode::Xdp;
@@ -136,6 +138,7 @@ fn validate(args: &RunArgs, settings: &Settings) -> anyhow::Result<Timers> {
         compare_every,
         flow_sweep: Duration::from_nanos(settings.flow_idle_ns / 4).min(Duration::from_secs(10)),
         retain,
+        store_max_bytes,
     })
 }
 
@@ -271,7 +274,10 @@ async fn run_modes(
         // that cannot be opened is reported and fingerprinting goes on.
         match vpnfp::store::Store::open(
             &args.store,
-            timers.retain,
+            vpnfp::store::Keeping::Bounded {
+                retain: timers.retain,
+                max_bytes: timers.store_max_bytes,
+            },
             &run,
             vpnfp::store::WhenFull::Drop,
         ) {
