@@ -382,6 +382,19 @@ fn mode(m: Mode) -> &'static str {
     m.as_str()
 }
 
+/// What a scan leaves: at most two packets, no payload (none was handed
+/// to identification, and at most 80 bytes of headers a packet), nothing
+/// named. Such flows are summed per host and minute (table `scans`).
+fn scan_like(f: &FlowReport) -> bool {
+    let v = &f.flow.value;
+    let packets = v.packets_up + v.packets_down;
+    packets <= 2
+        && v.inspected == 0
+        && v.bytes_up + v.bytes_down <= 80 * packets
+        && f.protocol.is_none()
+        && f.hint.is_none()
+}
+
 /// One transaction for the whole batch.
 fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
@@ -400,6 +413,10 @@ fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Resu
         )?;
         let mut blocks = tx.prepare_cached(
             "INSERT INTO blocks (run, at, host, peer, what, policy_mode, action, rule, packets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let mut scan = tx.prepare_cached(
+            "INSERT INTO scans (run, mode, host, transport, minute, flows, packets_up, packets_down, bytes_up, bytes_down, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (run, mode, host, transport, minute) DO UPDATE SET flows = flows + 1, packets_up = packets_up + excluded.packets_up, packets_down = packets_down + excluded.packets_down, bytes_up = bytes_up + excluded.bytes_up, bytes_down = bytes_down + excluded.bytes_down, first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)",
         )?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -482,6 +499,22 @@ fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Resu
                         v.host_bytes as i64,
                     ])?;
                 }
+                Row::Flow(f) if scan_like(f) => {
+                    let (id, val) = (&f.flow.id, &f.flow.value);
+                    scan.execute(params![
+                        run,
+                        mode(f.mode),
+                        ip(id.host),
+                        id.proto,
+                        (val.last_seen_ns / 60_000_000_000) as i64,
+                        val.packets_up as i64,
+                        val.packets_down as i64,
+                        val.bytes_up as i64,
+                        val.bytes_down as i64,
+                        unix_secs(val.first_seen_ns),
+                        unix_secs(val.last_seen_ns),
+                    ])?;
+                }
                 Row::Flow(f) => {
                     let (id, val) = (&f.flow.id, &f.flow.value);
                     flow.execute(params![
@@ -517,6 +550,10 @@ mod tests {
     use crate::model::{EndReason, FlowEnded, FlowId};
 
     fn flow(host: u32, last_seen_secs: f64) -> Row {
+        flow_of(host, last_seen_secs, 3, 3_000)
+    }
+
+    fn flow_of(host: u32, last_seen_secs: f64, packets: u64, bytes: u64) -> Row {
         let ns = (last_seen_secs * 1e9) as u64;
         Row::Flow(FlowReport {
             mode: Mode::Xdp,
@@ -531,8 +568,8 @@ mod tests {
                 value: vpnfp_common::FlowValue {
                     first_seen_ns: ns,
                     last_seen_ns: ns,
-                    packets_up: 1,
-                    bytes_up: 60,
+                    packets_up: packets,
+                    bytes_up: bytes,
                     scope: 1,
                     ..Default::default()
                 },
@@ -636,5 +673,49 @@ mod tests {
             "the newest flow stays"
         );
         assert!(kept[0] > now - 1000.0, "the oldest went first");
+    }
+
+    /// Issue 19, item 6: a host's flood of new flows wrote a row each
+    /// (53.5 MB in 20 s). Scan-like flows now sum into one row per host,
+    /// transport and minute; the report still counts every one.
+    #[test]
+    fn scan_like_flows_roll_up_into_one_row_a_minute() {
+        let (dir, s) = store(
+            "scans",
+            Keeping::Bounded {
+                retain: Duration::from_secs(86_400),
+                max_bytes: DEFAULT_MAX_BYTES,
+            },
+        );
+        let minute = (wall_secs() / 60.0).floor() * 60.0;
+        for i in 0..5_000 {
+            // A SYN and its RST: two packets, headers only.
+            s.keep(flow_of(1, minute + 1.0 + i as f64 * 0.001, 2, 100));
+        }
+        s.keep(flow(1, minute + 10.0));
+        s.close();
+        let path = dir.0.join("s.db");
+        let conn = Connection::open(&path).unwrap();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM flows"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM scans"), 1);
+        assert_eq!(count("SELECT SUM(flows) FROM scans"), 5_000);
+        assert_eq!(count("SELECT SUM(bytes_up) FROM scans"), 500_000);
+        let report = query::report(
+            &conn,
+            &query::ReportQuery {
+                since_secs: None,
+                host: None,
+                mode: Some("xdp".into()),
+            },
+        )
+        .unwrap();
+        let h = &report.hosts[0];
+        assert_eq!((h.flows, h.scan_flows), (5_001, 5_000));
+        assert!(
+            h.by_protocol
+                .iter()
+                .any(|p| p.protocol == "scan_like" && p.flows == 5_000)
+        );
     }
 }

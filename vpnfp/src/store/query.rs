@@ -65,7 +65,10 @@ pub struct HostReport {
     pub packets_down: i64,
     pub bytes_up: i64,
     pub bytes_down: i64,
+    /// Flows in the range, the scan-like ones included.
     pub flows: i64,
+    /// Of them, scan-like flows kept summed (`scan_like` in `by_protocol`).
+    pub scan_flows: i64,
     pub by_protocol: Vec<ProtocolStat>,
     pub top_peers: Vec<PeerStat>,
     pub detections: Vec<DetectionStat>,
@@ -125,7 +128,7 @@ fn pick_mode(conn: &Connection, wanted: &Option<String>) -> rusqlite::Result<Opt
     for m in ["xdp", "nfqueue", "replay"] {
         let any: Option<i64> = conn
             .query_row(
-                "SELECT 1 FROM flows WHERE mode = ?1 UNION SELECT 1 FROM verdicts WHERE mode = ?1 UNION SELECT 1 FROM suspected WHERE mode = ?1 LIMIT 1",
+                "SELECT 1 FROM flows WHERE mode = ?1 UNION SELECT 1 FROM scans WHERE mode = ?1 UNION SELECT 1 FROM verdicts WHERE mode = ?1 UNION SELECT 1 FROM suspected WHERE mode = ?1 LIMIT 1",
                 params![m],
                 |r| r.get(0),
             )
@@ -157,19 +160,19 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
         .map_or(f64::MAX, |d| d.as_secs_f64())
         + crate::store::FUTURE_SLACK_SECS;
     let until: f64 = conn.query_row(
-        "SELECT MAX(t) FROM (SELECT MAX(last_seen) AS t FROM flows WHERE mode = ?1 AND last_seen <= ?2 UNION ALL SELECT MAX(at) FROM verdicts WHERE mode = ?1 AND at <= ?2 UNION ALL SELECT MAX(at) FROM detections WHERE mode = ?1 AND at <= ?2 UNION ALL SELECT MAX(window_end) FROM suspected WHERE mode = ?1 AND window_end <= ?2)",
+        "SELECT MAX(t) FROM (SELECT MAX(last_seen) AS t FROM flows WHERE mode = ?1 AND last_seen <= ?2 UNION ALL SELECT MAX(last_seen) FROM scans WHERE mode = ?1 AND last_seen <= ?2 UNION ALL SELECT MAX(at) FROM verdicts WHERE mode = ?1 AND at <= ?2 UNION ALL SELECT MAX(at) FROM detections WHERE mode = ?1 AND at <= ?2 UNION ALL SELECT MAX(window_end) FROM suspected WHERE mode = ?1 AND window_end <= ?2)",
         params![mode, future_from],
         |r| r.get::<_, Option<f64>>(0),
     )?
     .unwrap_or(0.0);
     let future_rows: u64 = conn.query_row(
-        "SELECT (SELECT COUNT(*) FROM flows WHERE mode = ?1 AND last_seen > ?2) + (SELECT COUNT(*) FROM verdicts WHERE mode = ?1 AND at > ?2) + (SELECT COUNT(*) FROM detections WHERE mode = ?1 AND at > ?2) + (SELECT COUNT(*) FROM suspected WHERE mode = ?1 AND window_end > ?2)",
+        "SELECT (SELECT COUNT(*) FROM flows WHERE mode = ?1 AND last_seen > ?2) + (SELECT COUNT(*) FROM scans WHERE mode = ?1 AND last_seen > ?2) + (SELECT COUNT(*) FROM verdicts WHERE mode = ?1 AND at > ?2) + (SELECT COUNT(*) FROM detections WHERE mode = ?1 AND at > ?2) + (SELECT COUNT(*) FROM suspected WHERE mode = ?1 AND window_end > ?2)",
         params![mode, future_from],
         |r| r.get::<_, i64>(0),
     )? as u64;
     let earliest: f64 = conn
         .query_row(
-            "SELECT MIN(t) FROM (SELECT MIN(first_seen) AS t FROM flows WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM verdicts WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM detections WHERE mode = ?1 UNION ALL SELECT MIN(window_start) FROM suspected WHERE mode = ?1)",
+            "SELECT MIN(t) FROM (SELECT MIN(first_seen) AS t FROM flows WHERE mode = ?1 UNION ALL SELECT MIN(first_seen) FROM scans WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM verdicts WHERE mode = ?1 UNION ALL SELECT MIN(at) FROM detections WHERE mode = ?1 UNION ALL SELECT MIN(window_start) FROM suspected WHERE mode = ?1)",
             params![mode],
             |r| r.get::<_, Option<f64>>(0),
         )?
@@ -186,6 +189,7 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
     let mut hosts: BTreeSet<String> = BTreeSet::new();
     for sql in [
         "SELECT DISTINCT host FROM flows WHERE mode = ?1 AND last_seen >= ?2 AND first_seen <= ?3",
+        "SELECT DISTINCT host FROM scans WHERE mode = ?1 AND last_seen >= ?2 AND first_seen <= ?3",
         "SELECT DISTINCT host FROM verdicts WHERE mode = ?1 AND at >= ?2 AND at <= ?3",
         "SELECT DISTINCT host FROM detections WHERE mode = ?1 AND at >= ?2 AND at <= ?3",
         "SELECT DISTINCT host FROM suspected WHERE mode = ?1 AND window_end >= ?2 AND window_end <= ?3",
@@ -371,10 +375,17 @@ fn host_report(
     // Traffic.
     let (packets_up, packets_down, bytes_up, bytes_down, flows): (i64, i64, i64, i64, i64) = conn
         .query_row(
-            "SELECT COALESCE(SUM(packets_up),0), COALESCE(SUM(packets_down),0), COALESCE(SUM(bytes_up),0), COALESCE(SUM(bytes_down),0), COUNT(*) FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4",
+            "SELECT COALESCE(SUM(pu),0), COALESCE(SUM(pd),0), COALESCE(SUM(bu),0), COALESCE(SUM(bd),0), COALESCE(SUM(n),0) FROM (
+                SELECT packets_up AS pu, packets_down AS pd, bytes_up AS bu, bytes_down AS bd, 1 AS n FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4
+                UNION ALL SELECT packets_up, packets_down, bytes_up, bytes_down, flows FROM scans WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4)",
             range,
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
+    let (scan_flows, scan_bytes): (i64, i64) = conn.query_row(
+        "SELECT COALESCE(SUM(flows),0), COALESCE(SUM(bytes_up + bytes_down),0) FROM scans WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4",
+        range,
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let mut by_protocol = Vec::new();
     {
         let mut st = conn.prepare(
@@ -389,6 +400,14 @@ fn host_report(
         })?;
         for row in rows {
             by_protocol.push(row?);
+        }
+        if scan_flows > 0 {
+            by_protocol.push(ProtocolStat {
+                protocol: "scan_like".into(),
+                flows: scan_flows,
+                bytes: scan_bytes,
+            });
+            by_protocol.sort_by_key(|p| std::cmp::Reverse(p.bytes));
         }
     }
     let mut top_peers = Vec::new();
@@ -476,6 +495,7 @@ fn host_report(
         bytes_up,
         bytes_down,
         flows,
+        scan_flows,
         by_protocol,
         top_peers,
         detections,

@@ -108,6 +108,27 @@ const MIGRATIONS: &[&str] = &[
         packets INTEGER
     );
     CREATE INDEX blocks_host ON blocks(host, at);",
+    // 3: scan-like flows (at most two packets, no payload, nothing named)
+    // summed per host, transport and minute instead of a row each: a scan
+    // of 40,000 ports a second is one row a minute, not 40,000.
+    "CREATE TABLE scans (
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        mode TEXT NOT NULL,
+        host TEXT NOT NULL,
+        transport INTEGER NOT NULL,
+        minute INTEGER NOT NULL,
+        flows INTEGER NOT NULL,
+        packets_up INTEGER NOT NULL,
+        packets_down INTEGER NOT NULL,
+        bytes_up INTEGER NOT NULL,
+        bytes_down INTEGER NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        UNIQUE (run, mode, host, transport, minute)
+    );
+    CREATE INDEX scans_host ON scans(host, last_seen);
+    CREATE INDEX scans_time ON scans(last_seen);",
 ];
 
 pub const VERSION: u32 = MIGRATIONS.len() as u32;
@@ -198,6 +219,7 @@ pub fn shrink_to(conn: &mut Connection, max_bytes: u64) -> rusqlite::Result<u64>
         let mut n = 0;
         for (table, column) in [
             ("flows", "last_seen"),
+            ("scans", "last_seen"),
             ("suspected", "window_end"),
             ("detections", "at"),
             ("verdicts", "at"),
@@ -232,6 +254,7 @@ pub fn prune(conn: &mut Connection, cutoff: f64) -> rusqlite::Result<u64> {
         ("detections", "at"),
         ("verdicts", "at"),
         ("flows", "last_seen"),
+        ("scans", "last_seen"),
     ] {
         n += tx.execute(
             &format!("DELETE FROM {table} WHERE {column} < ?1"),
