@@ -74,6 +74,7 @@ impl SampleSeen {
             payload: std::borrow::Cow::Borrowed(&self.payload),
             flags: self.flags,
             scope: vpnfp_common::Scope::from_u8(self.scope),
+            sender: None,
         }
     }
 }

@@ -411,6 +411,14 @@ verdicts = ["vpn"]
     for d in events(&r, "vpn_detected").filter(|d| d["host"] == victim.as_str()) {
         assert_ne!(d["confidence"], "high", "{mode_name}: {d}");
     }
+    // XDP knows the sending device: the forger's MAC on the victim's
+    // address is noted (NFQUEUE sees IP packets only).
+    if watch == Watch::Xdp {
+        assert!(
+            events(&r, "sender_changed").any(|e| e["host"] == victim.as_str()),
+            "{mode_name}: the victim's address on another device went unnoted"
+        );
+    }
     let spoofed: u64 = r
         .log
         .split("ignored_spoofed ")

@@ -581,7 +581,13 @@ fn sample<A: FamilyMaps, C: EbpfContext, F: Frame>(
         (*record).payload_len = ip.l4.payload_len;
         (*record).flags = flags;
         (*record).scope = scope;
-        (*record)._pad = [0; 6];
+        // The LAN device that sent it (its source MAC), noted by userspace
+        // when a host's address moves to another device.
+        (*record).src_mac = if F::EGRESS {
+            [0; 6]
+        } else {
+            frame.array::<6>(6).unwrap_or([0; 6])
+        };
         // The verifier needs the length's bounds as a mask it can see: all
         // ones up to SAMPLE_MAX's bit, so no length that fits is changed.
         const LEN_MASK: u32 = (SAMPLE_MAX as u32).next_power_of_two() - 1;

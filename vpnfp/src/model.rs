@@ -154,6 +154,9 @@ pub struct Sample<'a> {
     /// TCP start seen.
     pub flags: u8,
     pub scope: Scope,
+    /// The Ethernet address of the LAN device that sent it, where the
+    /// source knows it (XDP).
+    pub sender: Option<[u8; 6]>,
 }
 
 impl Sample<'_> {

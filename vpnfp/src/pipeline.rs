@@ -63,6 +63,8 @@ pub struct Pipeline {
     pub ipfix: Option<Exporter>,
     /// `--policy`: what to block.
     pub enforcer: Option<crate::enforce::Enforcer>,
+    /// Which LAN device sent each host's packets (XDP samples only).
+    senders: crate::judge::senders::Senders,
 }
 
 impl Pipeline {
@@ -83,6 +85,7 @@ impl Pipeline {
             store: None,
             ipfix: None,
             enforcer: None,
+            senders: crate::judge::senders::Senders::new(65_536),
         }
     }
 
@@ -197,6 +200,13 @@ impl Pipeline {
                 self.verdict(v);
             }
             Fact::Sample(sample) => {
+                if let (Some(mac), vpnfp_common::Direction::Outbound) =
+                    (sample.sender, sample.direction)
+                    && let Some(changed) = self.senders.observe(sample.id.host, mac, sample.ts_ns)
+                {
+                    log::warn!("{}", changed.human());
+                    self.outputs.event(&changed);
+                }
                 let detections = self.identifier.sample(mode, &sample);
                 self.detected(detections);
             }

@@ -220,7 +220,9 @@ pub struct SampleRecord {
     pub flags: u8,
     /// The flow's [`crate::Scope`] as a number.
     pub scope: u8,
-    pub _pad: [u8; 6],
+    /// The sending device's Ethernet address, for a frame that arrived on
+    /// the LAN port (XDP); zero otherwise.
+    pub src_mac: [u8; 6],
     pub data: [u8; SAMPLE_MAX],
 }
 
@@ -235,6 +237,11 @@ impl SampleRecord {
         } else {
             Direction::Inbound
         }
+    }
+
+    /// [`SampleRecord::src_mac`], if the frame had one.
+    pub fn sender(&self) -> Option<[u8; 6]> {
+        (self.src_mac != [0; 6]).then_some(self.src_mac)
     }
 
     /// The captured payload.

@@ -328,6 +328,8 @@ fn packet<A: Family + IntoIp + Hash>(
             ),
             flags: vpnfp_common::record::sample_flags::of(flow, direction, ip.l4.ah),
             scope: vpnfp_common::Scope::from_u8(flow.scope),
+            // NFQUEUE sees IP packets; a capture's link layer is not kept.
+            sender: None,
         }));
     }
     if update.closing {

@@ -522,6 +522,7 @@ mod tests {
                 sample_flags::START_SEEN
             },
             scope: Scope::External,
+            sender: None,
         }
     }
 

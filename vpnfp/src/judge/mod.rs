@@ -5,4 +5,5 @@
 pub mod identify;
 pub mod names;
 pub mod providers;
+pub mod senders;
 pub mod verdict;

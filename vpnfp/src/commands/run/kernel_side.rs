@@ -225,6 +225,7 @@ impl KernelSide {
                             payload: std::borrow::Cow::Borrowed(r.payload()),
                             flags: r.flags,
                             scope: vpnfp_common::Scope::from_u8(r.scope),
+                            sender: r.sender(),
                         }),
                     );
                 }
