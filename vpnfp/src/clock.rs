@@ -17,6 +17,26 @@ fn clock_ns(clock: libc::clockid_t) -> io::Result<i128> {
     Ok(ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128)
 }
 
+/// Unix seconds to the microsecond (the research's pcap timestamps),
+/// truncated rather than rounded so it never claims a later time. As an
+/// f64 the nearest double to that decimal, which serde_json prints back as
+/// the same decimal.
+pub fn unix_secs(ns: u64) -> f64 {
+    (ns / 1_000) as f64 / 1e6
+}
+
+/// Nanoseconds as seconds with nanosecond precision: a window length is
+/// compared with WINDOW to the nanosecond, so it is printed in full (at
+/// microseconds a 2.0000004 s window would read as exactly 2 s).
+pub fn seconds_ns(ns: u64) -> String {
+    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
+/// Nanoseconds as seconds with microsecond precision, truncated.
+pub fn seconds(ns: u64) -> String {
+    format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
+}
+
 /// Unix time now, in nanoseconds.
 pub fn unix_now_ns() -> u64 {
     std::time::SystemTime::now()

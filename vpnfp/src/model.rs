@@ -5,7 +5,7 @@
 use std::{borrow::Cow, net::IpAddr};
 
 use vpnfp_common::{
-    Address, Direction, FlowKey, FlowValue, Scope, V6,
+    Address, Direction, FlowKey, FlowValue, Reason, Scope, V6,
     concentration::ConcentrationClose,
     net::addr::ip_from_record,
     record::{ConcentrationRecord, FlowKeyRecord, WindowCloseRecord},
@@ -250,3 +250,39 @@ pub trait IntoIp: Address {
 
 impl IntoIp for u32 {}
 impl IntoIp for V6 {}
+
+/// A closed window with the research's decision on it (`judge::window`
+/// decides).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowReport {
+    pub mode: Mode,
+    pub host: IpAddr,
+    pub peer: IpAddr,
+    /// Unix time, nanoseconds.
+    pub window_start_ns: u64,
+    pub window_end_ns: u64,
+    pub count_this: u64,
+    pub count_prev: u64,
+    /// `Some` when the window makes the host a suspected VPN user.
+    pub reason: Option<Reason>,
+}
+
+impl WindowReport {
+    pub fn window_ns(&self) -> u64 {
+        self.window_end_ns.saturating_sub(self.window_start_ns)
+    }
+}
+
+/// One flow record as reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlowReport {
+    pub mode: Mode,
+    pub flow: FlowEnded,
+    /// The VPN or other protocol identified on the flow, if any.
+    pub protocol: Option<&'static str>,
+    /// A weak pattern seen on the flow that names nothing by itself (see
+    /// `Naming::is_hint`).
+    pub hint: Option<&'static str>,
+    /// The peer's name, when one was learnt.
+    pub peer_name: Option<String>,
+}

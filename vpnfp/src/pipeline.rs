@@ -17,14 +17,8 @@ use crate::{
         providers::Providers,
         verdict::{Judge, JudgeSettings, Level, Verdict},
     },
-    model::{EndReason, Fact, Mode},
-    output::{
-        Outputs,
-        compare::Comparison,
-        ipfix::Exporter,
-        metrics::PipelineCounts,
-        report::{FlowReport, WindowReport},
-    },
+    model::{EndReason, Fact, FlowReport, Mode, WindowReport},
+    output::{Outputs, compare::Comparison, ipfix::Exporter, metrics::PipelineCounts},
     store::{Row, Store},
 };
 

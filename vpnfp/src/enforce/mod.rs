@@ -16,22 +16,16 @@ use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
     path::{Path, PathBuf},
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
 };
 
 use serde::Serialize;
-use vpnfp_common::{
-    block::{ACTION_COUNT, ACTION_DROP, BlockValue, PairKey},
-    maps::MAX_BLOCKS,
-};
+use vpnfp_common::block::{ACTION_COUNT, ACTION_DROP, BlockValue, PairKey};
 
 use crate::{
+    clock::unix_secs,
     judge::{identify::Detection, verdict::Verdict},
-    output::report::unix_secs,
-    source::kernel::BlockMaps,
+    source::{kernel::BlockMaps, nfqueue::SharedBlocks},
 };
 
 use policy::{Policy, PolicyMode};
@@ -119,63 +113,18 @@ impl BlockSink for BlockMaps {
     }
 }
 
-/// The blocks NFQUEUE mode consults for each packet's verdict.
-#[derive(Default)]
-pub struct SharedBlocks {
-    pairs: RwLock<HashMap<(IpAddr, IpAddr), (u32, AtomicU64)>>,
-}
-
-impl SharedBlocks {
-    /// What to do with a packet between `host` and `peer`: drop it (true),
-    /// counting it either way.
-    pub fn drops(&self, host: IpAddr, peer: IpAddr) -> bool {
-        let Ok(pairs) = self.pairs.read() else {
-            return false; // poisoned: fail open
-        };
-        match pairs.get(&(host, peer)) {
-            Some((action, packets)) => {
-                packets.fetch_add(1, Ordering::Relaxed);
-                *action == ACTION_DROP
-            }
-            None => false,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pairs.read().map_or(true, |p| p.is_empty())
-    }
-}
-
 impl BlockSink for Arc<SharedBlocks> {
     fn set(&mut self, host: IpAddr, peer: IpAddr, action: u32) -> anyhow::Result<()> {
-        let mut pairs = self
-            .pairs
-            .write()
-            .map_err(|_| anyhow::anyhow!("the NFQUEUE block set is poisoned"))?;
-        // As much room as the kernel's block map, no more.
-        if !pairs.contains_key(&(host, peer)) && pairs.len() >= MAX_BLOCKS as usize {
-            anyhow::bail!("the block set is full ({MAX_BLOCKS} pairs)");
-        }
-        let entry = pairs
-            .entry((host, peer))
-            .or_insert((action, AtomicU64::new(0)));
-        entry.0 = action;
-        Ok(())
+        SharedBlocks::set(self, host, peer, action)
     }
 
     fn clear(&mut self, host: IpAddr, peer: IpAddr) -> anyhow::Result<()> {
-        if let Ok(mut pairs) = self.pairs.write() {
-            pairs.remove(&(host, peer));
-        }
+        SharedBlocks::clear(self, host, peer);
         Ok(())
     }
 
     fn packets(&self, host: IpAddr, peer: IpAddr) -> u64 {
-        self.pairs
-            .read()
-            .ok()
-            .and_then(|p| p.get(&(host, peer)).map(|(_, n)| n.load(Ordering::Relaxed)))
-            .unwrap_or(0)
+        SharedBlocks::packets(self, host, peer)
     }
 }
 
@@ -586,6 +535,8 @@ impl Enforcer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use vpnfp_common::maps::MAX_BLOCKS;
 
     /// A sink with room for `room` pairs, as a kernel map has.
     struct Small {

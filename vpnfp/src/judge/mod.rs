@@ -7,3 +7,4 @@ pub mod names;
 pub mod providers;
 pub mod senders;
 pub mod verdict;
+pub mod window;

@@ -26,7 +26,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use crate::{model::EndReason, output::report::FlowReport};
+use crate::model::{EndReason, FlowReport};
 
 pub const ENTERPRISE: u32 = 32_473;
 const TEMPLATE_V4: u16 = 256;

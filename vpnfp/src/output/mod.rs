@@ -9,8 +9,8 @@ pub mod json;
 pub mod metrics;
 pub mod report;
 
+use crate::model::{FlowReport, WindowReport};
 use json::JsonLines;
-use report::{FlowReport, WindowReport};
 
 use crate::judge::{identify::Detection, verdict::Verdict};
 

@@ -4,51 +4,19 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
-use vpnfp_common::{Reason, Thresholds, WindowClose, decide, net::parse::ipproto};
+use vpnfp_common::{Reason, net::parse::ipproto};
 
 use crate::{
+    clock::{seconds, unix_secs},
     judge::{
         identify::Detection,
         verdict::{Level, Verdict},
     },
-    model::{EndReason, FlowEnded, Mode},
+    model::{EndReason, FlowReport, Mode, WindowReport},
 };
 use vpnfp_common::identify::Class;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WindowReport {
-    pub mode: Mode,
-    pub host: IpAddr,
-    pub peer: IpAddr,
-    /// Unix time, nanoseconds.
-    pub window_start_ns: u64,
-    pub window_end_ns: u64,
-    pub count_this: u64,
-    pub count_prev: u64,
-    /// `Some` when the window makes the host a suspected VPN user.
-    pub reason: Option<Reason>,
-}
-
 impl WindowReport {
-    /// Applies the research's decision to a closed window (times already
-    /// in Unix nanoseconds).
-    pub fn judge(mode: Mode, closed: &WindowClose<IpAddr>, thresholds: &Thresholds) -> Self {
-        Self {
-            mode,
-            host: closed.host,
-            peer: closed.peer,
-            window_start_ns: closed.window_start_ns,
-            window_end_ns: closed.window_end_ns,
-            count_this: closed.count_this,
-            count_prev: closed.count_prev,
-            reason: decide(closed, thresholds),
-        }
-    }
-
-    pub fn window_ns(&self) -> u64 {
-        self.window_end_ns.saturating_sub(self.window_start_ns)
-    }
-
     /// One line, the fields in the order a reader scans them.
     pub fn human(&self) -> String {
         format!(
@@ -138,20 +106,6 @@ pub fn tcp_flag_names(flags: u8) -> Vec<&'static str> {
         .filter(|bit| flags & (1 << bit) != 0)
         .map(|bit| NAMES[bit])
         .collect()
-}
-
-/// One flow record as reported.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FlowReport {
-    pub mode: Mode,
-    pub flow: FlowEnded,
-    /// The VPN or other protocol identified on the flow, if any.
-    pub protocol: Option<&'static str>,
-    /// A weak pattern seen on the flow that names nothing by itself (see
-    /// `Naming::is_hint`).
-    pub hint: Option<&'static str>,
-    /// The peer's name, when one was learnt.
-    pub peer_name: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -365,29 +319,11 @@ impl Serialize for Verdict {
     }
 }
 
-/// Unix seconds to the microsecond (the research's pcap timestamps),
-/// truncated rather than rounded so it never claims a later time. As an
-/// f64 the nearest double to that decimal, which serde_json prints back as
-/// the same decimal.
-pub fn unix_secs(ns: u64) -> f64 {
-    (ns / 1_000) as f64 / 1e6
-}
-
-/// Nanoseconds as seconds with nanosecond precision: a window length is
-/// compared with WINDOW to the nanosecond, so it is printed in full (at
-/// microseconds a 2.0000004 s window would read as exactly 2 s).
-pub fn seconds_ns(ns: u64) -> String {
-    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
-}
-
-/// Nanoseconds as seconds with microsecond precision, truncated.
-pub fn seconds(ns: u64) -> String {
-    format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::FlowEnded;
+    use vpnfp_common::{Thresholds, WindowClose};
     use crate::model::FlowId;
     use std::net::Ipv4Addr;
     use vpnfp_common::FlowValue;

@@ -27,9 +27,9 @@ use std::{
 use rusqlite::{Connection, params};
 
 use crate::{
+    clock::unix_secs,
     judge::{identify::Detection, verdict::Verdict},
-    model::Mode,
-    output::report::{FlowReport, WindowReport, unix_secs},
+    model::{FlowReport, Mode, WindowReport},
 };
 
 /// Where `vpnfp run` keeps its store unless told otherwise.

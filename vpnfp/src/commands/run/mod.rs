@@ -14,11 +14,11 @@ use tokio::{
     time::{Instant, Interval, interval_at},
 };
 use vpnfp::{
+    clock::seconds,
     model::{Fact, Mode},
     output::{
         Outputs,
         metrics::{self, MetricsSource},
-        report::seconds,
     },
     pipeline::Pipeline,
     privileges,
@@ -214,7 +214,7 @@ async fn run_modes(
     };
     let shared_blocks = enforcer
         .as_ref()
-        .map(|_| std::sync::Arc::new(vpnfp::enforce::SharedBlocks::default()));
+        .map(|_| std::sync::Arc::new(vpnfp::source::nfqueue::SharedBlocks::default()));
     let mut nfqueue = match args.mode {
         RunMode::Xdp => None,
         RunMode::Nfqueue | RunMode::Both => Some(nfqueue_side::start(

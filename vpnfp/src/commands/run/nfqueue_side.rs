@@ -65,7 +65,7 @@ const MISSED_EVERY: Duration = Duration::from_secs(1);
 pub fn start(
     args: &RunArgs,
     settings: &Settings,
-    blocks: Option<std::sync::Arc<vpnfp::enforce::SharedBlocks>>,
+    blocks: Option<std::sync::Arc<vpnfp::source::nfqueue::SharedBlocks>>,
 ) -> anyhow::Result<NfqueueSide> {
     let options = NfqueueOptions {
         queue_num: args.nfqueue.queue_num.unwrap_or(DEFAULT_QUEUE_NUM),

@@ -6,6 +6,7 @@
 //!
 //! Library: `nfq`, pure Rust netlink (no C library to install, MIT/Apache).
 
+pub mod blocks;
 pub mod rules;
 
 use std::{
@@ -20,6 +21,7 @@ use crate::{
     engine::{Engine, EngineSettings},
     model::Fact,
 };
+pub use blocks::SharedBlocks;
 pub use rules::{Chain, Family, Rule, RuleError};
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +75,7 @@ pub struct NfqueueFingerprinter {
     options: NfqueueOptions,
     engine: Engine,
     /// An enforcement policy's blocks (None: accept everything).
-    blocks: Option<std::sync::Arc<crate::enforce::SharedBlocks>>,
+    blocks: Option<std::sync::Arc<SharedBlocks>>,
     /// The watched interfaces' indexes: a packet that came in on one of
     /// them came from the LAN port.
     lan_ports: Vec<u32>,
@@ -166,7 +168,7 @@ impl NfqueueFingerprinter {
     }
 
     /// An enforcement policy's blocks: their packets get NF_DROP.
-    pub fn set_blocks(&mut self, blocks: std::sync::Arc<crate::enforce::SharedBlocks>) {
+    pub fn set_blocks(&mut self, blocks: std::sync::Arc<SharedBlocks>) {
         self.blocks = Some(blocks);
     }
 
