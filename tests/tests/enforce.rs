@@ -133,7 +133,7 @@ fn a_policy_blocks_wireguard_and_nothing_else_in_xdp_mode() {
     assert!(works(&p["after"]), "after kill -9: {p}");
     blocked_only_wireguard(&r, "xdp");
     // How many of the tunnel's packets passed before the block: the
-    // identification's packets_seen is the figure (the README's table).
+    // identification's packets_seen is the figure (docs/enforcement.md's table).
     let named = r
         .events
         .iter()

@@ -300,7 +300,7 @@ fn a_deleted_interface_stops_vpnfp_with_its_rules_removed() {
 
 /// NFQUEUE holds what is already queued while vpnfp is stopped (SIGSTOP):
 /// at most the queue's length; beyond it packets pass (fail-open), and the
-/// held ones go on at SIGCONT. Measured, as the README states it.
+/// held ones go on at SIGCONT. Measured, as docs/guarantees-and-limits.md states it.
 #[test]
 fn a_stopped_nfqueue_vpnfp_holds_at_most_its_queue() {
     if !privileged("a_stopped_nfqueue_vpnfp_holds_at_most_its_queue") {

@@ -89,7 +89,7 @@ fn number(v: f64) -> String {
     }
 }
 
-/// The table the bench prints (also pasted into the README).
+/// The table the bench prints (also pasted into docs/performance.md).
 pub fn table(figures: &[Figure]) -> String {
     let mut out = String::new();
     let _ = writeln!(

@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, default_value = "both")]
     mode: String,
     /// An enforcement policy for vpnfp (`vpnfp run --policy`), to see what
-    /// it blocks among real tunnels; see the README's Enforcement section.
+    /// it blocks among real tunnels; see docs/enforcement.md.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 }

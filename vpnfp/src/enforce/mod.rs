@@ -6,7 +6,7 @@
 //! name or by host verdict are a host's traffic with one server, so a
 //! tunnel's reconnects (new source ports, new flows) stay blocked. The
 //! first packets of a tunnel pass (identification needs them; see the
-//! README for how many, per protocol). Fail-open everywhere: a pair the
+//! docs/enforcement.md for how many, per protocol). Fail-open everywhere: a pair the
 //! maps cannot take is logged and passes; a stopped or killed vpnfp takes
 //! its programs (and so every block) with it; NFQUEUE rules bypass.
 
