@@ -300,57 +300,25 @@ impl Pipeline {
             .unwrap_or_default();
         {
             for d in drops {
-                log::info!(
-                    "policy: {} between {} and {}: {} packets {}",
-                    d.what,
-                    d.host,
-                    d.peer,
-                    d.packets,
-                    if d.action == "drop" {
-                        "dropped"
-                    } else {
-                        "counted (dry run)"
-                    }
-                );
-                #[derive(serde::Serialize)]
-                struct Event<'a> {
-                    event: &'static str,
-                    #[serde(flatten)]
-                    drops: &'a crate::enforce::Drops,
-                }
-                self.outputs.event(&Event {
-                    event: "policy_drops",
-                    drops: &d,
-                });
+                log::info!("{}", d.human());
+                self.outputs.event(&d.event());
                 self.keep(|| Row::Drops(d));
             }
         }
         if let Some(ipfix) = &mut self.ipfix {
             ipfix.flush();
-            let c = ipfix.counts;
-            log::info!(
-                "ipfix: {} records in {} messages to {}{}",
-                c.records,
-                c.messages,
-                ipfix.target(),
-                if c.send_errors > 0 {
-                    format!(", {} messages failed to send", c.send_errors)
-                } else {
-                    String::new()
-                }
-            );
+            log::info!("{}", ipfix.human());
         }
         if let Some(store) = self.store.take() {
             let path = store.path().display().to_string();
             let c = store.close();
             let (written, l) = (c.written.load(Ordering::Relaxed), c.lost());
             lost += l;
+            let line = crate::output::report::store_summary(&path, written, l);
             if l > 0 {
-                log::error!(
-                    "store {path}: {written} records written, {l} lost (writer behind or writes failing)"
-                );
+                log::error!("{line}");
             } else {
-                log::info!("store {path}: {written} records written");
+                log::info!("{line}");
             }
         }
         lost
@@ -362,16 +330,7 @@ impl Pipeline {
             .current()
             .into_iter()
             .map(|(mode, host, level, protocols)| {
-                format!(
-                    "{}: host {host}: {}{}",
-                    mode.as_str(),
-                    level.as_str(),
-                    if protocols.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", protocols.join(", "))
-                    }
-                )
+                crate::output::report::verdict_summary(mode, host, level, &protocols)
             })
             .collect()
     }

@@ -1,11 +1,9 @@
 //! `vpnfp report`: what the store holds, per host and overall, as tables,
 //! JSON or one static HTML page.
 
-use std::fmt::Write;
-
 use anyhow::{Context, bail};
 use vpnfp::{
-    output::html::{bytes, page, time},
+    output::{html::page, text},
     store::{query, schema},
 };
 
@@ -53,108 +51,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else if args.html.is_none() {
-        print!("{}", text(&report));
+        print!("{}", text::report(&report));
     }
     Ok(())
-}
-
-/// Tables for people.
-fn text(r: &query::Report) -> String {
-    let mut s = String::new();
-    if r.hosts.is_empty() && r.flagged.is_empty() {
-        return "The store holds nothing for this range.\n".to_string();
-    }
-    let _ = writeln!(
-        s,
-        "vpnfp report: {} to {} ({}); {} hosts seen, {} flagged\n",
-        time(r.since),
-        time(r.until),
-        r.mode,
-        r.hosts_seen,
-        r.flagged.len()
-    );
-    if r.future_rows > 0 {
-        let _ = writeln!(
-            s,
-            "{} rows are dated more than a day after this machine's clock: kept, not in this range\n",
-            r.future_rows
-        );
-    }
-    let _ = writeln!(
-        s,
-        "{:<40} {:<10} {:<28} {:>10} {:>10} {:>6}",
-        "host", "verdict", "protocols", "up", "down", "flows"
-    );
-    for h in &r.hosts {
-        let _ = writeln!(
-            s,
-            "{:<40} {:<10} {:<28} {:>10} {:>10} {:>6}",
-            h.host,
-            h.verdict,
-            if h.protocols.is_empty() {
-                "-".to_string()
-            } else {
-                h.protocols.join(",")
-            },
-            bytes(h.bytes_up),
-            bytes(h.bytes_down),
-            h.flows
-        );
-    }
-    for h in r.hosts.iter().filter(|h| h.verdict != "none") {
-        let _ = writeln!(s, "\n{} ({}):", h.host, h.verdict);
-        if let (Some(a), Some(b)) = (h.first_flagged, h.last_flagged) {
-            let _ = writeln!(s, "  flagged {} to {}", time(a), time(b));
-        }
-        for d in &h.detections {
-            let _ = writeln!(
-                s,
-                "  {} ({}) with {}{}: {} flows, {} to {}",
-                d.protocol,
-                d.class,
-                d.peer.addr,
-                d.peer
-                    .name
-                    .as_ref()
-                    .map_or(String::new(), |n| format!(" ({n})")),
-                d.flows,
-                time(d.first),
-                time(d.last)
-            );
-        }
-        if !h.reasons.is_empty() {
-            let _ = writeln!(s, "  reasons: {}", h.reasons.join("; "));
-        }
-        let top: Vec<String> = h
-            .top_peers
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}{} {}",
-                    p.peer.addr,
-                    p.peer
-                        .name
-                        .as_ref()
-                        .map_or(String::new(), |n| format!(" ({n})")),
-                    bytes(p.bytes)
-                )
-            })
-            .collect();
-        let _ = writeln!(s, "  top peers: {}", top.join(", "));
-    }
-    let totals: std::collections::BTreeMap<&String, i64> = r
-        .protocols_over_time
-        .iter()
-        .flat_map(|slot| slot.counts.iter())
-        .fold(Default::default(), |mut m, (p, c)| {
-            *m.entry(p).or_default() += c;
-            m
-        });
-    if !totals.is_empty() {
-        let _ = writeln!(s, "\nidentifications over the range:");
-        for (p, c) in totals {
-            let _ = writeln!(s, "  {p}: {c}");
-        }
-    }
-    s
 }

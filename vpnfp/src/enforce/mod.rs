@@ -179,46 +179,6 @@ pub struct Unblocked {
     pub at: f64,
 }
 
-impl Unblocked {
-    pub fn human(&self) -> String {
-        format!(
-            "unblocked: {} between host {} and {}: quiet for {} s ({} packets matched while blocked)",
-            self.what, self.host, self.peer, self.quiet_secs, self.packets
-        )
-    }
-}
-
-#[derive(Serialize)]
-struct BlockedJson<'a> {
-    event: &'static str,
-    host: IpAddr,
-    peer: IpAddr,
-    protocol: &'a str,
-    policy_mode: &'static str,
-    action: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    rule: usize,
-    at: f64,
-}
-
-impl Serialize for Blocked {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        BlockedJson {
-            event: "blocked",
-            host: self.host,
-            peer: self.peer,
-            protocol: &self.what,
-            policy_mode: self.policy_mode.as_str(),
-            action: self.action(),
-            reason: self.refused.map(Refusal::as_str),
-            rule: self.rule,
-            at: unix_secs(self.at_ns),
-        }
-        .serialize(s)
-    }
-}
-
 impl Blocked {
     pub fn action(&self) -> &'static str {
         if self.refused.is_some() {
@@ -228,41 +188,6 @@ impl Blocked {
         } else {
             "count"
         }
-    }
-
-    pub fn human(&self) -> String {
-        if let Some(refusal) = self.refused {
-            return format!(
-                "could not block {} between host {} and {} (policy rule {}, {}): {}, so its packets pass",
-                self.what,
-                self.host,
-                self.peer,
-                self.rule,
-                self.policy_mode.as_str(),
-                match refusal {
-                    Refusal::MapFull => "the block map is full or refused it",
-                    Refusal::RateLimited => "the host had its new blocks for this minute",
-                }
-            );
-        }
-        format!(
-            "{}: {} between host {} and {} (policy rule {}, {}){}",
-            if self.policy_mode == PolicyMode::Enforce {
-                "blocked"
-            } else {
-                "would block (dry run)"
-            },
-            self.what,
-            self.host,
-            self.peer,
-            self.rule,
-            self.policy_mode.as_str(),
-            if self.policy_mode == PolicyMode::Enforce {
-                ": its packets are dropped from now on"
-            } else {
-                ": packets pass and are counted"
-            }
-        )
     }
 }
 
@@ -277,6 +202,17 @@ pub struct Drops {
     pub what: String,
     pub action: &'static str,
     pub packets: u64,
+}
+
+/// What a reload changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reloaded {
+    pub path: PathBuf,
+    pub mode: PolicyMode,
+    pub rules: usize,
+    /// Blocks the new policy still names, and those it lifted.
+    pub kept: usize,
+    pub lifted: usize,
 }
 
 /// A block in force, and when its pair last sent anything.
@@ -476,7 +412,7 @@ impl Enforcer {
     /// Reads the policy again (SIGHUP). A policy that does not validate
     /// changes nothing. Blocks the new policy no longer names are lifted;
     /// the others follow its mode.
-    pub fn reload(&mut self) -> anyhow::Result<String> {
+    pub fn reload(&mut self) -> anyhow::Result<Reloaded> {
         let new = Policy::load(&self.path)?;
         self.policy = new;
         let action = self.action();
@@ -506,14 +442,13 @@ impl Enforcer {
                 held.blocked.policy_mode = self.policy.mode;
             }
         }
-        Ok(format!(
-            "policy {} reloaded: mode {}, {} rules, {} blocks kept, {} lifted",
-            self.path.display(),
-            self.policy.mode.as_str(),
-            self.policy.rules.len(),
-            self.blocks.len(),
-            lifted
-        ))
+        Ok(Reloaded {
+            path: self.path.clone(),
+            mode: self.policy.mode,
+            rules: self.policy.rules.len(),
+            kept: self.blocks.len(),
+            lifted,
+        })
     }
 
     /// Packets each block matched so far (summed over the sinks).

@@ -21,15 +21,6 @@ pub struct SenderChanged {
     pub at: f64,
 }
 
-impl SenderChanged {
-    pub fn human(&self) -> String {
-        format!(
-            "host {}: its packets now come from {} (before: {}); a new device has its address, or one on the LAN forges it",
-            self.host, self.mac, self.previous
-        )
-    }
-}
-
 struct Known {
     mac: [u8; 6],
     reported_ns: u64,

@@ -435,34 +435,6 @@ impl Judge {
     }
 }
 
-impl Verdict {
-    pub fn human(&self) -> String {
-        let protocols = if self.protocols.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", self.protocols.join(", "))
-        };
-        let peers: Vec<String> = self.peers.iter().map(IpAddr::to_string).collect();
-        format!(
-            "verdict: host {}: {}{}{}, was {}; reasons: {}",
-            self.host,
-            self.level.as_str(),
-            protocols,
-            if peers.is_empty() {
-                String::new()
-            } else {
-                format!(" with {}", peers.join(", "))
-            },
-            self.previous.as_str(),
-            if self.reasons.is_empty() {
-                "none".to_string()
-            } else {
-                self.reasons.join("; ")
-            }
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -261,6 +261,24 @@ impl Exporter {
     }
 }
 
+impl Exporter {
+    /// What was sent, for the log at exit.
+    pub fn human(&self) -> String {
+        let c = self.counts;
+        format!(
+            "ipfix: {} records in {} messages to {}{}",
+            c.records,
+            c.messages,
+            self.target(),
+            if c.send_errors > 0 {
+                format!(", {} messages failed to send", c.send_errors)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,13 @@
 //! metrics.
 
 pub mod compare;
+pub mod enforcement;
 pub mod html;
 pub mod ipfix;
 pub mod json;
 pub mod metrics;
 pub mod report;
+pub mod text;
 
 use crate::model::{FlowReport, WindowReport};
 use json::JsonLines;

@@ -10,6 +10,7 @@ use crate::{
     clock::{seconds, unix_secs},
     judge::{
         identify::Detection,
+        senders::SenderChanged,
         verdict::{Level, Verdict},
     },
     model::{EndReason, FlowReport, Mode, WindowReport},
@@ -319,14 +320,76 @@ impl Serialize for Verdict {
     }
 }
 
+impl Verdict {
+    pub fn human(&self) -> String {
+        let protocols = if self.protocols.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.protocols.join(", "))
+        };
+        let peers: Vec<String> = self.peers.iter().map(IpAddr::to_string).collect();
+        format!(
+            "verdict: host {}: {}{}{}, was {}; reasons: {}",
+            self.host,
+            self.level.as_str(),
+            protocols,
+            if peers.is_empty() {
+                String::new()
+            } else {
+                format!(" with {}", peers.join(", "))
+            },
+            self.previous.as_str(),
+            if self.reasons.is_empty() {
+                "none".to_string()
+            } else {
+                self.reasons.join("; ")
+            }
+        )
+    }
+}
+
+impl SenderChanged {
+    pub fn human(&self) -> String {
+        format!(
+            "host {}: its packets now come from {} (before: {}); a new device has its address, or one on the LAN forges it",
+            self.host, self.mac, self.previous
+        )
+    }
+}
+
+/// A host's verdict in the summary at exit.
+pub fn verdict_summary(mode: Mode, host: IpAddr, level: Level, protocols: &[&str]) -> String {
+    format!(
+        "{}: host {host}: {}{}",
+        mode.as_str(),
+        level.as_str(),
+        if protocols.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", protocols.join(", "))
+        }
+    )
+}
+
+/// The store's line at exit.
+pub fn store_summary(path: &str, written: u64, lost: u64) -> String {
+    if lost > 0 {
+        format!(
+            "store {path}: {written} records written, {lost} lost (writer behind or writes failing)"
+        )
+    } else {
+        format!("store {path}: {written} records written")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::FlowEnded;
-    use vpnfp_common::{Thresholds, WindowClose};
     use crate::model::FlowId;
     use std::net::Ipv4Addr;
     use vpnfp_common::FlowValue;
+    use vpnfp_common::{Thresholds, WindowClose};
 
     fn closed(count_this: u64) -> WindowClose<IpAddr> {
         WindowClose {

@@ -394,7 +394,7 @@ async fn run_modes(
             name = signals.next() => {
                 if name == "SIGHUP" && let Some(e) = pipeline.enforcer.as_mut() {
                     match e.reload() {
-                        Ok(summary) => info!("SIGHUP: {summary}"),
+                        Ok(reloaded) => info!("SIGHUP: {}", reloaded.human()),
                         Err(err) => log::error!("SIGHUP: {err:#}; the policy in force is unchanged"),
                     }
                     continue;
