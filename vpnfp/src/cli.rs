@@ -336,10 +336,6 @@ pub struct NfqueueArgs {
     pub copy_range: Option<u16>,
 }
 
-pub const DEFAULT_QUEUE_NUM: u16 = 1;
-pub const DEFAULT_QUEUE_LEN: u32 = 2048;
-pub const DEFAULT_COPY_RANGE: u16 = 0xffff;
-
 /// How events are printed, shared by every mode.
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {

@@ -286,3 +286,14 @@ pub struct FlowReport {
     /// The peer's name, when one was learnt.
     pub peer_name: Option<String>,
 }
+
+/// One mode's numbers, as last published.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ModeMetrics {
+    pub counters: vpnfp_common::Counters,
+    pub hosts_tracked: u64,
+    pub hosts_evicted: u64,
+    pub flows_tracked: u64,
+    /// NFQUEUE: packets the rules matched that never reached vpnfp.
+    pub missed: Option<u64>,
+}

@@ -22,6 +22,24 @@ use crate::{
     store::{Row, Store},
 };
 
+/// Where a pipeline keeps and sends what it learns, besides its outputs.
+pub struct Sinks {
+    pub store: Option<StoreSink>,
+    /// Replay stops on a store it cannot open; `run` goes on without it
+    /// (the store is a record of what vpnfp saw, not its job).
+    pub store_required: bool,
+    /// An IPFIX collector.
+    pub ipfix: Option<std::net::SocketAddr>,
+}
+
+/// A store to open: where, what it deletes, the run it records.
+pub struct StoreSink {
+    pub path: std::path::PathBuf,
+    pub keeping: crate::store::Keeping,
+    pub run: crate::store::RunInfo,
+    pub when_full: crate::store::WhenFull,
+}
+
 /// What identification and the verdicts need.
 pub struct Judging {
     pub providers: Providers,
@@ -81,6 +99,32 @@ impl Pipeline {
             enforcer: None,
             senders: crate::judge::senders::Senders::new(65_536),
         }
+    }
+
+    /// Opens the store and the IPFIX exporter the caller asked for (run
+    /// and replay alike). A store that cannot be opened fails the call
+    /// when `sinks.store_required`, else it is logged and the pipeline
+    /// goes on without it; an IPFIX target that cannot be reached fails.
+    pub fn open_sinks(&mut self, sinks: Sinks) -> anyhow::Result<()> {
+        if let Some(s) = sinks.store {
+            match Store::open(&s.path, s.keeping, &s.run, s.when_full) {
+                Ok(store) => {
+                    log::info!("store: {}", s.path.display());
+                    self.store = Some(store);
+                }
+                Err(e) if sinks.store_required => return Err(e),
+                Err(e) => {
+                    log::error!("store: {e:#}; running without it (--no-store to say so)")
+                }
+            }
+        }
+        if let Some(target) = sinks.ipfix {
+            self.ipfix = Some(
+                Exporter::connect(target).map_err(|e| anyhow::anyhow!("--ipfix {target}: {e}"))?,
+            );
+            log::info!("ipfix: exporting flow records to {target} over UDP");
+        }
+        Ok(())
     }
 
     fn blocked(&mut self, blocked: Vec<crate::enforce::Blocked>) {

@@ -6,7 +6,7 @@ use vpnfp::{
     engine::{Engine, EngineSettings},
     model::Mode,
     output::Outputs,
-    pipeline::Pipeline,
+    pipeline::{Pipeline, Sinks, StoreSink},
     replay::replay_files,
 };
 use vpnfp_common::{Counters, Outcome};
@@ -33,25 +33,20 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         false,
         judging,
     );
-    if let Some(path) = &args.store {
-        let run = vpnfp::store::RunInfo {
-            command: "replay",
-            mode: "replay".into(),
-            settings: format!("{settings:?}"),
-        };
-        pipeline.store = Some(vpnfp::store::Store::open(
+    pipeline.open_sinks(Sinks {
+        store: args.store.clone().map(|path| StoreSink {
             path,
-            vpnfp::store::Keeping::Everything,
-            &run,
-            vpnfp::store::WhenFull::Wait,
-        )?);
-    }
-    if let Some(target) = args.export.ipfix {
-        pipeline.ipfix = Some(
-            vpnfp::output::ipfix::Exporter::connect(target)
-                .map_err(|e| anyhow::anyhow!("--ipfix {target}: {e}"))?,
-        );
-    }
+            keeping: vpnfp::store::Keeping::Everything,
+            run: vpnfp::store::RunInfo {
+                command: "replay",
+                mode: "replay".into(),
+                settings: format!("{settings:?}"),
+            },
+            when_full: vpnfp::store::WhenFull::Wait,
+        }),
+        store_required: true,
+        ipfix: args.export.ipfix,
+    })?;
     let mut engine = Engine::new(EngineSettings {
         config: settings.kernel_config(),
         max_hosts: args.max_hosts,

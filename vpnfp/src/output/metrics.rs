@@ -23,20 +23,10 @@ use prometheus_client::{
     metrics::{counter::ConstCounter, gauge::ConstGauge},
     registry::Registry,
 };
-use vpnfp_common::{Counters, Outcome};
+use vpnfp_common::Outcome;
 
 use crate::model::Mode;
-
-/// One mode's numbers, as last published.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ModeMetrics {
-    pub counters: Counters,
-    pub hosts_tracked: u64,
-    pub hosts_evicted: u64,
-    pub flows_tracked: u64,
-    /// NFQUEUE: packets the rules matched that never reached vpnfp.
-    pub missed: Option<u64>,
-}
+pub use crate::model::ModeMetrics;
 
 /// What the pipeline counts, shared with the metrics thread.
 #[derive(Debug, Default)]

@@ -20,7 +20,7 @@ use vpnfp::{
         Outputs,
         metrics::{self, MetricsSource},
     },
-    pipeline::Pipeline,
+    pipeline::{Pipeline, Sinks, StoreSink},
     privileges,
     settings::{self, MAX_WINDOW_SECS, Settings},
     source::kernel::{if_index, if_index_now},
@@ -28,7 +28,10 @@ use vpnfp::{
 use vpnfp_common::{Counters, Outcome, config::FLAG_LOG_WINDOWS};
 
 use crate::cli::{RunArgs, RunMode};
-use kernel_side::KernelSide;
+use vpnfp::source::{
+    kernel::driver::{self as kernel_driver, KernelDriver},
+    nfqueue::driver::NfqueueDriver,
+};
 
 /// Map sizes beyond this are refused: the kernel preallocates host maps, and
 /// 64 Mi entries already take about 8 GiB.
@@ -180,15 +183,48 @@ pub(crate) fn lan_port_flag(args: &RunArgs) -> u32 {
     }
 }
 
+/// What `run` started: the sources, the pipeline fed by them, and the
+/// signals that stop them.
+struct Running {
+    kernel: Option<KernelDriver>,
+    kernel_flows: Option<kernel_driver::EndedFlows>,
+    nfqueue: Option<NfqueueDriver>,
+    pipeline: Pipeline,
+    signals: Signals,
+}
+
+/// Why the loop ended, beyond a signal or the deadline.
+#[derive(Default)]
+struct Ended {
+    nfqueue_failed: bool,
+    /// A watched interface went away.
+    vanished: Option<String>,
+}
+
+/// Start, loop, stop: what the sources committed before the stop is
+/// still reported.
 async fn run_modes(
     args: RunArgs,
     settings: Settings,
     timers: Timers,
     verbose: u8,
 ) -> anyhow::Result<()> {
+    let mut running = start(&args, &settings, &timers, verbose)?;
+    let ended = watch(&mut running, &args, &timers).await?;
+    stop(running, ended).await
+}
+
+/// Validated policy first, then NFQUEUE and the kernel programs, the
+/// pipeline and its sinks, enforcement and metrics.
+fn start(
+    args: &RunArgs,
+    settings: &Settings,
+    timers: &Timers,
+    verbose: u8,
+) -> anyhow::Result<Running> {
     // Signals first: a signal during start-up is handled once started,
     // instead of killing us between installing a rule and removing it.
-    let mut signals = Signals::new()?;
+    let signals = Signals::new()?;
     // Bound before anything is attached: an address in use is refused first.
     let metrics_listener = match args.metrics {
         Some(addr) => Some(
@@ -198,7 +234,7 @@ async fn run_modes(
         None => None,
     };
     let mut config = settings.kernel_config();
-    config.flags |= lan_port_flag(&args);
+    config.flags |= lan_port_flag(args);
     if verbose > 0 {
         config.flags |= FLAG_LOG_WINDOWS;
     }
@@ -215,45 +251,26 @@ async fn run_modes(
     let shared_blocks = enforcer
         .as_ref()
         .map(|_| std::sync::Arc::new(vpnfp::source::nfqueue::SharedBlocks::default()));
-    let mut nfqueue = match args.mode {
+    let nfqueue = match args.mode {
         RunMode::Xdp => None,
-        RunMode::Nfqueue | RunMode::Both => Some(nfqueue_side::start(
-            &args,
-            &settings,
-            shared_blocks.clone(),
-        )?),
+        RunMode::Nfqueue | RunMode::Both => {
+            Some(nfqueue_side::start(args, settings, shared_blocks.clone())?)
+        }
     };
     let mut kernel = match args.mode {
         RunMode::Nfqueue => None,
         // If this fails, dropping `nfqueue` stops its thread and rules.
-        RunMode::Xdp | RunMode::Both => {
-            Some(kernel_side::start(&args, &settings, &config, &timers)?)
-        }
+        RunMode::Xdp | RunMode::Both => Some(kernel_side::start(
+            args,
+            settings.flow_idle_ns,
+            &config,
+            timers,
+        )?),
     };
-    info!(
-        "fingerprinting with COUNT={} WINDOW={} s OVERLAP={} ({} internal ranges{}); flows {}",
-        settings.thresholds.count,
-        seconds(settings.window_ns),
-        settings.thresholds.overlap,
-        settings.ranges.len(),
-        if settings.internal_hosts_only {
-            ", internal hosts only"
-        } else {
-            ""
-        },
-        if settings.flows {
-            format!(
-                "idle {} s, active {} s",
-                seconds(settings.flow_idle_ns),
-                seconds(settings.flow_active_ns)
-            )
-        } else {
-            "off".to_string()
-        }
-    );
+    log_settings(settings);
 
     let judging = args.fingerprint.judging(
-        &settings,
+        settings,
         args.max_flows as usize,
         args.max_hosts as usize,
         args.export.resolve,
@@ -264,63 +281,30 @@ async fn run_modes(
         args.mode == RunMode::Both,
         judging,
     );
-    if !args.no_store {
-        let run = vpnfp::store::RunInfo {
-            command: "run",
-            mode: format!("{:?}", args.mode).to_lowercase(),
-            settings: format!("{settings:?}"),
-        };
-        // The store is a record of what vpnfp saw, not its job: a store
-        // that cannot be opened is reported and fingerprinting goes on.
-        match vpnfp::store::Store::open(
-            &args.store,
-            vpnfp::store::Keeping::Bounded {
+    pipeline.open_sinks(Sinks {
+        store: (!args.no_store).then(|| StoreSink {
+            path: args.store.clone(),
+            keeping: vpnfp::store::Keeping::Bounded {
                 retain: timers.retain,
                 max_bytes: timers.store_max_bytes,
             },
-            &run,
-            vpnfp::store::WhenFull::Drop,
-        ) {
-            Ok(store) => {
-                info!("store: {}", args.store.display());
-                pipeline.store = Some(store);
-            }
-            Err(e) => log::error!("store: {e:#}; running without it (--no-store to say so)"),
-        }
-    }
-    if let Some(mut e) = enforcer.take() {
-        if let Some(k) = kernel.as_mut() {
-            e.add_sink(Box::new(k.take_blocks()?));
-        }
-        if let Some(b) = &shared_blocks {
-            e.add_sink(Box::new(b.clone()));
-        }
-        let p = e.policy();
-        info!(
-            "policy {}: mode {}, {} block rule(s), {} allowlisted host range(s), {} peer range(s){}",
-            args.policy
-                .as_ref()
-                .map_or(String::new(), |p| p.display().to_string()),
-            p.mode.as_str(),
-            p.rules.len(),
-            p.allow_hosts.len(),
-            p.allow_peers.len(),
-            match p.mode {
-                vpnfp::enforce::policy::PolicyMode::Enforce =>
-                    "; blocked pairs are dropped (fail-open otherwise); SIGHUP reloads",
-                vpnfp::enforce::policy::PolicyMode::DryRun =>
-                    "; nothing is dropped, what would be is logged and counted",
-                vpnfp::enforce::policy::PolicyMode::Monitor => "; nothing is dropped",
-            }
-        );
-        pipeline.enforcer = Some(e);
-    }
-    if let Some(target) = args.export.ipfix {
-        pipeline.ipfix = Some(
-            vpnfp::output::ipfix::Exporter::connect(target)
-                .map_err(|e| anyhow::anyhow!("--ipfix {target}: {e}"))?,
-        );
-        info!("ipfix: exporting flow records to {target} over UDP");
+            run: vpnfp::store::RunInfo {
+                command: "run",
+                mode: format!("{:?}", args.mode).to_lowercase(),
+                settings: format!("{settings:?}"),
+            },
+            when_full: vpnfp::store::WhenFull::Drop,
+        }),
+        store_required: false,
+        ipfix: args.export.ipfix,
+    })?;
+    if let Some(e) = enforcer.take() {
+        pipeline.enforcer = Some(enforcement(
+            e,
+            args,
+            kernel.as_mut(),
+            shared_blocks.as_ref(),
+        )?);
     }
     if let Some(listener) = metrics_listener {
         let addr = listener.local_addr().context("--metrics address")?;
@@ -341,6 +325,26 @@ async fn run_modes(
         .context("starting the metrics server")?;
         info!("metrics: http://{addr}/metrics");
     }
+    let kernel_flows = kernel.as_mut().and_then(KernelDriver::take_ended);
+    Ok(Running {
+        kernel,
+        kernel_flows,
+        nfqueue,
+        pipeline,
+        signals,
+    })
+}
+
+/// The main loop: events first, then samples in turns, flows, NFQUEUE's
+/// facts, signals and timers, until a stop.
+async fn watch(r: &mut Running, args: &RunArgs, timers: &Timers) -> anyhow::Result<Ended> {
+    let Running {
+        kernel,
+        kernel_flows,
+        nfqueue,
+        pipeline,
+        signals,
+    } = r;
     let deadline = async {
         match timers.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -354,8 +358,7 @@ async fn run_modes(
     // Buffered JSON reaches stdout at least once a second.
     let mut flush = every(Some(Duration::from_secs(1)));
     let mut records_lost_seen = 0;
-    let mut nfqueue_failed = false;
-    let mut kernel_flows = kernel.as_mut().and_then(KernelSide::take_ended);
+    let mut ended = Ended::default();
     // Interfaces deleted (or replaced) while vpnfp runs would leave it
     // watching nothing: looked at every second.
     let watched: Vec<(String, u32)> = args
@@ -363,7 +366,6 @@ async fn run_modes(
         .iter()
         .filter_map(|i| if_index(i).ok().map(|n| (i.clone(), n)))
         .collect();
-    let mut vanished = None;
     let mut check_failures = 0u64;
 
     // Samples are identified in turns of this many, so the event ring is
@@ -373,23 +375,23 @@ async fn run_modes(
     loop {
         tokio::select! {
             biased;
-            ready = kernel_side::events_ready(&kernel) => {
+            ready = kernel_driver::events_ready(kernel) => {
                 ready.context("waiting for kernel events")?;
-                if let Some(k) = kernel.as_mut() { k.drain_events(&mut pipeline); }
+                if let Some(k) = kernel.as_mut() { k.drain_events(&mut |f| pipeline.fact(Mode::Xdp, f)); }
             }
-            ready = kernel_side::samples_ready(&kernel), if !samples_waiting => {
+            ready = kernel_driver::samples_ready(kernel), if !samples_waiting => {
                 ready.context("waiting for kernel samples")?;
-                if let Some(k) = kernel.as_mut() { samples_waiting = k.drain_samples(&mut pipeline, SAMPLE_TURN); }
+                if let Some(k) = kernel.as_mut() { samples_waiting = k.drain_samples(&mut |f| pipeline.fact(Mode::Xdp, f), SAMPLE_TURN); }
             }
             _ = std::future::ready(()), if samples_waiting => {
-                if let Some(k) = kernel.as_mut() { samples_waiting = k.drain_samples(&mut pipeline, SAMPLE_TURN); }
+                if let Some(k) = kernel.as_mut() { samples_waiting = k.drain_samples(&mut |f| pipeline.fact(Mode::Xdp, f), SAMPLE_TURN); }
             }
-            flow = kernel_side::next_flow(&mut kernel_flows) => {
+            flow = kernel_driver::next_flow(kernel_flows) => {
                 if let Some(flow) = flow { pipeline.fact(Mode::Xdp, Fact::Flow(flow)); }
             }
-            fact = nfqueue_side::next_fact(&mut nfqueue) => match fact {
+            fact = vpnfp::source::nfqueue::driver::next_fact(nfqueue) => match fact {
                 Some(fact) => pipeline.fact(Mode::Nfqueue, fact),
-                None => { nfqueue_failed = true; break; }
+                None => { ended.nfqueue_failed = true; break; }
             },
             name = signals.next() => {
                 if name == "SIGHUP" && let Some(e) = pipeline.enforcer.as_mut() {
@@ -404,21 +406,7 @@ async fn run_modes(
             }
             _ = &mut deadline => { info!("--duration reached: stopping"); break; }
             _ = tick(&mut stats) => {
-                if let Some(side) = &kernel {
-                    let s = side.stats();
-                    if s.counters.records_lost > records_lost_seen {
-                        warn!(
-                            "{} kernel event records lost: the event ring was full (vpnfp read too slowly; raise --ring-bytes if this repeats)",
-                            s.counters.records_lost - records_lost_seen
-                        );
-                        records_lost_seen = s.counters.records_lost;
-                    }
-                    info!("xdp: {}; {} hosts, {} flows tracked", describe(&s.counters), s.hosts_tracked, s.flows_tracked);
-                }
-                if let Some(side) = &nfqueue {
-                    let live = *side.live.lock().expect("counters lock");
-                    info!("nfqueue: {}; {} hosts, {} flows tracked", describe(&live.counters), live.hosts_tracked, live.flows_tracked);
-                }
+                log_stats(kernel.as_ref(), nfqueue.as_ref(), &mut records_lost_seen);
             }
             _ = tick(&mut compare) => pipeline.print_comparison(false),
             _ = tick(&mut flush) => {
@@ -445,7 +433,7 @@ async fn run_modes(
                 });
                 if let Some((iface, _)) = gone {
                     log::error!("interface {iface} disappeared (deleted or replaced): stopping, nothing is watched there any more");
-                    vanished = Some(iface.clone());
+                    ended.vanished = Some(iface.clone());
                     break;
                 }
             }
@@ -455,7 +443,19 @@ async fn run_modes(
             break;
         }
     }
+    Ok(ended)
+}
 
+/// Stops both sides; what they committed before the stop is still
+/// reported (and kept: the store may make the last flows wait for it now).
+async fn stop(r: Running, ended: Ended) -> anyhow::Result<()> {
+    let Running {
+        kernel,
+        mut kernel_flows,
+        nfqueue,
+        mut pipeline,
+        signals: _,
+    } = r;
     // Stop both sides; what they committed before the stop is still reported
     // (and kept: the store may make the last flows wait for it now).
     if let Some(store) = &mut pipeline.store {
@@ -463,9 +463,10 @@ async fn run_modes(
     }
     let mut result = Ok(());
     if let Some(mut side) = kernel {
-        side.drain_events(&mut pipeline);
-        side.drain_samples(&mut pipeline, usize::MAX);
-        side.stop(&mut pipeline, kernel_flows.take());
+        let mut to_pipeline = |f: Fact<'_>| pipeline.fact(Mode::Xdp, f);
+        side.drain_events(&mut to_pipeline);
+        side.drain_samples(&mut to_pipeline, usize::MAX);
+        side.stop(&mut to_pipeline, kernel_flows.take());
         let s = side.stats();
         info!(
             "xdp: {}; {} hosts tracked; {} flows ended ({} evicted over --max-flows); detaching",
@@ -526,10 +527,10 @@ async fn run_modes(
                 pipeline.outputs.lost()
             )
         });
-    if nfqueue_failed && result.is_ok() {
+    if ended.nfqueue_failed && result.is_ok() {
         bail!("NFQUEUE mode stopped unexpectedly");
     }
-    if let Some(iface) = vanished
+    if let Some(iface) = ended.vanished
         && result.is_ok()
     {
         bail!(
@@ -545,6 +546,99 @@ async fn run_modes(
         bail!("{store_lost} records could not be kept in the store (see above)");
     }
     result
+}
+
+/// The settings in force, in one line at start.
+fn log_settings(settings: &Settings) {
+    info!(
+        "fingerprinting with COUNT={} WINDOW={} s OVERLAP={} ({} internal ranges{}); flows {}",
+        settings.thresholds.count,
+        seconds(settings.window_ns),
+        settings.thresholds.overlap,
+        settings.ranges.len(),
+        if settings.internal_hosts_only {
+            ", internal hosts only"
+        } else {
+            ""
+        },
+        if settings.flows {
+            format!(
+                "idle {} s, active {} s",
+                seconds(settings.flow_idle_ns),
+                seconds(settings.flow_active_ns)
+            )
+        } else {
+            "off".to_string()
+        }
+    );
+}
+
+/// The policy's block sinks (the kernel's maps, NFQUEUE's set), and a
+/// line saying what it does.
+fn enforcement(
+    mut e: vpnfp::enforce::Enforcer,
+    args: &RunArgs,
+    kernel: Option<&mut KernelDriver>,
+    shared_blocks: Option<&std::sync::Arc<vpnfp::source::nfqueue::SharedBlocks>>,
+) -> anyhow::Result<vpnfp::enforce::Enforcer> {
+    if let Some(k) = kernel {
+        e.add_sink(Box::new(k.take_blocks()?));
+    }
+    if let Some(b) = shared_blocks {
+        e.add_sink(Box::new(b.clone()));
+    }
+    let p = e.policy();
+    info!(
+        "policy {}: mode {}, {} block rule(s), {} allowlisted host range(s), {} peer range(s){}",
+        args.policy
+            .as_ref()
+            .map_or(String::new(), |p| p.display().to_string()),
+        p.mode.as_str(),
+        p.rules.len(),
+        p.allow_hosts.len(),
+        p.allow_peers.len(),
+        match p.mode {
+            vpnfp::enforce::policy::PolicyMode::Enforce =>
+                "; blocked pairs are dropped (fail-open otherwise); SIGHUP reloads",
+            vpnfp::enforce::policy::PolicyMode::DryRun =>
+                "; nothing is dropped, what would be is logged and counted",
+            vpnfp::enforce::policy::PolicyMode::Monitor => "; nothing is dropped",
+        }
+    );
+    Ok(e)
+}
+
+/// The counters of each side, every `--stats-interval`.
+fn log_stats(
+    kernel: Option<&KernelDriver>,
+    nfqueue: Option<&NfqueueDriver>,
+    records_lost_seen: &mut u64,
+) {
+    if let Some(side) = kernel {
+        let s = side.stats();
+        if s.counters.records_lost > *records_lost_seen {
+            warn!(
+                "{} kernel event records lost: the event ring was full (vpnfp read too slowly; raise --ring-bytes if this repeats)",
+                s.counters.records_lost - *records_lost_seen
+            );
+            *records_lost_seen = s.counters.records_lost;
+        }
+        info!(
+            "xdp: {}; {} hosts, {} flows tracked",
+            describe(&s.counters),
+            s.hosts_tracked,
+            s.flows_tracked
+        );
+    }
+    if let Some(side) = nfqueue {
+        let live = *side.live.lock().expect("counters lock");
+        info!(
+            "nfqueue: {}; {} hosts, {} flows tracked",
+            describe(&live.counters),
+            live.hosts_tracked,
+            live.flows_tracked
+        );
+    }
 }
 
 /// The signals that stop vpnfp cleanly (rules removed, counters printed):

@@ -2,6 +2,7 @@
 //! TC on egress), and reading their maps. Map names and record layouts are
 //! `vpnfp_common::maps`' and `vpnfp_common::record`'s.
 
+pub mod driver;
 pub mod flows;
 pub mod pin;
 pub mod sys;

@@ -7,6 +7,7 @@
 //! Library: `nfq`, pure Rust netlink (no C library to install, MIT/Apache).
 
 pub mod blocks;
+pub mod driver;
 pub mod rules;
 
 use std::{
@@ -45,6 +46,11 @@ pub enum NfqueueError {
     #[error(transparent)]
     Rule(#[from] RuleError),
 }
+
+/// The research's settings: queue 1, 2048 packets; whole packets copied.
+pub const DEFAULT_QUEUE_NUM: u16 = 1;
+pub const DEFAULT_QUEUE_LEN: u32 = 2048;
+pub const DEFAULT_COPY_RANGE: u16 = 0xffff;
 
 #[derive(Clone, Debug)]
 pub struct NfqueueOptions {

@@ -1,0 +1,490 @@
+//! The kernel programs as a running part: load, configure, attach (XDP
+//! ingress, TC egress), read the ring buffers on the caller's loop, and
+//! keep the maps (end flows, count hosts, read counters) on a thread of
+//! its own so that the caller's loop never walks a map.
+
+use std::{
+    future::pending,
+    net::IpAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    clock::KernelClock,
+    model::{self, Fact, FlowEnded, ModeMetrics},
+};
+use anyhow::Context;
+use aya::maps::{MapData, RingBuf};
+use log::{debug, info, warn};
+use tokio::io::unix::AsyncFd;
+
+use super::{
+    AttachMode, BlockMaps, Capacities, CountersMap, HostMaps, KernelFingerprinter,
+    flows::{FlowKeeper, FlowMaps},
+};
+use vpnfp_common::{
+    Counters, KernelConfig,
+    record::{FlowKeyRecord, kind},
+    user::Record,
+};
+
+/// What the kernel side needs to start, besides the programs' config.
+#[derive(Clone, Debug)]
+pub struct KernelOptions {
+    pub capacities: Capacities,
+    /// LAN-facing interfaces to attach to.
+    pub ifaces: Vec<String>,
+    pub attach_mode: AttachMode,
+    /// TC egress beside XDP (the replies); false: XDP alone.
+    pub egress: bool,
+    /// A flow idle this long has ended (the config's `flow_idle_ns`).
+    pub flow_idle_ns: u64,
+    /// How often the keeper looks for idle flows.
+    pub sweep_every: Duration,
+}
+
+/// What the keeper thread last saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelStats {
+    pub counters: Counters,
+    pub hosts_tracked: u64,
+    pub flows_tracked: u64,
+    pub flows_ended: u64,
+    pub flows_evicted: u64,
+}
+
+pub struct KernelDriver {
+    /// Holds the programs attached (dropping it detaches them).
+    _programs: KernelFingerprinter,
+    pub events: AsyncFd<RingBuf<MapData>>,
+    pub samples: AsyncFd<RingBuf<MapData>>,
+    pub clock: KernelClock,
+    pub stats: Arc<Mutex<KernelStats>>,
+    /// The same for the metrics thread.
+    pub metrics: Arc<Mutex<ModeMetrics>>,
+    keeper: Option<Keeper>,
+    /// Records of another kind or version seen (a mismatched program).
+    pub bad_records: u64,
+}
+
+struct Keeper {
+    stop: Arc<AtomicBool>,
+    closing: mpsc::Sender<FlowKeyRecord>,
+    thread: JoinHandle<()>,
+    /// Taken by the run loop ([`KernelSide::take_ended`]).
+    ended: Option<tokio::sync::mpsc::UnboundedReceiver<FlowEnded>>,
+}
+
+/// Flows the keeper thread ended.
+pub type EndedFlows = tokio::sync::mpsc::UnboundedReceiver<FlowEnded>;
+
+/// Loads, configures and attaches the programs, and starts the keeper.
+pub fn start(options: KernelOptions, config: &KernelConfig) -> anyhow::Result<KernelDriver> {
+    let max_flows = options.capacities.max_flows;
+    let mut fingerprinter = KernelFingerprinter::load(options.capacities, u8::MAX)?;
+    spawn_kernel_log_reader(&mut fingerprinter);
+    fingerprinter.configure(config)?;
+    for iface in &options.ifaces {
+        let attached = fingerprinter.attach(iface, options.attach_mode, options.egress)?;
+        info!(
+            "xdp: attached to {iface} in {} mode{} (monitor: every packet passes)",
+            attached.xdp_mode,
+            if attached.egress {
+                ", TC egress too (replies to the LAN hosts)"
+            } else {
+                " (ingress only)"
+            }
+        );
+        if let Some(why) = wan_facing_by_route(iface) {
+            warn!("{iface} looks WAN-facing: {why}; attach vpnfp to the LAN-facing interface(s)");
+        }
+    }
+    let events = watch_readable(fingerprinter.take_events()?).context("watching the event ring")?;
+    let samples =
+        watch_readable(fingerprinter.take_samples()?).context("watching the sample ring")?;
+    let clock = KernelClock::now().context("reading the clocks")?;
+    let stats = Arc::new(Mutex::new(KernelStats::default()));
+    let metrics = Arc::new(Mutex::new(ModeMetrics::default()));
+    let keeper = spawn_keeper(
+        fingerprinter.take_flows()?,
+        fingerprinter.take_hosts()?,
+        fingerprinter.take_counters()?,
+        KeeperSettings {
+            capacity: max_flows,
+            idle_ns: options.flow_idle_ns,
+            clock,
+            stats: stats.clone(),
+            metrics: metrics.clone(),
+            ifaces: options.ifaces.clone(),
+            sweep_every: options.sweep_every.max(Duration::from_millis(200)),
+        },
+    )?;
+    Ok(KernelDriver {
+        _programs: fingerprinter,
+        events,
+        samples,
+        clock,
+        stats,
+        metrics,
+        keeper: Some(keeper),
+        bad_records: 0,
+    })
+}
+
+impl KernelDriver {
+    /// Reads every committed event record and hands it on.
+    pub fn drain_events(&mut self, on_fact: &mut impl FnMut(Fact<'_>)) {
+        let clock = self.clock;
+        let keeper = self.keeper.as_ref();
+        let ring = self.events.get_mut();
+        while let Some(item) = ring.next() {
+            match Record::parse(&item) {
+                Ok(Record::WindowClose(r)) => {
+                    on_fact(Fact::Window(model::window_from_record(&r, |ns| {
+                        clock.to_unix_ns(ns)
+                    })))
+                }
+                Ok(Record::Concentration(r)) => on_fact(Fact::Concentration(
+                    model::concentration_from_record(&r, |ns| clock.to_unix_ns(ns)),
+                )),
+                Ok(Record::FlowClosing(r)) => {
+                    if let Some(k) = keeper {
+                        let _ = k.closing.send(r.key);
+                    }
+                }
+                Ok(Record::FlowDelta(r) | Record::FlowIdle(r)) => {
+                    let end = if r.header.kind == kind::FLOW_IDLE {
+                        model::EndReason::Idle
+                    } else {
+                        model::EndReason::ActiveTimeout
+                    };
+                    let mut value = r.value;
+                    value.first_seen_ns = clock.to_unix_ns(value.first_seen_ns);
+                    value.last_seen_ns = clock.to_unix_ns(value.last_seen_ns);
+                    on_fact(Fact::Flow(FlowEnded {
+                        id: model::FlowId::from_record(&r.key),
+                        value,
+                        end,
+                    }));
+                }
+                Ok(Record::Sample(_)) => debug!("a sample record in the event ring"),
+                Err(e) => {
+                    if self.bad_records == 0 {
+                        warn!("{e}");
+                    }
+                    self.bad_records += 1;
+                }
+            }
+        }
+    }
+
+    /// The block maps, for an enforcement policy.
+    pub fn take_blocks(&mut self) -> anyhow::Result<BlockMaps> {
+        Ok(self._programs.take_blocks()?)
+    }
+
+    /// Reads up to `budget` payload samples and hands them on; true if
+    /// the budget ran out first (more may wait). Identification is the
+    /// costliest thing the loop does per record, so it takes turns with
+    /// the event ring: a burst of new flows may lose samples (counted), never
+    /// the research's window closes.
+    pub fn drain_samples(&mut self, on_fact: &mut impl FnMut(Fact<'_>), budget: usize) -> bool {
+        let clock = self.clock;
+        let ring = self.samples.get_mut();
+        let mut taken = 0;
+        while taken < budget {
+            let Some(item) = ring.next() else {
+                return false;
+            };
+            taken += 1;
+            match Record::parse(&item) {
+                Ok(Record::Sample(r)) => {
+                    debug_assert_eq!(r.header.kind, kind::SAMPLE);
+                    on_fact(Fact::Sample(model::Sample {
+                        id: model::FlowId::from_record(&r.key),
+                        direction: r.direction(),
+                        ts_ns: clock.to_unix_ns(r.ts_ns),
+                        payload_len: r.payload_len,
+                        payload: std::borrow::Cow::Borrowed(r.payload()),
+                        flags: r.flags,
+                        scope: vpnfp_common::Scope::from_u8(r.scope),
+                        sender: r.sender(),
+                    }));
+                }
+                Ok(_) => debug!("a non-sample record in the sample ring"),
+                Err(e) => {
+                    if self.bad_records == 0 {
+                        warn!("{e}");
+                    }
+                    self.bad_records += 1;
+                }
+            }
+        }
+        true
+    }
+
+    /// The flows the keeper thread ends, for the run loop to receive.
+    pub fn take_ended(&mut self) -> Option<EndedFlows> {
+        self.keeper.as_mut().and_then(|k| k.ended.take())
+    }
+
+    pub fn stats(&self) -> KernelStats {
+        *self.stats.lock().expect("stats lock")
+    }
+
+    /// Stops the keeper, which ends every flow (`exit`); hands them on.
+    pub fn stop(&mut self, on_fact: &mut impl FnMut(Fact<'_>), mut ended: Option<EndedFlows>) {
+        let Some(mut keeper) = self.keeper.take() else {
+            return;
+        };
+        keeper.stop.store(true, Ordering::Relaxed);
+        if keeper.thread.join().is_err() {
+            warn!("the kernel maps' keeper thread panicked");
+        }
+        let mut ended = ended.take().or(keeper.ended.take());
+        if let Some(ended) = ended.as_mut() {
+            while let Ok(flow) = ended.try_recv() {
+                on_fact(Fact::Flow(flow));
+            }
+        }
+    }
+}
+
+impl Drop for KernelDriver {
+    fn drop(&mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            keeper.stop.store(true, Ordering::Relaxed);
+            let _ = keeper.thread.join();
+        }
+    }
+}
+
+struct KeeperSettings {
+    capacity: u32,
+    idle_ns: u64,
+    clock: KernelClock,
+    stats: Arc<Mutex<KernelStats>>,
+    metrics: Arc<Mutex<ModeMetrics>>,
+    ifaces: Vec<String>,
+    sweep_every: Duration,
+}
+
+/// How often the keeper ends closed flows and reads the counters.
+const KEEPER_TICK: Duration = Duration::from_millis(250);
+/// How often it counts hosts (a walk over the host maps).
+const HOST_COUNT_EVERY: Duration = Duration::from_secs(1);
+
+fn spawn_keeper(
+    flows: FlowMaps,
+    hosts: HostMaps,
+    counters: CountersMap,
+    s: KeeperSettings,
+) -> anyhow::Result<Keeper> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (closing_tx, closing_rx) = mpsc::channel::<FlowKeyRecord>();
+    let (ended_tx, ended_rx) = tokio::sync::mpsc::unbounded_channel();
+    let thread = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("vpnfp-maps".into())
+            .spawn(move || keeper_loop(flows, hosts, counters, s, stop, closing_rx, ended_tx))
+            .context("starting the kernel maps' keeper thread")?
+    };
+    Ok(Keeper {
+        stop,
+        closing: closing_tx,
+        thread,
+        ended: Some(ended_rx),
+    })
+}
+
+fn keeper_loop(
+    flows: FlowMaps,
+    hosts: HostMaps,
+    counters: CountersMap,
+    s: KeeperSettings,
+    stop: Arc<AtomicBool>,
+    closing: mpsc::Receiver<FlowKeyRecord>,
+    ended: tokio::sync::mpsc::UnboundedSender<FlowEnded>,
+) {
+    let mut keeper = FlowKeeper::new(flows, s.capacity, s.idle_ns, s.clock);
+    let mut out = |f: FlowEnded| {
+        let _ = ended.send(f);
+    };
+    let started = Instant::now();
+    let mut last_sweep = Instant::now();
+    let mut last_host_count: Option<Instant> = None;
+    let mut hosts_tracked = 0;
+    let mut wan_checked = false;
+    while !stop.load(Ordering::Relaxed) {
+        match closing.recv_timeout(KEEPER_TICK) {
+            Ok(key) => {
+                let now = KernelClock::kernel_now_ns().unwrap_or(0);
+                keeper.closing(key, now);
+                while let Ok(key) = closing.try_recv() {
+                    keeper.closing(key, now);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(KEEPER_TICK),
+        }
+        let now = KernelClock::kernel_now_ns().unwrap_or(0);
+        keeper.end_closed(now, &mut out);
+        if last_sweep.elapsed() >= s.sweep_every {
+            keeper.sweep(now, &mut out);
+            last_sweep = Instant::now();
+        }
+        if last_host_count.is_none_or(|t| t.elapsed() >= HOST_COUNT_EVERY) {
+            hosts_tracked = hosts.count();
+            last_host_count = Some(Instant::now());
+        }
+        if !wan_checked && started.elapsed() >= Duration::from_secs(5) {
+            wan_checked = true;
+            if let Some(why) = wan_facing_by_nat(&hosts, &s.ifaces) {
+                warn!("{why}");
+            }
+        }
+        let snapshot = KernelStats {
+            counters: counters.read().unwrap_or_default(),
+            hosts_tracked,
+            flows_tracked: keeper.tracked,
+            flows_ended: keeper.ended,
+            flows_evicted: keeper.evicted,
+        };
+        *s.stats.lock().expect("stats lock") = snapshot;
+        *s.metrics.lock().expect("metrics lock") = ModeMetrics {
+            counters: snapshot.counters,
+            hosts_tracked: snapshot.hosts_tracked,
+            // The kernel's LRU evicts silently: evicted = created - tracked.
+            hosts_evicted: snapshot
+                .counters
+                .hosts_created
+                .saturating_sub(snapshot.hosts_tracked),
+            flows_tracked: snapshot.flows_tracked,
+            missed: None,
+        };
+    }
+    keeper.drain(&mut out);
+    let mut stats = s.stats.lock().expect("stats lock");
+    stats.counters = counters.read().unwrap_or(stats.counters);
+    stats.flows_ended = keeper.ended;
+    stats.flows_tracked = 0;
+}
+
+/// An interface that holds the default route faces the WAN.
+fn wan_facing_by_route(iface: &str) -> Option<String> {
+    let routes = std::fs::read_to_string("/proc/net/route").ok()?;
+    routes.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        (cols.len() > 2 && cols[0] == iface && cols[1] == "00000000")
+            .then(|| "the default route goes out through it".to_string())
+    })
+}
+
+/// Behind NAT, replies on the WAN side are addressed to the router itself:
+/// if one of this machine's own addresses is being followed as a host, the
+/// interface faces the WAN.
+fn wan_facing_by_nat(hosts: &HostMaps, ifaces: &[String]) -> Option<String> {
+    let own = own_addresses();
+    own.iter().find_map(|addr| {
+        let (count, _) = hosts.get(*addr)?;
+        (count > 0).then(|| {
+            format!(
+                "this machine's own address {addr} is being followed as a host: {} looks WAN-facing (replies to NAT are addressed to the router); attach vpnfp to the LAN-facing interface(s)",
+                ifaces.join(", ")
+            )
+        })
+    })
+}
+
+/// Every address of this machine's interfaces (in this network namespace).
+fn own_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below; we read only the
+    // sockaddr families we know.
+    unsafe {
+        if libc::getifaddrs(&mut addrs) != 0 {
+            return out;
+        }
+        let mut cur = addrs;
+        while !cur.is_null() {
+            let sa = (*cur).ifa_addr;
+            if !sa.is_null() {
+                match (*sa).sa_family as i32 {
+                    libc::AF_INET => {
+                        let sin = &*(sa as *const libc::sockaddr_in);
+                        out.push(IpAddr::from(
+                            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                        ));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(sa as *const libc::sockaddr_in6);
+                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(addrs);
+    }
+    out
+}
+
+/// Waits until the event ring has records; clears the readiness first (the
+/// ring wakes us again for anything committed after that).
+pub async fn events_ready(side: &Option<KernelDriver>) -> std::io::Result<()> {
+    match side {
+        Some(s) => s.events.readable().await.map(|mut g| g.clear_ready()),
+        None => pending().await,
+    }
+}
+
+/// The same for the sample ring.
+pub async fn samples_ready(side: &Option<KernelDriver>) -> std::io::Result<()> {
+    match side {
+        Some(s) => s.samples.readable().await.map(|mut g| g.clear_ready()),
+        None => pending().await,
+    }
+}
+
+/// The next flow the keeper ended.
+pub async fn next_flow(ended: &mut Option<EndedFlows>) -> Option<FlowEnded> {
+    match ended {
+        Some(rx) => rx.recv().await,
+        None => pending().await,
+    }
+}
+
+/// Registers a map-backed reader (ring buffer) with the runtime.
+pub fn watch_readable<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
+    // SAFETY: aya's RingBuf and EbpfLogger own their map fd and keep it open
+    // and unchanged until dropped, which is when the AsyncFd drops them.
+    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// aya-log lines from the programs (window closes with -v) go to our logger.
+fn spawn_kernel_log_reader(fingerprinter: &mut KernelFingerprinter) {
+    match aya_log::EbpfLogger::init(fingerprinter.ebpf_mut()) {
+        Ok(logger) => match watch_readable(logger) {
+            Ok(mut logger) => {
+                tokio::spawn(async move {
+                    while let Ok(mut guard) = logger.readable_mut().await {
+                        guard.get_inner_mut().flush();
+                        guard.clear_ready();
+                    }
+                });
+            }
+            Err(e) => warn!("kernel log lines unavailable: {e}"),
+        },
+        Err(e) => debug!("kernel log lines unavailable: {e}"),
+    }
+}
