@@ -10,33 +10,31 @@
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
-#![allow(internal_features)]
+#![expect(
+    internal_features,
+    reason = "core_intrinsics, for the verifier-friendly atomics in atomic.rs"
+)]
 
 mod atomic;
 mod bench;
 mod frame;
+mod maps;
 
 use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_NOEXIST, TC_ACT_OK, TC_ACT_SHOT, xdp_action},
     helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
-    macros::{classifier, map, xdp},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    macros::{classifier, xdp},
+    maps::LruHashMap,
     programs::{TcContext, XdpContext},
 };
-use aya_log_ebpf::info;
 use vpnfp_common::{
-    Address, Counters, FlowKey, FlowValue, HostEntry, HostUpdate, KernelConfig, Outcome, Parsed,
-    V6,
-    block::{ACTION_DROP, BlockValue, PairKey},
+    Address, Counters, FlowKey, FlowValue, KernelConfig, Outcome, Parsed, V6,
+    block::{ACTION_DROP, PairKey},
     concentration::ConcentrationClose,
-    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_POLICY, FLAG_TEST_CLOCK, Family},
+    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_POLICY, FLAG_TEST_CLOCK},
     counters::OUTCOME_COUNT,
     flow::Cut,
-    maps::{
-        DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES, DEFAULT_SAMPLE_RING_BYTES,
-        MAX_BLOCKS,
-    },
     net::{
         classify::Ends,
         parse::{Ip, L4Kind},
@@ -51,61 +49,11 @@ use vpnfp_common::{
 use crate::{
     atomic::Atomic,
     frame::{Frame, TcFrame, XdpFrame},
+    maps::{
+        FamilyMaps, Scratch, VPNFP_CONFIG, VPNFP_COUNTERS, VPNFP_EVENTS, VPNFP_SAMPLES,
+        VPNFP_SCRATCH,
+    },
 };
-
-// Map names are the `vpnfp_common::maps` constants; userspace resizes the
-// hash maps and the ring buffers at load time.
-#[map]
-static VPNFP_CONFIG: Array<KernelConfig> = Array::with_max_entries(1, 0);
-#[map]
-static VPNFP_HOSTS4: LruHashMap<u32, HostEntry<u32>> =
-    LruHashMap::with_max_entries(DEFAULT_MAX_HOSTS, 0);
-#[map]
-static VPNFP_HOSTS6: LruHashMap<V6, HostEntry<V6>> =
-    LruHashMap::with_max_entries(DEFAULT_MAX_HOSTS, 0);
-#[map]
-static VPNFP_FLOWS4: HashMap<FlowKey<u32>, FlowValue> =
-    HashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
-#[map]
-static VPNFP_FLOWS6: HashMap<FlowKey<V6>, FlowValue> =
-    HashMap::with_max_entries(DEFAULT_MAX_FLOWS, 0);
-#[map]
-static VPNFP_EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
-#[map]
-static VPNFP_SAMPLES: RingBuf = RingBuf::with_byte_size(DEFAULT_SAMPLE_RING_BYTES, 0);
-#[map]
-static VPNFP_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
-#[map]
-static VPNFP_BLOCK4: HashMap<PairKey<u32>, BlockValue> = HashMap::with_max_entries(MAX_BLOCKS, 0);
-#[map]
-static VPNFP_BLOCK6: HashMap<PairKey<V6>, BlockValue> = HashMap::with_max_entries(MAX_BLOCKS, 0);
-
-/// Where a parsed packet waits between the parser and the rest. The
-/// parser's paths (VLAN depths, IPv4 or IPv6, each extension header) end
-/// with different precise offsets; read back from a map they are plain
-/// numbers, so the verifier meets one state after the parser instead of
-/// carrying every path's through the whole program.
-/// It also holds the flow key and values the flow part builds: the BPF
-/// stack is 512 bytes for a whole call chain.
-#[derive(Clone, Copy)]
-struct Scratch {
-    v4: Ip<u32>,
-    v6: Ip<V6>,
-    ends4: Ends<u32>,
-    ends6: Ends<V6>,
-    host4: HostEntry<u32>,
-    host6: HostEntry<V6>,
-    update4: HostUpdate<u32>,
-    update6: HostUpdate<V6>,
-    key4: FlowKey<u32>,
-    key6: FlowKey<V6>,
-    flow: FlowValue,
-    /// Set when a policy drops this packet.
-    drop: u8,
-}
-
-#[map]
-static VPNFP_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 const _: () = assert!(OUTCOME_COUNT.is_power_of_two());
 
@@ -193,121 +141,6 @@ fn parse_into<F: Frame>(frame: &F, scratch: &mut Scratch) -> Result<bool, Outcom
             scratch.v6 = ip;
             Ok(true)
         }
-    }
-}
-
-/// The maps of one address family.
-trait FamilyMaps: Family + 'static {
-    fn host_slot(scratch: *mut Scratch) -> *mut HostEntry<Self>;
-    fn update_slot(scratch: *mut Scratch) -> *mut HostUpdate<Self>;
-    fn ip_slot(scratch: *mut Scratch) -> *mut Ip<Self>;
-    fn key_slot(scratch: *mut Scratch) -> *mut FlowKey<Self>;
-    fn ends_slot(scratch: *mut Scratch) -> *mut Ends<Self>;
-    fn hosts() -> &'static LruHashMap<Self, HostEntry<Self>>;
-    fn flows() -> &'static HashMap<FlowKey<Self>, FlowValue>;
-    fn blocks() -> &'static HashMap<PairKey<Self>, BlockValue>;
-    fn log_window<C: EbpfContext>(ctx: &C, closed: &WindowClose<Self>);
-}
-
-impl FamilyMaps for u32 {
-    #[inline(always)]
-    fn host_slot(scratch: *mut Scratch) -> *mut HostEntry<u32> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).host4 }
-    }
-    #[inline(always)]
-    fn update_slot(scratch: *mut Scratch) -> *mut HostUpdate<u32> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).update4 }
-    }
-    #[inline(always)]
-    fn ip_slot(scratch: *mut Scratch) -> *mut Ip<u32> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).v4 }
-    }
-    #[inline(always)]
-    fn key_slot(scratch: *mut Scratch) -> *mut FlowKey<u32> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).key4 }
-    }
-    #[inline(always)]
-    fn ends_slot(scratch: *mut Scratch) -> *mut Ends<u32> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).ends4 }
-    }
-    #[inline(always)]
-    fn hosts() -> &'static LruHashMap<u32, HostEntry<u32>> {
-        &VPNFP_HOSTS4
-    }
-    #[inline(always)]
-    fn flows() -> &'static HashMap<FlowKey<u32>, FlowValue> {
-        &VPNFP_FLOWS4
-    }
-    #[inline(always)]
-    fn blocks() -> &'static HashMap<PairKey<u32>, BlockValue> {
-        &VPNFP_BLOCK4
-    }
-    #[inline(always)]
-    fn log_window<C: EbpfContext>(ctx: &C, c: &WindowClose<u32>) {
-        info!(
-            ctx,
-            "window closed: host {:i} peer {:i} packets {} previous {}",
-            c.host,
-            c.peer,
-            c.count_this,
-            c.count_prev
-        );
-    }
-}
-
-impl FamilyMaps for V6 {
-    #[inline(always)]
-    fn host_slot(scratch: *mut Scratch) -> *mut HostEntry<V6> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).host6 }
-    }
-    #[inline(always)]
-    fn update_slot(scratch: *mut Scratch) -> *mut HostUpdate<V6> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).update6 }
-    }
-    #[inline(always)]
-    fn ip_slot(scratch: *mut Scratch) -> *mut Ip<V6> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).v6 }
-    }
-    #[inline(always)]
-    fn key_slot(scratch: *mut Scratch) -> *mut FlowKey<V6> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).key6 }
-    }
-    #[inline(always)]
-    fn ends_slot(scratch: *mut Scratch) -> *mut Ends<V6> {
-        // SAFETY: a field of a valid scratch slot.
-        unsafe { &raw mut (*scratch).ends6 }
-    }
-    #[inline(always)]
-    fn hosts() -> &'static LruHashMap<V6, HostEntry<V6>> {
-        &VPNFP_HOSTS6
-    }
-    #[inline(always)]
-    fn flows() -> &'static HashMap<FlowKey<V6>, FlowValue> {
-        &VPNFP_FLOWS6
-    }
-    #[inline(always)]
-    fn blocks() -> &'static HashMap<PairKey<V6>, BlockValue> {
-        &VPNFP_BLOCK6
-    }
-    #[inline(always)]
-    fn log_window<C: EbpfContext>(ctx: &C, c: &WindowClose<V6>) {
-        info!(
-            ctx,
-            "window closed: host {:i} peer {:i} packets {} previous {}",
-            c.host.0,
-            c.peer.0,
-            c.count_this,
-            c.count_prev
-        );
     }
 }
 
@@ -466,7 +299,7 @@ fn host_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F
 /// the values it builds live in the scratch slot (see `Scratch`), and are
 /// passed to the map helpers by reference to it, not copied to the stack.
 #[inline(never)]
-#[allow(
+#[expect(
     clippy::needless_borrows_for_generic_args,
     reason = "a reference into map memory, not a copy onto the 512-byte stack"
 )]

@@ -36,8 +36,7 @@ pub enum Outcome {
 /// bounds; the slots past the last outcome stay 0.
 pub const OUTCOME_COUNT: usize = 16;
 
-/// The research reads up to three stacked VLAN tags.
-pub const MAX_VLAN_TAGS: usize = 3;
+pub use crate::net::parse::MAX_VLAN_TAGS;
 
 impl Outcome {
     pub const ALL: [Outcome; 9] = [

@@ -9,7 +9,7 @@
 //! capture, NFQUEUE's 20-byte copy range) is still analysed, with
 //! [`L4Kind::Truncated`] and ports 0.
 
-use crate::{Outcome, contract::counters::MAX_VLAN_TAGS, net::addr::V6};
+use crate::{Outcome, net::addr::V6};
 
 pub const ETH_HLEN: usize = 14;
 pub const VLAN_HLEN: usize = 4;
@@ -23,6 +23,8 @@ pub const ETH_P_8021AD: u16 = 0x88a8;
 /// At most this many IPv6 extension headers are walked (xdp-tools'
 /// IPV6_EXT_MAX_CHAIN): a longer chain leaves the transport unknown.
 pub const MAX_IPV6_EXT: usize = 6;
+/// The research reads up to three stacked VLAN tags.
+pub const MAX_VLAN_TAGS: usize = 3;
 
 /// IP protocol numbers the parser and the flows know by name.
 pub mod ipproto {
@@ -237,9 +239,46 @@ pub fn ipv6<B: Bytes + ?Sized>(frame: &B, offset: usize) -> Result<Ip<V6>, Outco
         proto: h[6],
         ..Transport::default()
     };
-    let mut at = offset + IPV6_HLEN;
-    // Bytes of the IP payload still ahead of `at`.
-    let mut left = payload_len;
+    let (at, left, mut done) = ipv6_extensions(frame, &mut l4, offset + IPV6_HLEN, payload_len);
+    if !done {
+        // Still an extension header after the bounded walk?
+        if matches!(
+            l4.proto,
+            ipproto::HOPOPTS
+                | ipproto::ROUTING
+                | ipproto::DSTOPTS
+                | ipproto::FRAGMENT
+                | ipproto::AH
+        ) {
+            l4.kind = L4Kind::ChainTooLong;
+        } else {
+            done = true;
+        }
+    }
+    if done && l4.kind == L4Kind::Complete {
+        transport(frame, &mut l4, at, left, false);
+    }
+    Ok(Ip {
+        src: V6(src),
+        dst: V6(dst),
+        ip_len: IPV6_HLEN as u32 + payload_len,
+        l4,
+    })
+}
+
+/// IPv6's extension headers from `at`, `left` bytes of payload ahead:
+/// hop-by-hop, routing, fragment, destination options and AH, at most
+/// [`MAX_IPV6_EXT`] (a bound the verifier sees). Sets the transport's
+/// protocol (and `ah`, or a fragment or truncation) in `l4`; returns where
+/// the walk stopped, the bytes left from there, and whether it stopped on
+/// its own (false: it ran out of its bound).
+#[inline(always)]
+fn ipv6_extensions<B: Bytes + ?Sized>(
+    frame: &B,
+    l4: &mut Transport,
+    mut at: usize,
+    mut left: u32,
+) -> (usize, u32, bool) {
     let mut walked = 0;
     let mut done = false;
     while walked < MAX_IPV6_EXT {
@@ -294,30 +333,7 @@ pub fn ipv6<B: Bytes + ?Sized>(frame: &B, offset: usize) -> Result<Ip<V6>, Outco
         left = left.saturating_sub(ext_len);
         walked += 1;
     }
-    if !done {
-        // Still an extension header after the bounded walk?
-        if matches!(
-            l4.proto,
-            ipproto::HOPOPTS
-                | ipproto::ROUTING
-                | ipproto::DSTOPTS
-                | ipproto::FRAGMENT
-                | ipproto::AH
-        ) {
-            l4.kind = L4Kind::ChainTooLong;
-        } else {
-            done = true;
-        }
-    }
-    if done && l4.kind == L4Kind::Complete {
-        transport(frame, &mut l4, at, left, false);
-    }
-    Ok(Ip {
-        src: V6(src),
-        dst: V6(dst),
-        ip_len: IPV6_HLEN as u32 + payload_len,
-        l4,
-    })
+    (at, left, done)
 }
 
 /// The transport header at `offset`, with `len` bytes of IP payload from

@@ -257,6 +257,253 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
     })
 }
 
+/// One host's slice of the store: its rows in `since..=until`.
+#[derive(Clone, Copy)]
+struct HostRange<'a> {
+    mode: &'a str,
+    host: &'a str,
+    since: f64,
+    until: f64,
+}
+
+impl HostRange<'_> {
+    fn params(&self) -> [&dyn rusqlite::ToSql; 4] {
+        [&self.mode, &self.host, &self.since, &self.until]
+    }
+}
+
+/// What the verdicts say: the strongest, the latest, when flagged, why.
+#[derive(Default)]
+struct Verdicts {
+    verdict: String,
+    current: String,
+    first_flagged: Option<f64>,
+    last_flagged: Option<f64>,
+    reasons: Vec<String>,
+    protocols: BTreeSet<String>,
+    names: BTreeMap<String, String>,
+}
+
+fn verdicts_of(conn: &Connection, r: HostRange<'_>) -> rusqlite::Result<Verdicts> {
+    let mut v = Verdicts {
+        verdict: "none".into(),
+        current: "none".into(),
+        ..Verdicts::default()
+    };
+    let mut st = conn.prepare(
+        "SELECT at, verdict, protocols, reasons, peer_names FROM verdicts WHERE mode = ?1 AND host = ?2 AND at >= ?3 AND at <= ?4 ORDER BY at",
+    )?;
+    let rows = st.query_map(r.params(), |r| {
+        Ok((
+            r.get::<_, f64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (at, level, protos, why, peer_names) = row?;
+        if level_rank(&level) > level_rank(&v.verdict) {
+            v.verdict = level.clone();
+            v.reasons = serde_json::from_str(&why).unwrap_or_default();
+        }
+        if level != "none" {
+            v.first_flagged.get_or_insert(at);
+            v.last_flagged = Some(at);
+        }
+        let p: Vec<String> = serde_json::from_str(&protos).unwrap_or_default();
+        v.protocols.extend(p);
+        let n: BTreeMap<String, String> = serde_json::from_str(&peer_names).unwrap_or_default();
+        v.names.extend(n);
+        v.current = level;
+    }
+    Ok(v)
+}
+
+/// Identifications per (protocol, class, peer), with the server names
+/// they learnt and the protocols they add.
+type DetectionRow = (String, String, String, i64, f64, f64);
+
+fn detections_of(
+    conn: &Connection,
+    r: HostRange<'_>,
+    v: &mut Verdicts,
+) -> rusqlite::Result<Vec<DetectionRow>> {
+    let mut out = Vec::new();
+    let mut st = conn.prepare(
+        "SELECT protocol, class, peer, COUNT(*), MIN(at), MAX(at), MAX(server_name) FROM detections WHERE mode = ?1 AND host = ?2 AND at >= ?3 AND at <= ?4 GROUP BY protocol, class, peer ORDER BY MIN(at)",
+    )?;
+    let rows = st.query_map(r.params(), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, f64>(4)?,
+            r.get::<_, f64>(5)?,
+            r.get::<_, Option<String>>(6)?,
+        ))
+    })?;
+    for row in rows {
+        let (protocol, class, peer, flows, first, last, server) = row?;
+        if let Some(s) = server {
+            v.names.entry(peer.clone()).or_insert(s);
+        }
+        v.protocols.insert(protocol.clone());
+        out.push((protocol, class, peer, flows, first, last));
+    }
+    // Names learnt on flows (TLS server names, DNS answers).
+    let mut st = conn.prepare(
+        "SELECT peer, MAX(peer_name) FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4 AND peer_name IS NOT NULL GROUP BY peer",
+    )?;
+    let rows = st.query_map(r.params(), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (peer, name) = row?;
+        v.names.entry(peer).or_insert(name);
+    }
+    Ok(out)
+}
+
+/// The host's traffic: totals (scan-like flows included) and by protocol.
+struct Traffic {
+    packets_up: i64,
+    packets_down: i64,
+    bytes_up: i64,
+    bytes_down: i64,
+    flows: i64,
+    scan_flows: i64,
+    by_protocol: Vec<ProtocolStat>,
+}
+
+fn traffic_of(conn: &Connection, r: HostRange<'_>) -> rusqlite::Result<Traffic> {
+    let (packets_up, packets_down, bytes_up, bytes_down, flows) = conn.query_row(
+        "SELECT COALESCE(SUM(pu),0), COALESCE(SUM(pd),0), COALESCE(SUM(bu),0), COALESCE(SUM(bd),0), COALESCE(SUM(n),0) FROM (
+            SELECT packets_up AS pu, packets_down AS pd, bytes_up AS bu, bytes_down AS bd, 1 AS n FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4
+            UNION ALL SELECT packets_up, packets_down, bytes_up, bytes_down, flows FROM scans WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4)",
+        r.params(),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
+    let (scan_flows, scan_bytes): (i64, i64) = conn.query_row(
+        "SELECT COALESCE(SUM(flows),0), COALESCE(SUM(bytes_up + bytes_down),0) FROM scans WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4",
+        r.params(),
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let mut by_protocol = Vec::new();
+    let mut st = conn.prepare(
+        "SELECT COALESCE(protocol, 'unnamed'), COUNT(*), SUM(bytes_up + bytes_down) AS b FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4 GROUP BY 1 ORDER BY b DESC",
+    )?;
+    let rows = st.query_map(r.params(), |r| {
+        Ok(ProtocolStat {
+            protocol: r.get(0)?,
+            flows: r.get(1)?,
+            bytes: r.get(2)?,
+        })
+    })?;
+    for row in rows {
+        by_protocol.push(row?);
+    }
+    if scan_flows > 0 {
+        by_protocol.push(ProtocolStat {
+            protocol: "scan_like".into(),
+            flows: scan_flows,
+            bytes: scan_bytes,
+        });
+        by_protocol.sort_by_key(|p| std::cmp::Reverse(p.bytes));
+    }
+    Ok(Traffic {
+        packets_up,
+        packets_down,
+        bytes_up,
+        bytes_down,
+        flows,
+        scan_flows,
+        by_protocol,
+    })
+}
+
+/// The five peers that took the most bytes.
+fn top_peers_of(
+    conn: &Connection,
+    r: HostRange<'_>,
+    peer: &dyn Fn(&str) -> Peer,
+) -> rusqlite::Result<Vec<PeerStat>> {
+    let mut st = conn.prepare(
+        "SELECT peer, COUNT(*), SUM(bytes_up + bytes_down) AS b FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4 GROUP BY peer ORDER BY b DESC LIMIT 5",
+    )?;
+    let rows = st.query_map(r.params(), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (p, flows, bytes) = row?;
+        Ok(PeerStat {
+            peer: peer(&p),
+            flows,
+            bytes,
+        })
+    })
+    .collect()
+}
+
+/// Bytes per slot (a flow's bytes spread over the slots it spans), and the
+/// VPN protocols in use in each.
+fn timeline_of(
+    conn: &Connection,
+    r: HostRange<'_>,
+    slot_len: f64,
+    slot_of: &dyn Fn(f64) -> usize,
+    protocols: &BTreeSet<String>,
+    detections: &[DetectionStat],
+) -> rusqlite::Result<Vec<TimeSlot>> {
+    let mut timeline: Vec<TimeSlot> = (0..SLOTS)
+        .map(|i| TimeSlot {
+            start: r.since + i as f64 * slot_len,
+            bytes: 0,
+            vpn: Vec::new(),
+        })
+        .collect();
+    let mut st = conn.prepare(
+        "SELECT first_seen, last_seen, bytes_up + bytes_down, protocol FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4",
+    )?;
+    let rows = st.query_map(r.params(), |r| {
+        Ok((
+            r.get::<_, f64>(0)?,
+            r.get::<_, f64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (first, last, bytes, protocol) = row?;
+        let (a, b) = (slot_of(first.max(r.since)), slot_of(last.min(r.until)));
+        let share = bytes / (b - a + 1) as i64;
+        for slot in &mut timeline[a..=b] {
+            slot.bytes += share;
+            if let Some(p) = &protocol
+                && protocols.contains(p)
+                && !slot.vpn.contains(p)
+            {
+                slot.vpn.push(p.clone());
+            }
+        }
+    }
+    for d in detections.iter().filter(|d| d.class != "benign") {
+        let (a, b) = (slot_of(d.first), slot_of(d.last));
+        for slot in &mut timeline[a..=b] {
+            if !slot.vpn.contains(&d.protocol) {
+                slot.vpn.push(d.protocol.clone());
+            }
+        }
+    }
+    Ok(timeline)
+}
+
 fn host_report(
     conn: &Connection,
     mode: &str,
@@ -266,101 +513,32 @@ fn host_report(
     slot_len: f64,
     slot_of: &dyn Fn(f64) -> usize,
 ) -> rusqlite::Result<HostReport> {
-    // Slots start at `since`, `slot_len` apart.
-    let range = params![mode, host, since, until];
-    // Verdicts: the strongest, the latest, when flagged, the reasons.
-    let mut verdict = "none".to_string();
-    let mut current = "none".to_string();
-    let mut first_flagged = None;
-    let mut last_flagged = None;
-    let mut reasons = Vec::new();
-    let mut protocols: BTreeSet<String> = BTreeSet::new();
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    {
-        let mut st = conn.prepare(
-            "SELECT at, verdict, protocols, reasons, peer_names FROM verdicts WHERE mode = ?1 AND host = ?2 AND at >= ?3 AND at <= ?4 ORDER BY at",
-        )?;
-        let rows = st.query_map(range, |r| {
-            Ok((
-                r.get::<_, f64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
-        for row in rows {
-            let (at, level, protos, why, peer_names) = row?;
-            if level_rank(&level) > level_rank(&verdict) {
-                verdict = level.clone();
-                reasons = serde_json::from_str(&why).unwrap_or_default();
-            }
-            if level != "none" {
-                first_flagged.get_or_insert(at);
-                last_flagged = Some(at);
-            }
-            let p: Vec<String> = serde_json::from_str(&protos).unwrap_or_default();
-            protocols.extend(p);
-            let n: BTreeMap<String, String> = serde_json::from_str(&peer_names).unwrap_or_default();
-            names.extend(n);
-            current = level;
-        }
-    }
-    // Identifications.
-    let mut detections = Vec::new();
-    let mut vpn_peers = BTreeSet::new();
-    {
-        let mut st = conn.prepare(
-            "SELECT protocol, class, peer, COUNT(*), MIN(at), MAX(at), MAX(server_name) FROM detections WHERE mode = ?1 AND host = ?2 AND at >= ?3 AND at <= ?4 GROUP BY protocol, class, peer ORDER BY MIN(at)",
-        )?;
-        let rows = st.query_map(range, |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, f64>(4)?,
-                r.get::<_, f64>(5)?,
-                r.get::<_, Option<String>>(6)?,
-            ))
-        })?;
-        for row in rows {
-            let (protocol, class, peer, flows, first, last, server) = row?;
-            if let Some(s) = server {
-                names.entry(peer.clone()).or_insert(s);
-            }
-            protocols.insert(protocol.clone());
-            detections.push((protocol, class, peer, flows, first, last));
-        }
-    }
-    // Names learnt on flows (TLS server names, DNS answers).
-    {
-        let mut st = conn.prepare(
-            "SELECT peer, MAX(peer_name) FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4 AND peer_name IS NOT NULL GROUP BY peer",
-        )?;
-        let rows = st.query_map(range, |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        for row in rows {
-            let (peer, name) = row?;
-            names.entry(peer).or_insert(name);
-        }
-    }
+    let range = HostRange {
+        mode,
+        host,
+        since,
+        until,
+    };
+    let mut v = verdicts_of(conn, range)?;
+    let found = detections_of(conn, range, &mut v)?;
+    let names = std::mem::take(&mut v.names);
     let peer = |addr: &str| Peer {
         addr: addr.to_string(),
         name: names.get(addr).cloned(),
     };
-    let detections: Vec<DetectionStat> = detections
+    let mut vpn_peers = BTreeSet::new();
+    let flagged = v.verdict != "none";
+    let detections: Vec<DetectionStat> = found
         .into_iter()
         .map(|(protocol, class, p, flows, first, last)| {
             if class != "benign" {
                 vpn_peers.insert(peer(&p));
             }
-            if first_flagged.is_none_or(|f| first < f) && verdict != "none" {
-                first_flagged = Some(first);
+            if flagged && v.first_flagged.is_none_or(|f| first < f) {
+                v.first_flagged = Some(first);
             }
-            if last_flagged.is_none_or(|l| last > l) && verdict != "none" {
-                last_flagged = Some(last);
+            if flagged && v.last_flagged.is_none_or(|l| last > l) {
+                v.last_flagged = Some(last);
             }
             DetectionStat {
                 protocol,
@@ -372,131 +550,27 @@ fn host_report(
             }
         })
         .collect();
-    // Traffic.
-    let (packets_up, packets_down, bytes_up, bytes_down, flows): (i64, i64, i64, i64, i64) = conn
-        .query_row(
-            "SELECT COALESCE(SUM(pu),0), COALESCE(SUM(pd),0), COALESCE(SUM(bu),0), COALESCE(SUM(bd),0), COALESCE(SUM(n),0) FROM (
-                SELECT packets_up AS pu, packets_down AS pd, bytes_up AS bu, bytes_down AS bd, 1 AS n FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4
-                UNION ALL SELECT packets_up, packets_down, bytes_up, bytes_down, flows FROM scans WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4)",
-            range,
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )?;
-    let (scan_flows, scan_bytes): (i64, i64) = conn.query_row(
-        "SELECT COALESCE(SUM(flows),0), COALESCE(SUM(bytes_up + bytes_down),0) FROM scans WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4",
-        range,
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let mut by_protocol = Vec::new();
-    {
-        let mut st = conn.prepare(
-            "SELECT COALESCE(protocol, 'unnamed'), COUNT(*), SUM(bytes_up + bytes_down) AS b FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4 GROUP BY 1 ORDER BY b DESC",
-        )?;
-        let rows = st.query_map(range, |r| {
-            Ok(ProtocolStat {
-                protocol: r.get(0)?,
-                flows: r.get(1)?,
-                bytes: r.get(2)?,
-            })
-        })?;
-        for row in rows {
-            by_protocol.push(row?);
-        }
-        if scan_flows > 0 {
-            by_protocol.push(ProtocolStat {
-                protocol: "scan_like".into(),
-                flows: scan_flows,
-                bytes: scan_bytes,
-            });
-            by_protocol.sort_by_key(|p| std::cmp::Reverse(p.bytes));
-        }
-    }
-    let mut top_peers = Vec::new();
-    {
-        let mut st = conn.prepare(
-            "SELECT peer, COUNT(*), SUM(bytes_up + bytes_down) AS b FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4 GROUP BY peer ORDER BY b DESC LIMIT 5",
-        )?;
-        let rows = st.query_map(range, |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (p, flows, bytes) = row?;
-            top_peers.push(PeerStat {
-                peer: peer(&p),
-                flows,
-                bytes,
-            });
-        }
-    }
-    // The timeline: bytes per slot (a flow's bytes spread over the slots
-    // it spans), VPN protocols in use per slot.
-    let mut timeline: Vec<TimeSlot> = (0..SLOTS)
-        .map(|i| TimeSlot {
-            start: since + i as f64 * slot_len,
-            bytes: 0,
-            vpn: Vec::new(),
-        })
-        .collect();
-    {
-        let mut st = conn.prepare(
-            "SELECT first_seen, last_seen, bytes_up + bytes_down, protocol FROM flows WHERE mode = ?1 AND host = ?2 AND last_seen >= ?3 AND first_seen <= ?4",
-        )?;
-        let rows = st.query_map(range, |r| {
-            Ok((
-                r.get::<_, f64>(0)?,
-                r.get::<_, f64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (first, last, bytes, protocol) = row?;
-            let (a, b) = (slot_of(first.max(since)), slot_of(last.min(until)));
-            let share = bytes / (b - a + 1) as i64;
-            for slot in &mut timeline[a..=b] {
-                slot.bytes += share;
-                if let Some(p) = &protocol
-                    && protocols.contains(p)
-                    && !slot.vpn.contains(p)
-                {
-                    slot.vpn.push(p.clone());
-                }
-            }
-        }
-        for d in &detections {
-            let (a, b) = (slot_of(d.first), slot_of(d.last));
-            if d.class == "benign" {
-                continue;
-            }
-            for slot in &mut timeline[a..=b] {
-                if !slot.vpn.contains(&d.protocol) {
-                    slot.vpn.push(d.protocol.clone());
-                }
-            }
-        }
-    }
+    let t = traffic_of(conn, range)?;
+    let top_peers = top_peers_of(conn, range, &peer)?;
+    let timeline = timeline_of(conn, range, slot_len, slot_of, &v.protocols, &detections)?;
     // The store keeps VPN and tunnel identifications only, so these are
     // the host's VPN and tunnel protocols.
-    let vpn_protocols: Vec<String> = protocols.into_iter().collect();
     Ok(HostReport {
         host: host.to_string(),
-        verdict,
-        current_verdict: current,
-        protocols: vpn_protocols,
+        verdict: v.verdict,
+        current_verdict: v.current,
+        protocols: v.protocols.into_iter().collect(),
         vpn_peers: vpn_peers.into_iter().collect(),
-        first_flagged,
-        last_flagged,
-        reasons,
-        packets_up,
-        packets_down,
-        bytes_up,
-        bytes_down,
-        flows,
-        scan_flows,
-        by_protocol,
+        first_flagged: v.first_flagged,
+        last_flagged: v.last_flagged,
+        reasons: v.reasons,
+        packets_up: t.packets_up,
+        packets_down: t.packets_down,
+        bytes_up: t.bytes_up,
+        bytes_down: t.bytes_down,
+        flows: t.flows,
+        scan_flows: t.scan_flows,
+        by_protocol: t.by_protocol,
         top_peers,
         detections,
         timeline,
