@@ -185,7 +185,7 @@ fn packet<A: FamilyMaps, C: EbpfContext, F: Frame>(
         *slot = A::ends(config, ip.src, ip.dst);
         &*slot
     };
-    if config.spoofed(ends, frame.arrival()) {
+    if config.spoofed(ends, || frame.arrival()) {
         return Outcome::IgnoredSpoofed;
     }
     let mut p = Packet {

@@ -143,9 +143,11 @@ impl KernelConfig {
     /// A frame no LAN host could honestly send: from the LAN port with an
     /// external source. Only such a frame could impersonate a server, so
     /// it is counted and nothing else (`Outcome::IgnoredSpoofed`).
+    /// `arrival` is asked last, only for a frame with an external source
+    /// on a LAN port (TC reads it from the packet's metadata).
     #[inline(always)]
-    pub fn spoofed<A: Address>(&self, ends: &Ends<A>, arrival: Arrival) -> bool {
-        matches!(arrival, Arrival::FromLanPort) && !ends.src_internal && self.has(FLAG_LAN_PORT)
+    pub fn spoofed<A: Address>(&self, ends: &Ends<A>, arrival: impl FnOnce() -> Arrival) -> bool {
+        self.has(FLAG_LAN_PORT) && !ends.src_internal && matches!(arrival(), Arrival::FromLanPort)
     }
 
     /// Step 1 with this config's filters: the packet's (host, peer) for the

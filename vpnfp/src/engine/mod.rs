@@ -263,7 +263,7 @@ fn packet<A: Family + IntoIp + Hash>(
     } = arrived;
     let config = &settings.config;
     let ends = A::ends(config, ip.src, ip.dst);
-    if config.spoofed(&ends, arrival) {
+    if config.spoofed(&ends, || arrival) {
         return Outcome::IgnoredSpoofed;
     }
     let outcome = match config.analysed(&ends) {
