@@ -3,24 +3,18 @@
 //! dropped silently. Ordered by last packet, so the least recently seen
 //! flow is at the front: idle expiry and eviction look only there.
 
-use std::collections::VecDeque;
-
 use hashlink::LinkedHashMap;
 use vpnfp_common::{FlowKey, FlowValue, Scope, flow::state};
 
-use super::hash::FastBuild;
+use super::{hash::FastBuild, linger::CloseLinger};
 use crate::model::EndReason;
 
-/// How long a flow that saw a FIN or RST must stay quiet before it is ended
-/// (its last ACKs arrive within a round trip).
-pub const CLOSE_LINGER_NS: u64 = 2_000_000_000;
+pub use super::linger::CLOSE_LINGER_NS;
 
 pub struct FlowTable<A> {
     flows: LinkedHashMap<FlowKey<A>, FlowValue, FastBuild>,
-    /// How long a closed flow must be quiet before it ends.
-    linger_ns: u64,
-    /// Flows that saw a FIN or RST, with when to look at them again.
-    closing: VecDeque<(u64, FlowKey<A>)>,
+    /// Flows that saw a FIN or RST, until they are quiet.
+    closing: CloseLinger<FlowKey<A>>,
     capacity: usize,
     pub created: u64,
     pub evicted: u64,
@@ -32,8 +26,7 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
     pub fn new(capacity: usize, linger_ns: u64) -> Self {
         Self {
             flows: LinkedHashMap::default(),
-            linger_ns,
-            closing: VecDeque::new(),
+            closing: CloseLinger::new(linger_ns),
             capacity: capacity.max(1),
             created: 0,
             evicted: 0,
@@ -80,8 +73,7 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
 
     /// Look at `key` again once it could have been quiet for the linger.
     pub fn closing(&mut self, key: FlowKey<A>, now_ns: u64) {
-        self.closing
-            .push_back((now_ns.saturating_add(self.linger_ns), key));
+        self.closing.push(key, now_ns);
     }
 
     /// Ends the flows whose time has come at `now_ns`: closed ones quiet
@@ -92,21 +84,12 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
         idle_ns: u64,
         ended: &mut impl FnMut(FlowKey<A>, FlowValue, EndReason),
     ) {
-        while let Some(&(at, key)) = self.closing.front() {
-            if at > now_ns {
-                break;
-            }
-            self.closing.pop_front();
-            let Some(value) = self.flows.get(&key) else {
-                continue; // already ended (idle, evicted)
-            };
-            let quiet_at = value.last_seen_ns.saturating_add(self.linger_ns);
-            if quiet_at <= now_ns {
-                let value = self.flows.remove(&key).expect("present");
-                ended(key, value, crate::model::EndReason::closed(&value));
-            } else {
-                self.closing.push_back((quiet_at, key));
-            }
+        while let Some(key) = self
+            .closing
+            .next_quiet(now_ns, |k| self.flows.get(k).map(|v| v.last_seen_ns))
+        {
+            let value = self.flows.remove(&key).expect("present");
+            ended(key, value, EndReason::closed(&value));
         }
         while let Some((_, value)) = self.flows.front() {
             if value.last_seen_ns.saturating_add(idle_ns) >= now_ns {

@@ -5,6 +5,7 @@
 pub mod flows;
 pub mod hash;
 pub mod hosts;
+pub mod linger;
 
 use std::{hash::Hash, net::IpAddr};
 

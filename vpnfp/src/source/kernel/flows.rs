@@ -10,10 +10,7 @@
 //! Each is taken out with one lookup-and-delete, so no packet counted
 //! meanwhile is lost.
 
-use std::{
-    collections::VecDeque,
-    os::fd::{AsFd, OwnedFd},
-};
+use std::os::fd::{AsFd, OwnedFd};
 
 use aya::{
     Pod,
@@ -24,7 +21,7 @@ use vpnfp_common::{FlowKey, FlowValue, V6, flow::state, record::FlowKeyRecord};
 use super::sys::lookup_and_delete;
 use crate::{
     clock::KernelClock,
-    engine::flows::CLOSE_LINGER_NS,
+    engine::linger::{CLOSE_LINGER_NS, CloseLinger},
     model::{EndReason, FlowEnded, FlowId},
 };
 
@@ -49,8 +46,8 @@ pub struct FlowKeeper {
     capacity: u32,
     idle_ns: u64,
     clock: KernelClock,
-    /// Flows that saw a FIN or RST, with when (kernel time) to look again.
-    closing: VecDeque<(u64, FlowKeyRecord)>,
+    /// Flows that saw a FIN or RST, until they are quiet (kernel time).
+    closing: CloseLinger<FlowKeyRecord>,
     /// Flows taken out of the maps, and of those evicted.
     pub ended: u64,
     pub evicted: u64,
@@ -65,7 +62,7 @@ impl FlowKeeper {
             capacity,
             idle_ns,
             clock,
-            closing: VecDeque::new(),
+            closing: CloseLinger::new(CLOSE_LINGER_NS),
             ended: 0,
             evicted: 0,
             tracked: 0,
@@ -74,8 +71,7 @@ impl FlowKeeper {
 
     /// A program's `FLOW_CLOSING` record arrived at kernel time `now_ns`.
     pub fn closing(&mut self, key: FlowKeyRecord, now_ns: u64) {
-        self.closing
-            .push_back((now_ns.saturating_add(CLOSE_LINGER_NS), key));
+        self.closing.push(key, now_ns);
     }
 
     fn ended(&self, id: FlowId, mut value: FlowValue, end: EndReason) -> FlowEnded {
@@ -102,33 +98,15 @@ impl FlowKeeper {
     /// Ends the closed flows that have been quiet for the linger by kernel
     /// time `now_ns`.
     pub fn end_closed(&mut self, now_ns: u64, out: &mut impl FnMut(FlowEnded)) {
-        while let Some(&(at, key)) = self.closing.front() {
-            if at > now_ns {
-                break;
-            }
-            self.closing.pop_front();
-            let Some(value) = self.peek(&key) else {
-                continue; // already ended
-            };
-            let quiet_at = value.last_seen_ns.saturating_add(CLOSE_LINGER_NS);
-            if quiet_at > now_ns {
-                self.closing.push_back((quiet_at, key));
-                continue;
-            }
+        while let Some(key) = self
+            .closing
+            .next_quiet(now_ns, |k| peek(&self.maps, k).map(|v| v.last_seen_ns))
+        {
             if let Some(value) = self.take(&key) {
                 let record =
                     self.ended(FlowId::from_record(&key), value, EndReason::closed(&value));
                 out(record);
             }
-        }
-    }
-
-    fn peek(&self, key: &FlowKeyRecord) -> Option<FlowValue> {
-        if let Some(k) = key.key::<u32>() {
-            self.maps.v4.map.get(&k, 0).ok()
-        } else {
-            key.key::<V6>()
-                .and_then(|k| self.maps.v6.map.get(&k, 0).ok())
         }
     }
 
@@ -218,4 +196,13 @@ where
     FlowKey<A>: Pod,
 {
     map.map.iter().filter_map(Result::ok).collect()
+}
+
+/// A flow's value in the maps, without taking it out.
+fn peek(maps: &FlowMaps, key: &FlowKeyRecord) -> Option<FlowValue> {
+    if let Some(k) = key.key::<u32>() {
+        maps.v4.map.get(&k, 0).ok()
+    } else {
+        key.key::<V6>().and_then(|k| maps.v6.map.get(&k, 0).ok())
+    }
 }
