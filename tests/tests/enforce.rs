@@ -251,35 +251,13 @@ mod forged {
         let mut f = Vec::new();
         // A WireGuard handshake "answered" by a forged response sent into
         // the LAN port, then data both ways.
-        f.push(frames::udp_with(
-            v,
-            WG_SERVER,
-            port,
-            51820,
-            &wireguard(1, 148, 7, 0),
-        ));
-        f.push(frames::udp_with(
-            WG_SERVER,
-            v,
-            51820,
-            port,
-            &wireguard(2, 92, 9, 7),
-        ));
+        let up = |payload: &[u8]| frames::udp_with(v, WG_SERVER, port, 51820, payload);
+        let down = |payload: &[u8]| frames::udp_with(WG_SERVER, v, 51820, port, payload);
+        f.push(up(&wireguard(1, 148, 7, 0)));
+        f.push(down(&wireguard(2, 92, 9, 7)));
         for _ in 0..3 {
-            f.push(frames::udp_with(
-                v,
-                WG_SERVER,
-                port,
-                51820,
-                &wireguard(4, 64, 0, 9),
-            ));
-            f.push(frames::udp_with(
-                WG_SERVER,
-                v,
-                51820,
-                port,
-                &wireguard(4, 64, 0, 7),
-            ));
+            f.push(up(&wireguard(4, 64, 0, 9)));
+            f.push(down(&wireguard(4, 64, 0, 7)));
         }
         // OpenVPN client and server resets, both forged.
         let (client, server) = (0x1111_2222_3333_4444, 0x5555_6666_7777_8888);

@@ -197,6 +197,17 @@ pub fn start_run(conn: &mut Connection, run: &RunInfo) -> rusqlite::Result<i64> 
     Ok(conn.last_insert_rowid())
 }
 
+/// The tables whose rows age, with the column that dates them; the bulk
+/// (flows) first, which the size bound deletes from first.
+const TIMED_TABLES: [(&str, &str); 6] = [
+    ("flows", "last_seen"),
+    ("scans", "last_seen"),
+    ("suspected", "window_end"),
+    ("detections", "at"),
+    ("verdicts", "at"),
+    ("blocks", "at"),
+];
+
 /// Bytes the rows take: the pages in use, not the file (SQLite reuses the
 /// pages of deleted rows instead of giving them back).
 pub fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
@@ -217,14 +228,7 @@ pub fn shrink_to(conn: &mut Connection, max_bytes: u64) -> rusqlite::Result<u64>
     while used_bytes(conn)? > target {
         let tx = conn.transaction()?;
         let mut n = 0;
-        for (table, column) in [
-            ("flows", "last_seen"),
-            ("scans", "last_seen"),
-            ("suspected", "window_end"),
-            ("detections", "at"),
-            ("verdicts", "at"),
-            ("blocks", "at"),
-        ] {
+        for (table, column) in TIMED_TABLES {
             n = tx.execute(
                 &format!(
                     "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} ORDER BY {column} LIMIT MAX(1000, (SELECT COUNT(*) FROM {table}) / 10))"
@@ -248,14 +252,7 @@ pub fn shrink_to(conn: &mut Connection, max_bytes: u64) -> rusqlite::Result<u64>
 pub fn prune(conn: &mut Connection, cutoff: f64) -> rusqlite::Result<u64> {
     let tx = conn.transaction()?;
     let mut n = 0;
-    for (table, column) in [
-        ("blocks", "at"),
-        ("suspected", "window_end"),
-        ("detections", "at"),
-        ("verdicts", "at"),
-        ("flows", "last_seen"),
-        ("scans", "last_seen"),
-    ] {
+    for (table, column) in TIMED_TABLES {
         n += tx.execute(
             &format!("DELETE FROM {table} WHERE {column} < ?1"),
             params![cutoff],
