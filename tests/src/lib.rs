@@ -2,7 +2,6 @@
 //! guards, a two-namespace lab, frame builders and a BPF_PROG_TEST_RUN
 //! harness around the real XDP program.
 
-pub mod bench;
 pub mod captures;
 pub mod corpus;
 pub mod fixtures;

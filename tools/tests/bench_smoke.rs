@@ -2,10 +2,8 @@
 //! (real program, real veths, real captures) and yields sane figures. The
 //! numbers themselves are `cargo xtask bench`'s business, not a test's.
 
-use vpnfp_tests::{
-    bench::{self, PARTS, Size},
-    privileged,
-};
+use vpnfp_tests::privileged;
+use vpnfp_tools::bench::{self, PARTS, Size};
 
 #[test]
 fn every_bench_part_runs_and_yields_sane_figures() {

@@ -38,11 +38,11 @@ pub fn all(root: &Path, release: bool) -> anyhow::Result<Built> {
     Ok(built)
 }
 
-/// Builds one of the tests crate's programs (demo, bench, fuzz) in release
+/// Builds one of the tools crate's programs (lab, demo, bench, fuzz, corpus) in release
 /// mode; returns its path.
 pub fn tool(root: &Path, built: &Built, name: &str) -> anyhow::Result<PathBuf> {
     let mut cmd = cargo(root, built);
-    cmd.args(["build", "--release", "-p", "vpnfp-tests", "--bin", name]);
+    cmd.args(["build", "--release", "-p", "vpnfp-tools", "--bin", name]);
     check(cmd)?;
     Ok(root.join("target/release").join(name))
 }

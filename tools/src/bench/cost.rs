@@ -9,7 +9,7 @@ use vpnfp::source::kernel::{Capacities, KernelFingerprinter};
 use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
 
 use super::{Figure, Size, median};
-use crate::frames::{self, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP};
+use vpnfp_tests::frames::{self, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP};
 
 /// Which program a figure runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -543,10 +543,10 @@ fn floor(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<Figure> {
                 .map(|(cpu, f)| {
                     let ready = &ready;
                     s.spawn(move || {
-                        crate::pin_to_cpu(cpu);
+                        vpnfp_tests::pin_to_cpu(cpu);
                         ready.wait();
                         let start = std::time::Instant::now();
-                        crate::test_run_repeat(fd, f, per_thread);
+                        vpnfp_tests::test_run_repeat(fd, f, per_thread);
                         (start, std::time::Instant::now())
                     })
                 })

@@ -12,7 +12,7 @@ use vpnfp::{
 use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
 
 use super::{Figure, Size};
-use crate::frames;
+use vpnfp_tests::frames;
 
 pub fn figures(size: Size) -> Vec<Figure> {
     let n: u32 = match size {

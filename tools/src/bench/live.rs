@@ -29,7 +29,7 @@ use vpnfp::{
 use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
 
 use super::{Figure, Size};
-use crate::{
+use vpnfp_tests::{
     frames,
     netns::{self, NetNs},
 };

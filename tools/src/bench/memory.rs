@@ -14,7 +14,7 @@ use vpnfp::{
 use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, config::Arrival, maps};
 
 use super::{Figure, Size};
-use crate::frames;
+use vpnfp_tests::frames;
 
 const MIB: f64 = 1024.0 * 1024.0;
 

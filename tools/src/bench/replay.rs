@@ -11,7 +11,7 @@ use std::{
 };
 
 use super::{Figure, Size, median};
-use crate::frames;
+use vpnfp_tests::frames;
 
 /// Writes (or reuses) a pcap of `frames` Ethernet frames from `hosts` hosts,
 /// each with its own peer, 1 µs apart. Written directly: the record layout
@@ -72,7 +72,7 @@ pub fn figures(size: Size, scratch: &Path) -> Vec<Figure> {
         Size::Smoke => (200_000, 2_000, 1),
     };
     let path = capture(scratch, frames_n, hosts);
-    let vpnfp = crate::vpnfp_bin();
+    let vpnfp = vpnfp_tests::vpnfp_bin();
     let replay = || {
         let mut cmd = Command::new(&vpnfp);
         // 1 s windows so windows close all through the file.
@@ -163,7 +163,7 @@ fn store(size: Size, scratch: &Path) -> Vec<Figure> {
         Size::Smoke => 20_000,
     };
     let path = capture(scratch, n, n as u32);
-    let vpnfp = crate::vpnfp_bin();
+    let vpnfp = vpnfp_tests::vpnfp_bin();
     let db = scratch.join("bench-store.db");
     let clean = || {
         for ext in ["", "-wal", "-shm"] {
@@ -251,12 +251,12 @@ fn store(size: Size, scratch: &Path) -> Vec<Figure> {
 /// repetition is new flows, and shifted in time.
 fn lab_mix(dir: &Path, repeats: u32) -> (PathBuf, u64) {
     let path = dir.join(format!("lab-mix-{repeats}.pcap"));
-    let mut sources: Vec<Vec<crate::script::Scripted>> =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/captures"))
+    let mut sources: Vec<Vec<vpnfp_tests::script::Scripted>> =
+        std::fs::read_dir(vpnfp_tests::captures::lab_capture(""))
             .expect("tests/data/captures")
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
-            .map(|p| crate::captures::read_pcap(&p))
+            .map(|p| vpnfp_tests::captures::read_pcap(&p))
             .collect();
     sources.sort_by_key(|s| s.len());
     let per_round: u64 = sources.iter().map(|s| s.len() as u64).sum();
@@ -315,7 +315,7 @@ fn against_ndpi(size: Size, scratch: &Path, runs: usize) -> Vec<Figure> {
         Size::Smoke => 40,
     };
     let (path, frames_n) = lab_mix(scratch, repeats);
-    let vpnfp = crate::vpnfp_bin();
+    let vpnfp = vpnfp_tests::vpnfp_bin();
     let replay = || {
         let mut cmd = Command::new(&vpnfp);
         cmd.arg("replay").arg(&path);

@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use vpnfp_tests::bench::{self, Size};
+use vpnfp_tools::bench::{self, Size};
 
 fn main() -> ExitCode {
     // SAFETY: no arguments.
