@@ -159,6 +159,26 @@ fn map_err(name: &'static str) -> impl FnOnce(MapError) -> KernelError {
     move |source| KernelError::Map { name, source }
 }
 
+/// Loads a program, again when a signal interrupted the verifier: the
+/// kernel then answers EAGAIN (since 4.20), and libbpf and cilium/ebpf
+/// retry too. Seen once in CI: a `--mode both` run whose NFQUEUE side had
+/// just started its threads got EAGAIN for the XDP program.
+fn retrying_interrupts(
+    mut load: impl FnMut() -> Result<(), ProgramError>,
+) -> Result<(), ProgramError> {
+    for _ in 0..4 {
+        match load() {
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) =>
+            {
+                continue;
+            }
+            other => return other,
+        }
+    }
+    load()
+}
+
 fn load_error(program: &'static str) -> impl FnOnce(ProgramError) -> KernelError {
     move |e| match e {
         ProgramError::LoadError {
@@ -208,8 +228,10 @@ impl KernelFingerprinter {
             }
         }
         let mut ebpf = loader.load(object).map_err(KernelError::Load)?;
-        xdp_mut(&mut ebpf)?.load().map_err(load_error("XDP"))?;
-        tc_mut(&mut ebpf)?.load().map_err(load_error("TC"))?;
+        let xdp = xdp_mut(&mut ebpf)?;
+        retrying_interrupts(|| xdp.load()).map_err(load_error("XDP"))?;
+        let tc = tc_mut(&mut ebpf)?;
+        retrying_interrupts(|| tc.load()).map_err(load_error("TC"))?;
         let fingerprinter = Self {
             ebpf,
             _pin_lock: pin_lock,
