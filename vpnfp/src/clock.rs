@@ -37,6 +37,14 @@ pub fn seconds(ns: u64) -> String {
     format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1_000)
 }
 
+/// A minute in nanoseconds (the budgets that count per minute).
+pub const MINUTE_NS: u64 = 60_000_000_000;
+
+/// Unix time now, in seconds (as [`unix_secs`] writes it).
+pub fn unix_now_secs() -> f64 {
+    unix_secs(unix_now_ns())
+}
+
 /// Unix time now, in nanoseconds.
 pub fn unix_now_ns() -> u64 {
     std::time::SystemTime::now()

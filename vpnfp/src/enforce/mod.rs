@@ -23,7 +23,7 @@ use serde::Serialize;
 use vpnfp_common::block::{ACTION_COUNT, ACTION_DROP, BlockValue, PairKey};
 
 use crate::{
-    clock::unix_secs,
+    clock::{MINUTE_NS, unix_secs},
     judge::{identify::Detection, verdict::Verdict},
     source::{kernel::BlockMaps, nfqueue::SharedBlocks},
 };
@@ -235,8 +235,6 @@ pub struct Enforcer {
     /// Blocks refused (they pass: fail-open), a full map or a budget.
     pub failures: u64,
 }
-
-const MINUTE_NS: u64 = 60_000_000_000;
 
 impl Enforcer {
     /// The validated policy at `path`; nothing is enforced before this.

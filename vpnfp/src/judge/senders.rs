@@ -8,6 +8,8 @@ use std::{collections::HashMap, net::IpAddr};
 
 use serde::Serialize;
 
+use crate::clock::MINUTE_NS;
+
 /// A host's packets came from another device: the `sender_changed` event.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SenderChanged {
@@ -32,8 +34,6 @@ pub struct Senders {
     known: HashMap<IpAddr, Known>,
     capacity: usize,
 }
-
-const MINUTE_NS: u64 = 60_000_000_000;
 
 fn mac_text(mac: [u8; 6]) -> String {
     mac.iter()
@@ -79,7 +79,7 @@ impl Senders {
             mac: mac_text(mac),
             previous: mac_text(previous),
             unreported: std::mem::take(&mut known.unreported),
-            at: at_ns as f64 / 1e9,
+            at: crate::clock::unix_secs(at_ns),
         })
     }
 }

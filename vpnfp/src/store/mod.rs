@@ -27,7 +27,7 @@ use std::{
 use rusqlite::{Connection, params};
 
 use crate::{
-    clock::unix_secs,
+    clock::{unix_now_secs, unix_secs},
     judge::{identify::Detection, verdict::Verdict},
     model::{FlowReport, Mode, WindowReport},
 };
@@ -281,7 +281,7 @@ fn writer(
             }
         }
         if !batch.is_empty() {
-            let future_from = wall_secs() + FUTURE_SLACK_SECS;
+            let future_from = unix_now_secs() + FUTURE_SLACK_SECS;
             let future = batch.iter().filter(|r| row_time(r) > future_from).count() as u64;
             if future > 0 && counts.future.fetch_add(future, Ordering::Relaxed) == 0 {
                 log::warn!(
@@ -319,7 +319,7 @@ fn writer(
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
             // By the wall clock: one row's wrong time cannot age the rest.
-            let cutoff = wall_secs() - retain.as_secs_f64();
+            let cutoff = unix_now_secs() - retain.as_secs_f64();
             match schema::prune(&mut conn, cutoff) {
                 Ok(n) => {
                     counts.pruned.fetch_add(n, Ordering::Relaxed);
@@ -351,12 +351,6 @@ fn writer(
         }
     }
     let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
-}
-
-fn wall_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn row_time(row: &Row) -> f64 {
@@ -615,7 +609,7 @@ mod tests {
     /// ages the others nor is pruned; a row older than --retain is.
     #[test]
     fn live_retention_follows_the_wall_clock() {
-        let now = wall_secs();
+        let now = unix_now_secs();
         let (dir, s) = store(
             "retain",
             Keeping::Bounded {
@@ -654,7 +648,7 @@ mod tests {
                 max_bytes,
             },
         );
-        let now = wall_secs();
+        let now = unix_now_secs();
         let n = 40_000;
         for i in 0..n {
             s.keep(flow(i, now - 1000.0 + i as f64 * 0.01));
@@ -687,7 +681,7 @@ mod tests {
                 max_bytes: DEFAULT_MAX_BYTES,
             },
         );
-        let minute = (wall_secs() / 60.0).floor() * 60.0;
+        let minute = (unix_now_secs() / 60.0).floor() * 60.0;
         for i in 0..5_000 {
             // A SYN and its RST: two packets, headers only.
             s.keep(flow_of(1, minute + 1.0 + i as f64 * 0.001, 2, 100));

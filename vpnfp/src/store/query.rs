@@ -155,10 +155,7 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
     };
     // The newest row is "now", unless it is dated in the future (a wrong
     // clock or capture): such rows are kept and counted, never "now".
-    let future_from = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(f64::MAX, |d| d.as_secs_f64())
-        + crate::store::FUTURE_SLACK_SECS;
+    let future_from = crate::clock::unix_now_secs() + crate::store::FUTURE_SLACK_SECS;
     let until: f64 = conn.query_row(
         "SELECT MAX(t) FROM (SELECT MAX(last_seen) AS t FROM flows WHERE mode = ?1 AND last_seen <= ?2 UNION ALL SELECT MAX(last_seen) FROM scans WHERE mode = ?1 AND last_seen <= ?2 UNION ALL SELECT MAX(at) FROM verdicts WHERE mode = ?1 AND at <= ?2 UNION ALL SELECT MAX(at) FROM detections WHERE mode = ?1 AND at <= ?2 UNION ALL SELECT MAX(window_end) FROM suspected WHERE mode = ?1 AND window_end <= ?2)",
         params![mode, future_from],

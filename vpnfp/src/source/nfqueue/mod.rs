@@ -12,13 +12,14 @@ pub mod rules;
 
 use std::{
     io,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use nfq::{Queue, Verdict};
 use vpnfp_common::{Counters, config::Arrival, parse};
 
 use crate::{
+    clock::unix_now_ns,
     engine::{Engine, EngineSettings},
     model::Fact,
 };
@@ -85,12 +86,6 @@ pub struct NfqueueFingerprinter {
     /// The watched interfaces' indexes: a packet that came in on one of
     /// them came from the LAN port.
     lan_ports: Vec<u32>,
-}
-
-fn unix_now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl NfqueueFingerprinter {
