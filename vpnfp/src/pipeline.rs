@@ -322,7 +322,7 @@ impl Pipeline {
         let lifted = self
             .enforcer
             .as_mut()
-            .map(|e| e.expire(now_ns))
+            .map(|e| e.tick(now_ns))
             .unwrap_or_default();
         for u in lifted {
             log::warn!("{}", u.human());

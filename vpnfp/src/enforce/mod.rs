@@ -234,6 +234,8 @@ pub struct Enforcer {
     budget: HashMap<IpAddr, (u64, u32)>,
     /// Blocks refused (they pass: fail-open), a full map or a budget.
     pub failures: u64,
+    /// When [`Enforcer::tick`] next looks for quiet blocks.
+    next_sweep_ns: u64,
 }
 
 impl Enforcer {
@@ -246,6 +248,7 @@ impl Enforcer {
             sinks: Vec::new(),
             budget: HashMap::new(),
             failures: 0,
+            next_sweep_ns: 0,
         })
     }
 
@@ -348,6 +351,18 @@ impl Enforcer {
             }
         }
         result
+    }
+
+    /// [`Enforcer::expire`] every tenth of the policy's quiet time (at
+    /// least every second, the run loop's tick): each sweep reads every
+    /// block's count from the maps, and a block is lifted at most 10% late.
+    pub fn tick(&mut self, now_ns: u64) -> Vec<Unblocked> {
+        if now_ns < self.next_sweep_ns {
+            return Vec::new();
+        }
+        let every_ns = self.policy.unblock_after_secs.saturating_mul(100_000_000);
+        self.next_sweep_ns = now_ns.saturating_add(every_ns);
+        self.expire(now_ns)
     }
 
     /// Lifts the blocks whose pair sent nothing (no packet matched) for the
