@@ -57,6 +57,13 @@ impl Figure {
         self
     }
 
+    /// A ratio measured otherwise than value / baseline (a median of
+    /// per-round ratios).
+    pub fn ratio(mut self, ratio: f64) -> Self {
+        self.ratio = Some(ratio);
+        self
+    }
+
     pub fn target(mut self, target: impl Into<String>, met: bool) -> Self {
         self.target = Some(format!(
             "{}: {}",
@@ -135,6 +142,10 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
 /// The bench's parts, in the order they run.
 pub const PARTS: [&str; 5] = ["cost", "live", "replay", "memory", "flows"];
 
+/// Parts only `--only` runs: `steady` is a few of `cost`'s rows, in
+/// seconds, for work on the per-packet path.
+pub const EXTRA_PARTS: [&str; 1] = ["steady"];
+
 /// The figures of `parts` (all of [`PARTS`] for the full table). `scratch`
 /// holds the generated capture.
 pub fn run(
@@ -152,6 +163,7 @@ pub fn run(
             "replay" => replay::figures(size, scratch),
             "memory" => memory::figures(size),
             "flows" => flows::figures(size),
+            "steady" => cost::steady_figures(size),
             other => panic!("no bench part {other}; parts: {PARTS:?}"),
         });
     }

@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         Some(list) => list.iter().map(String::as_str).collect(),
         None => bench::PARTS.to_vec(),
     };
-    if let Some(bad) = parts.iter().find(|p| !bench::PARTS.contains(p)) {
+    if let Some(bad) = parts
+        .iter()
+        .find(|p| !bench::PARTS.contains(p) && !bench::EXTRA_PARTS.contains(p))
+    {
         eprintln!(
             "vpnfp-bench: no part {bad}; parts: {}",
             bench::PARTS.join(", ")
