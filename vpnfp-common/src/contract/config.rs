@@ -13,7 +13,7 @@ use crate::{
 
 /// Set in [`KernelConfig::magic`] by userspace. A zeroed (never written)
 /// config, or one written by another layout version, is not used.
-pub const CONFIG_MAGIC: u32 = 0x7670_0002; // "vp", layout 2
+pub const CONFIG_MAGIC: u32 = 0x7670_0003; // "vp", layout 3
 
 /// Use [`KernelConfig::test_clock_ns`] instead of the kernel clock, so tests
 /// can script timestamps through BPF_PROG_TEST_RUN.
@@ -166,5 +166,6 @@ impl KernelConfig {
 }
 
 const _: () = assert!(
-    core::mem::size_of::<KernelConfig>() == 8 + 8 * 5 + 4 * 4 + (8 + 16 * 8) + (8 + 16 * 32)
+    core::mem::size_of::<KernelConfig>()
+        == 8 + 8 * 5 + 4 * 4 + (8 + 16 * 8 + 32) + (8 + 16 * 32 + 32)
 );

@@ -56,6 +56,19 @@ pub mod tcp_flags {
 pub trait Bytes {
     /// The `N` bytes at `offset`, or `None` past the end of the frame.
     fn array<const N: usize>(&self, offset: usize) -> Option<[u8; N]>;
+
+    /// The big-endian u16 at `offset`. (The kernel's frames load it whole:
+    /// see vpnfp-ebpf's frame.rs.)
+    #[inline(always)]
+    fn be16(&self, offset: usize) -> Option<u16> {
+        self.array::<2>(offset).map(u16::from_be_bytes)
+    }
+
+    /// The big-endian u32 at `offset`.
+    #[inline(always)]
+    fn be32(&self, offset: usize) -> Option<u32> {
+        self.array::<4>(offset).map(u32::from_be_bytes)
+    }
 }
 
 impl Bytes for [u8] {
@@ -146,10 +159,7 @@ impl Parsed {
 
 #[inline(always)]
 fn be16<B: Bytes + ?Sized>(frame: &B, offset: usize) -> Result<u16, Outcome> {
-    frame
-        .array::<2>(offset)
-        .map(u16::from_be_bytes)
-        .ok_or(Outcome::MalformedTruncated)
+    frame.be16(offset).ok_or(Outcome::MalformedTruncated)
 }
 
 #[inline(always)]
@@ -192,17 +202,22 @@ pub fn after_ethertype<B: Bytes + ?Sized>(
 /// An IPv4 header at `offset`. Only its first 20 bytes must be present.
 #[inline(always)]
 pub fn ipv4<B: Bytes + ?Sized>(frame: &B, offset: usize) -> Result<Ip<u32>, Outcome> {
-    let h = frame
-        .array::<IPV4_MIN_HLEN>(offset)
-        .ok_or(Outcome::MalformedTruncated)?;
-    if h[0] >> 4 != 4 || h[0] & 0x0f < 5 {
+    // Field by field, in words: the kernel loads each whole (a 20-byte
+    // array is 20 byte loads there). The last word first: it is present
+    // only if the whole minimum header is.
+    let truncated = Outcome::MalformedTruncated;
+    let dst = frame.be32(offset + IPV4_MIN_HLEN - 4).ok_or(truncated)?;
+    let src = frame.be32(offset + 12).ok_or(truncated)?;
+    let [version_ihl, _, total_hi, total_lo] = frame.be32(offset).ok_or(truncated)?.to_be_bytes();
+    let [frag_hi, frag_lo, _ttl, proto] = frame.be32(offset + 6).ok_or(truncated)?.to_be_bytes();
+    if version_ihl >> 4 != 4 || version_ihl & 0x0f < 5 {
         return Err(Outcome::MalformedIpHeader);
     }
-    let header_len = ((h[0] & 0x0f) as u32) * 4;
-    let total_len = u16::from_be_bytes([h[2], h[3]]) as u32;
-    let fragment_offset = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
+    let header_len = ((version_ihl & 0x0f) as u32) * 4;
+    let total_len = u16::from_be_bytes([total_hi, total_lo]) as u32;
+    let fragment_offset = u16::from_be_bytes([frag_hi, frag_lo]) & 0x1fff;
     let mut l4 = Transport {
-        proto: h[9],
+        proto,
         ..Transport::default()
     };
     let l4_offset = offset + header_len as usize;
@@ -213,8 +228,8 @@ pub fn ipv4<B: Bytes + ?Sized>(frame: &B, offset: usize) -> Result<Ip<u32>, Outc
         transport(frame, &mut l4, l4_offset, l4_len, true);
     }
     Ok(Ip {
-        src: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
-        dst: u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
+        src,
+        dst,
         ip_len: total_len,
         l4,
     })
@@ -363,27 +378,28 @@ fn transport<B: Bytes + ?Sized>(
         }
     }
     let header_len: u32 = match l4.proto {
-        ipproto::TCP => match frame.array::<14>(offset) {
-            Some(t) => {
-                l4.src_port = u16::from_be_bytes([t[0], t[1]]);
-                l4.dst_port = u16::from_be_bytes([t[2], t[3]]);
-                l4.tcp_flags = t[13];
-                let data_offset = (t[12] >> 4) as u32 * 4;
+        ipproto::TCP => match (frame.be16(offset + 12), frame.be32(offset)) {
+            (Some(offset_flags), Some(ports)) => {
+                l4.src_port = (ports >> 16) as u16;
+                l4.dst_port = ports as u16;
+                let [data_offset, flags] = offset_flags.to_be_bytes();
+                l4.tcp_flags = flags;
+                let data_offset = (data_offset >> 4) as u32 * 4;
                 if data_offset < 20 {
                     l4.kind = L4Kind::Truncated;
                     return;
                 }
                 data_offset
             }
-            None => {
+            _ => {
                 l4.kind = L4Kind::Truncated;
                 return;
             }
         },
-        ipproto::UDP | ipproto::UDPLITE | ipproto::SCTP => match frame.array::<4>(offset) {
-            Some(p) => {
-                l4.src_port = u16::from_be_bytes([p[0], p[1]]);
-                l4.dst_port = u16::from_be_bytes([p[2], p[3]]);
+        ipproto::UDP | ipproto::UDPLITE | ipproto::SCTP => match frame.be32(offset) {
+            Some(ports) => {
+                l4.src_port = (ports >> 16) as u16;
+                l4.dst_port = ports as u16;
                 if l4.proto == ipproto::SCTP { 12 } else { 8 }
             }
             None => {
