@@ -23,18 +23,18 @@ mod maps;
 use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_NOEXIST, TC_ACT_OK, TC_ACT_SHOT, xdp_action},
-    helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns},
+    helpers::{bpf_jiffies64, bpf_ktime_get_ns},
     macros::{classifier, xdp},
     maps::LruHashMap,
     programs::{TcContext, XdpContext},
 };
 use vpnfp_common::{
-    Address, Counters, FlowKey, FlowValue, KernelConfig, Outcome, Parsed, V6,
+    Address, Counters, Direction, FlowKey, FlowValue, KernelConfig, Outcome, Parsed, V6,
     block::{ACTION_DROP, PairKey},
     concentration::ConcentrationClose,
     config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_POLICY, FLAG_TEST_CLOCK},
     counters::OUTCOME_COUNT,
-    flow::Cut,
+    flow::{Cut, cache::FlowCache},
     net::{
         classify::Ends,
         parse::{Ip, L4Kind},
@@ -79,25 +79,26 @@ pub fn vpnfp_tc_egress(ctx: TcContext) -> i32 {
 /// enforced policy drops the packet (every other path passes it).
 #[inline(always)]
 fn fingerprint<C: EbpfContext, F: Frame>(ctx: &C, frame: &F) -> bool {
-    let mut drop = false;
-    if let Some(counters) = VPNFP_COUNTERS.get_ptr_mut(0) {
-        // SAFETY: per-CPU value, only this CPU touches it while we run.
-        let counters = unsafe { &mut *counters };
-        let outcome = match try_fingerprint(ctx, frame, counters) {
-            Ok(outcome) | Err(outcome) => outcome,
-        };
-        counters.seen += 1;
-        if F::EGRESS {
-            counters.seen_egress += 1;
-        }
-        // The mask keeps the index provably in bounds for the verifier.
-        counters.outcomes[(outcome as usize) & (OUTCOME_COUNT - 1)] += 1;
-        if let Some(scratch) = VPNFP_SCRATCH.get_ptr_mut(0) {
-            // SAFETY: this CPU's scratch slot.
-            drop = unsafe { (*scratch).drop != 0 };
-        }
+    let (Some(counters), Some(scratch)) =
+        (VPNFP_COUNTERS.get_ptr_mut(0), VPNFP_SCRATCH.get_ptr_mut(0))
+    else {
+        return false;
+    };
+    // SAFETY: per-CPU values, only this CPU touches them while we run.
+    let counters = unsafe { &mut *counters };
+    // SAFETY: as above; a packet passes unless a policy says otherwise.
+    unsafe { (*scratch).drop = 0 };
+    let outcome = match try_fingerprint(ctx, frame, scratch, counters) {
+        Ok(outcome) | Err(outcome) => outcome,
+    };
+    counters.seen += 1;
+    if F::EGRESS {
+        counters.seen_egress += 1;
     }
-    drop
+    // The mask keeps the index provably in bounds for the verifier.
+    counters.outcomes[(outcome as usize) & (OUTCOME_COUNT - 1)] += 1;
+    // SAFETY: this CPU's scratch slot.
+    unsafe { (*scratch).drop != 0 }
 }
 
 /// `Err` is an early exit (ignored or malformed), `Ok` the research's
@@ -106,14 +107,9 @@ fn fingerprint<C: EbpfContext, F: Frame>(ctx: &C, frame: &F) -> bool {
 fn try_fingerprint<C: EbpfContext, F: Frame>(
     ctx: &C,
     frame: &F,
+    scratch: *mut Scratch,
     counters: &mut Counters,
 ) -> Result<Outcome, Outcome> {
-    let scratch = VPNFP_SCRATCH
-        .get_ptr_mut(0)
-        .ok_or(Outcome::IgnoredUnconfigured)?;
-    // SAFETY: this CPU's scratch slot; a packet passes unless a policy
-    // says otherwise below.
-    unsafe { (*scratch).drop = 0 };
     // SAFETY: this CPU's scratch slot, only this program run uses it.
     let v6 = parse_into(frame, unsafe { &mut *scratch })?;
     let config = match VPNFP_CONFIG.get(0) {
@@ -158,11 +154,32 @@ struct Packet<'a, A, C, F> {
     now_ns: u64,
 }
 
+/// The time to a tick, for everything but the research's exact moments:
+/// the precise clock read at this CPU's first packet since `jiffies` last
+/// moved, so at most a tick behind (as the kernel's coarse clock is, which
+/// both come from). `bpf_jiffies64` is one load (the verifier inlines it);
+/// a clock helper is a call, and a call costs 25-30 ns on machines whose
+/// returns are mitigated (SRSO "safe RET" on the AMD EPYC measured).
+#[inline(always)]
+fn coarse_now_ns(scratch: *mut Scratch) -> u64 {
+    // SAFETY: helper without arguments.
+    let jiffies = unsafe { bpf_jiffies64() };
+    // SAFETY: this CPU's scratch slot.
+    let s = unsafe { &mut *scratch };
+    if jiffies != s.clock_jiffies || s.clock_ns == 0 {
+        s.clock_jiffies = jiffies;
+        // SAFETY: helper without arguments.
+        s.clock_ns = unsafe { bpf_ktime_get_ns() };
+    }
+    s.clock_ns
+}
+
 /// One parsed IP packet: the research's state machine and concentration
-/// for its host, then its flow. This and the parts are functions of their
-/// own (not inlined), so their stack frames do not add up beyond BPF's 512
-/// bytes.
-#[inline(never)]
+/// for its host, then its flow. Inlined, as are the parts a steady packet
+/// takes (a BPF call costs as a helper call does); the rare paths
+/// (recording a flow in the table, emitting, sampling) are functions of
+/// their own, so their stack frames do not add up beyond BPF's 512 bytes.
+#[inline(always)]
 fn packet<A: FamilyMaps, C: EbpfContext, F: Frame>(
     ctx: &C,
     frame: &F,
@@ -172,12 +189,10 @@ fn packet<A: FamilyMaps, C: EbpfContext, F: Frame>(
 ) -> Outcome {
     // SAFETY: this CPU's scratch slot, holding the parsed packet.
     let ip: &Ip<A> = unsafe { &*A::ip_slot(scratch) };
-    let test_clock = config.has(FLAG_TEST_CLOCK);
-    let now_ns = if test_clock {
+    let now_ns = if config.has(FLAG_TEST_CLOCK) {
         config.test_clock_ns
     } else {
-        // SAFETY: helper without arguments.
-        unsafe { bpf_ktime_get_coarse_ns() }
+        coarse_now_ns(scratch)
     };
     // SAFETY: this CPU's scratch slot; the ends field is written once here.
     let ends = unsafe {
@@ -246,7 +261,7 @@ fn enforce_part<A: FamilyMaps, C: EbpfContext, F: Frame>(
 }
 
 /// The research's state machine and concentration, for an analysed packet.
-#[inline(never)]
+#[inline(always)]
 fn host_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F>) -> Outcome {
     let (host, peer) = match p.config.analysed(p.ends) {
         Ok(pair) => pair,
@@ -262,10 +277,10 @@ fn host_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F
     };
     // SAFETY: a live map value; shared counts are updated atomically.
     let entry = unsafe { &mut *entry };
-    // Reading the precise clock costs about 20 ns more than the coarse one
-    // on the machines measured, so it is read only when the packet's exact
-    // time can matter (a peer change, or a window near its end); see
-    // `HostState::needs_precise_time`. The test clock stands for both.
+    // The precise clock is read only when the packet's exact time can
+    // matter (a peer change, or a window near its end); see
+    // `HostState::needs_precise_time`, and `coarse_now_ns` for the rest.
+    // The test clock stands for both.
     if !p.config.has(FLAG_TEST_CLOCK)
         && entry
             .research
@@ -295,20 +310,48 @@ fn host_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F
     Outcome::Analysed
 }
 
-/// The packet's flow: counters, its end, its first payloads. The key and
-/// the values it builds live in the scratch slot (see `Scratch`), and are
-/// passed to the map helpers by reference to it, not copied to the stack.
+/// The packet's flow. Most packets of a busy flow only add to its counts:
+/// those are counted in this CPU's flow cache, without a map lookup
+/// (`vpnfp_common::flow::cache`); the rest take the table.
+#[inline(always)]
+fn flow_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F>) {
+    let scratch = p.scratch;
+    // SAFETY: this CPU's scratch slot; the parsed packet and its ends live
+    // in other fields of it, not written here.
+    let (key, cache) = unsafe { (&mut *A::key_slot(scratch), &mut *A::cache_slot(scratch)) };
+    let direction = key.set_from(p.ip, p.ends);
+    if cache.count(key, p.ip, direction, p.now_ns, &p.config.flow_settings()) {
+        return;
+    }
+    flow_in_table(p, direction);
+}
+
+/// The packet's flow in the table: counters, its end, its first payloads.
+/// The key and the values it builds live in the scratch slot (see
+/// `Scratch`), and are passed to the map helpers by reference to it, not
+/// copied to the stack. The flow is cached for its next packets.
 #[inline(never)]
 #[expect(
     clippy::needless_borrows_for_generic_args,
     reason = "a reference into map memory, not a copy onto the 512-byte stack"
 )]
-fn flow_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F>) {
+fn flow_in_table<A: FamilyMaps, C: EbpfContext, F: Frame>(
+    p: &mut Packet<'_, A, C, F>,
+    direction: Direction,
+) {
     let scratch = p.scratch;
     // SAFETY (for the derefs below): this CPU's scratch slot; the parsed
     // packet and its ends live in other fields of it, not written here.
-    let (key, slot) = unsafe { (&mut *A::key_slot(scratch), &mut (*scratch).flow) };
-    let direction = key.set_from(p.ip, p.ends);
+    let (key, slot, cache) = unsafe {
+        (
+            &mut *A::key_slot(scratch),
+            &mut (*scratch).flow,
+            &mut *A::cache_slot(scratch),
+        )
+    };
+    // The cached flow's counts first: it may be this one, about to be cut.
+    flush_cache(cache, slot, p.counters, p.now_ns);
+    let settings = p.config.flow_settings();
     let flows = A::flows();
     let flow = match flows.get_ptr_mut(&*key) {
         Some(flow) => flow,
@@ -323,6 +366,7 @@ fn flow_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F
                 Some(flow) => flow,
                 None => {
                     p.counters.flow_table_full += 1;
+                    cache.valid = 0;
                     return;
                 }
             }
@@ -330,8 +374,7 @@ fn flow_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F
     };
     // SAFETY: a live map value; counts are updated atomically.
     let flow = unsafe { &mut *flow };
-    let update =
-        flow.record::<A, Atomic>(p.ip, direction, p.now_ns, &p.config.flow_settings(), slot);
+    let update = flow.record::<A, Atomic>(p.ip, direction, p.now_ns, &settings, slot);
     let cut = match update.delta {
         Cut::None => 0,
         Cut::Active => kind::FLOW_DELTA,
@@ -344,10 +387,74 @@ fn flow_part<A: FamilyMaps, C: EbpfContext, F: Frame>(p: &mut Packet<'_, A, C, F
     if update.closing && !emit_flow(kind::FLOW_CLOSING, key, flow) {
         p.counters.records_lost += 1;
     }
+    cache.fill(key, flow, p.now_ns, &settings);
     if update.inspect {
         let flags = sample_flags::of(flow, direction, p.ip.l4.ah);
         sample(p, key, flags, flow.scope);
     }
+}
+
+/// Adds a CPU's cached counts to their flow in the table. A flow userspace
+/// ended meanwhile gets an entry again, holding them: nothing is lost.
+#[inline(always)]
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "references into map memory, not copies onto the 512-byte stack"
+)]
+fn flush_cache<A: FamilyMaps>(
+    cache: &mut FlowCache<A>,
+    slot: &mut FlowValue,
+    counters: &mut Counters,
+    now_ns: u64,
+) {
+    let Some(pending) = cache.take_pending(now_ns) else {
+        return;
+    };
+    let flows = A::flows();
+    if let Some(flow) = flows.get_ptr_mut(&cache.key) {
+        // SAFETY: a live map value; counts are added atomically.
+        unsafe { (*flow).absorb::<Atomic>(&pending) };
+        return;
+    }
+    *slot = cache.orphan(&pending);
+    if flows.insert(&cache.key, &*slot, BPF_NOEXIST as u64).is_ok() {
+        counters.flows_created += 1;
+    } else if let Some(flow) = flows.get_ptr_mut(&cache.key) {
+        // SAFETY: as above (another CPU inserted it meanwhile).
+        unsafe { (*flow).absorb::<Atomic>(&pending) };
+    } else {
+        counters.flow_table_full += 1;
+        counters.flow_records_lost += pending.packets();
+    }
+}
+
+/// Run by userspace on every CPU (BPF_PROG_TEST_RUN) before it reads or
+/// ends flows: this CPU's cached counts go to the table, and the cache is
+/// emptied (its flow's next packet takes the table and caches it again).
+#[xdp]
+pub fn vpnfp_flush_flows(_ctx: XdpContext) -> u32 {
+    if let (Some(scratch), Some(counters)) =
+        (VPNFP_SCRATCH.get_ptr_mut(0), VPNFP_COUNTERS.get_ptr_mut(0))
+    {
+        flush_family::<u32>(scratch, counters);
+        flush_family::<V6>(scratch, counters);
+    }
+    xdp_action::XDP_PASS
+}
+
+#[inline(never)]
+fn flush_family<A: FamilyMaps>(scratch: *mut Scratch, counters: *mut Counters) {
+    // SAFETY: this CPU's scratch slot and counters; no packet runs on this
+    // CPU while a test run does (bottom halves are off).
+    let (cache, slot, counters) = unsafe {
+        (
+            &mut *A::cache_slot(scratch),
+            &mut (*scratch).flow,
+            &mut *counters,
+        )
+    };
+    flush_cache(cache, slot, counters, 0);
+    cache.valid = 0;
 }
 
 #[inline(never)]

@@ -11,6 +11,7 @@ use vpnfp_common::{
     Counters, FlowKey, FlowValue, HostEntry, HostUpdate, KernelConfig, V6,
     block::{BlockValue, PairKey},
     config::Family,
+    flow::cache::FlowCache,
     maps::{
         DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES, DEFAULT_SAMPLE_RING_BYTES,
         MAX_BLOCKS,
@@ -68,6 +69,13 @@ pub(crate) struct Scratch {
     pub(crate) key4: FlowKey<u32>,
     pub(crate) key6: FlowKey<V6>,
     pub(crate) flow: FlowValue,
+    /// This CPU's most recent flow per family (`vpnfp_common::flow::cache`).
+    pub(crate) cache4: FlowCache<u32>,
+    pub(crate) cache6: FlowCache<V6>,
+    /// This CPU's clock: the precise time read at the first packet after
+    /// `jiffies` last moved (see `clock_ns` in main.rs).
+    pub(crate) clock_jiffies: u64,
+    pub(crate) clock_ns: u64,
     /// Set when a policy drops this packet.
     pub(crate) drop: u8,
 }
@@ -82,6 +90,7 @@ pub(crate) trait FamilyMaps: Family + 'static {
     fn ip_slot(scratch: *mut Scratch) -> *mut Ip<Self>;
     fn key_slot(scratch: *mut Scratch) -> *mut FlowKey<Self>;
     fn ends_slot(scratch: *mut Scratch) -> *mut Ends<Self>;
+    fn cache_slot(scratch: *mut Scratch) -> *mut FlowCache<Self>;
     fn hosts() -> &'static LruHashMap<Self, HostEntry<Self>>;
     fn flows() -> &'static HashMap<FlowKey<Self>, FlowValue>;
     fn blocks() -> &'static HashMap<PairKey<Self>, BlockValue>;
@@ -113,6 +122,11 @@ impl FamilyMaps for u32 {
     fn ends_slot(scratch: *mut Scratch) -> *mut Ends<u32> {
         // SAFETY: a field of a valid scratch slot.
         unsafe { &raw mut (*scratch).ends4 }
+    }
+    #[inline(always)]
+    fn cache_slot(scratch: *mut Scratch) -> *mut FlowCache<u32> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).cache4 }
     }
     #[inline(always)]
     fn hosts() -> &'static LruHashMap<u32, HostEntry<u32>> {
@@ -164,6 +178,11 @@ impl FamilyMaps for V6 {
     fn ends_slot(scratch: *mut Scratch) -> *mut Ends<V6> {
         // SAFETY: a field of a valid scratch slot.
         unsafe { &raw mut (*scratch).ends6 }
+    }
+    #[inline(always)]
+    fn cache_slot(scratch: *mut Scratch) -> *mut FlowCache<V6> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).cache6 }
     }
     #[inline(always)]
     fn hosts() -> &'static LruHashMap<V6, HostEntry<V6>> {

@@ -54,6 +54,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
     let clock = KernelClock::now().expect("clock");
     let mut keeper = FlowKeeper::new(
         fp.take_flows().expect("flow maps"),
+        fp.flow_flusher().expect("flow flusher"),
         u32::MAX,
         u64::MAX / 4,
         clock,

@@ -5,6 +5,9 @@ pub const PROGRAM: &str = "vpnfp";
 /// The TC classifier (egress): the same fingerprint on packets leaving the
 /// interface, i.e. the replies to the LAN hosts after de-NAT.
 pub const PROGRAM_TC: &str = "vpnfp_tc_egress";
+/// Flushes the calling CPU's flow cache into the flow maps; userspace
+/// runs it on every CPU (test run) before it reads or ends flows.
+pub const FLUSH_FLOWS: &str = "vpnfp_flush_flows";
 /// Benchmark-only programs in the same object (never attached by vpnfp).
 pub const BENCH_BASELINE: &str = "vpnfp_baseline";
 pub const BENCH_TX: &str = "vpnfp_bench_tx";

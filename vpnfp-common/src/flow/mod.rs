@@ -12,6 +12,8 @@
 //! first packets should be handed to identification and when a long flow
 //! owes a delta record (the active timeout).
 
+pub mod cache;
+
 use crate::{
     cells::Cells,
     net::{

@@ -48,6 +48,11 @@ impl<K: Copy> CloseLinger<K> {
         None
     }
 
+    /// Whether a key is due by `now_ns` (to look at, not yet judged quiet).
+    pub fn due(&self, now_ns: u64) -> bool {
+        self.queue.front().is_some_and(|&(at, _)| at <= now_ns)
+    }
+
     pub fn clear(&mut self) {
         self.queue.clear();
     }

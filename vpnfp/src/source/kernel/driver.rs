@@ -26,7 +26,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::{
     AttachMode, BlockMaps, Capacities, CountersMap, HostMaps, KernelFingerprinter,
-    flows::{FlowKeeper, FlowMaps},
+    flows::{FlowFlusher, FlowKeeper, FlowMaps},
 };
 use vpnfp_common::{
     Counters, KernelConfig,
@@ -112,7 +112,7 @@ pub fn start(options: KernelOptions, config: &KernelConfig) -> anyhow::Result<Ke
     let stats = Arc::new(Mutex::new(KernelStats::default()));
     let metrics = Arc::new(Mutex::new(ModeMetrics::default()));
     let keeper = spawn_keeper(
-        fingerprinter.take_flows()?,
+        (fingerprinter.take_flows()?, fingerprinter.flow_flusher()?),
         fingerprinter.take_hosts()?,
         fingerprinter.take_counters()?,
         KeeperSettings {
@@ -281,7 +281,7 @@ const KEEPER_TICK: Duration = Duration::from_millis(250);
 const HOST_COUNT_EVERY: Duration = Duration::from_secs(1);
 
 fn spawn_keeper(
-    flows: FlowMaps,
+    flows: (FlowMaps, FlowFlusher),
     hosts: HostMaps,
     counters: CountersMap,
     s: KeeperSettings,
@@ -305,7 +305,7 @@ fn spawn_keeper(
 }
 
 fn keeper_loop(
-    flows: FlowMaps,
+    (flows, flusher): (FlowMaps, FlowFlusher),
     hosts: HostMaps,
     counters: CountersMap,
     s: KeeperSettings,
@@ -313,7 +313,7 @@ fn keeper_loop(
     closing: mpsc::Receiver<FlowKeyRecord>,
     ended: tokio::sync::mpsc::UnboundedSender<FlowEnded>,
 ) {
-    let mut keeper = FlowKeeper::new(flows, s.capacity, s.idle_ns, s.clock);
+    let mut keeper = FlowKeeper::new(flows, flusher, s.capacity, s.idle_ns, s.clock);
     let mut out = |f: FlowEnded| {
         let _ = ended.send(f);
     };

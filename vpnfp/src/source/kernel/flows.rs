@@ -8,9 +8,11 @@
 //! - at exit: every flow.
 //!
 //! Each is taken out with one lookup-and-delete, so no packet counted
-//! meanwhile is lost.
+//! meanwhile is lost. Before the maps are read, every CPU's flow cache is
+//! flushed into them ([`FlowFlusher`]), so the counts read are exact.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aya::{
     Pod,
@@ -18,7 +20,7 @@ use aya::{
 };
 use vpnfp_common::{FlowKey, FlowValue, V6, flow::state, record::FlowKeyRecord};
 
-use super::sys::lookup_and_delete;
+use super::sys::{self, lookup_and_delete};
 use crate::{
     clock::KernelClock,
     engine::linger::{CLOSE_LINGER_NS, CloseLinger},
@@ -36,6 +38,56 @@ pub struct FlowMaps {
     pub v6: FlowMap<V6>,
 }
 
+/// Runs the programs' `vpnfp_flush_flows` on every CPU: each CPU's cached
+/// flow counts (`vpnfp_common::flow::cache`) go into the flow maps. It
+/// must run on the CPU whose cache it empties, so the calling thread is
+/// pinned to each CPU in turn, then given its affinity back.
+pub struct FlowFlusher {
+    program: OwnedFd,
+    cpus: Vec<u32>,
+    /// One warning for CPUs this process may not run on.
+    warned: AtomicBool,
+}
+
+impl FlowFlusher {
+    pub fn new(program: OwnedFd) -> std::io::Result<Self> {
+        let cpus = aya::util::online_cpus().map_err(|(_, e)| e)?;
+        Ok(Self {
+            program,
+            cpus,
+            warned: AtomicBool::new(false),
+        })
+    }
+
+    /// Flushes every CPU's cache. A CPU this process may not run on (a
+    /// cpuset) keeps its counts until its cached flow's next packet, at
+    /// most a second later (`FLUSH_NS`), or its next other flow.
+    pub fn flush(&self) -> std::io::Result<()> {
+        // The smallest frame XDP takes; the program does not read it.
+        const FRAME: [u8; 64] = [0; 64];
+        let own = sys::affinity()?;
+        let mut refused = Vec::new();
+        for &cpu in &self.cpus {
+            if sys::pin_to_cpu(cpu as usize).is_err() {
+                refused.push(cpu);
+                continue;
+            }
+            let run = sys::test_run(self.program.as_fd(), &FRAME, 1);
+            if let Err(e) = run {
+                sys::set_affinity(&own)?;
+                return Err(e);
+            }
+        }
+        sys::set_affinity(&own)?;
+        if !refused.is_empty() && !self.warned.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "cannot run on CPUs {refused:?} (cpuset): their cached flow counts reach the flow table at their flow's next packet instead of at each read"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Above this share of a table's capacity a sweep evicts the least recently
 /// seen flows, down to [`EVICT_TO`].
 const EVICT_ABOVE: f64 = 0.9;
@@ -43,6 +95,7 @@ const EVICT_TO: f64 = 0.8;
 
 pub struct FlowKeeper {
     maps: FlowMaps,
+    flusher: FlowFlusher,
     capacity: u32,
     idle_ns: u64,
     clock: KernelClock,
@@ -56,9 +109,16 @@ pub struct FlowKeeper {
 }
 
 impl FlowKeeper {
-    pub fn new(maps: FlowMaps, capacity: u32, idle_ns: u64, clock: KernelClock) -> Self {
+    pub fn new(
+        maps: FlowMaps,
+        flusher: FlowFlusher,
+        capacity: u32,
+        idle_ns: u64,
+        clock: KernelClock,
+    ) -> Self {
         Self {
             maps,
+            flusher,
             capacity,
             idle_ns,
             clock,
@@ -80,6 +140,13 @@ impl FlowKeeper {
         FlowEnded { id, value, end }
     }
 
+    /// Every CPU's cached counts into the maps, before they are read.
+    fn flush(&self) {
+        if let Err(e) = self.flusher.flush() {
+            log::warn!("flushing the CPUs' flow caches failed: {e}");
+        }
+    }
+
     /// Takes one flow out of its map; `None` if it is no longer there.
     fn take(&mut self, key: &FlowKeyRecord) -> Option<FlowValue> {
         let taken = if let Some(k) = key.key::<u32>() {
@@ -98,6 +165,10 @@ impl FlowKeeper {
     /// Ends the closed flows that have been quiet for the linger by kernel
     /// time `now_ns`.
     pub fn end_closed(&mut self, now_ns: u64, out: &mut impl FnMut(FlowEnded)) {
+        if !self.closing.due(now_ns) {
+            return;
+        }
+        self.flush();
         while let Some(key) = self
             .closing
             .next_quiet(now_ns, |k| peek(&self.maps, k).map(|v| v.last_seen_ns))
@@ -113,6 +184,7 @@ impl FlowKeeper {
     /// Walks both maps: ends idle flows (and closed ones gone quiet), and
     /// evicts the least recently seen when a map is nearly full.
     pub fn sweep(&mut self, now_ns: u64, out: &mut impl FnMut(FlowEnded)) {
+        self.flush();
         let v4 = snapshot(&self.maps.v4);
         let v6 = snapshot(&self.maps.v6);
         self.tracked = (v4.len() + v6.len()) as u64;
@@ -164,6 +236,7 @@ impl FlowKeeper {
     /// Ends every flow (`exit`).
     pub fn drain(&mut self, out: &mut impl FnMut(FlowEnded)) {
         self.closing.clear();
+        self.flush();
         for (key, _) in snapshot(&self.maps.v4) {
             if let Some(value) = self.take(&FlowKeyRecord::of(&key)) {
                 out(self.ended(FlowId::of(&key), value, EndReason::Exit));

@@ -232,6 +232,15 @@ impl KernelFingerprinter {
         retrying_interrupts(|| xdp.load()).map_err(load_error("XDP"))?;
         let tc = tc_mut(&mut ebpf)?;
         retrying_interrupts(|| tc.load()).map_err(load_error("TC"))?;
+        let flush: &mut Xdp = ebpf
+            .program_mut(maps::FLUSH_FLOWS)
+            .ok_or(KernelError::MissingProgram(maps::FLUSH_FLOWS))?
+            .try_into()
+            .map_err(|source| KernelError::Program {
+                program: maps::FLUSH_FLOWS,
+                source,
+            })?;
+        retrying_interrupts(|| flush.load()).map_err(load_error("flow flush"))?;
         let fingerprinter = Self {
             ebpf,
             _pin_lock: pin_lock,
@@ -397,6 +406,52 @@ impl KernelFingerprinter {
         self.take_ring(maps::SAMPLES)
     }
 
+    /// Runs the flow flush on every CPU (see [`flows::FlowFlusher`]); the
+    /// flow maps hold every packet's counts after it.
+    pub fn flow_flusher(&self) -> Result<flows::FlowFlusher, KernelError> {
+        use std::os::fd::AsFd;
+        let name = maps::FLUSH_FLOWS;
+        let program: &Xdp = self
+            .ebpf
+            .program(name)
+            .ok_or(KernelError::MissingProgram(name))?
+            .try_into()
+            .map_err(|source| KernelError::Program {
+                program: name,
+                source,
+            })?;
+        let io = |e: std::io::Error| KernelError::Program {
+            program: name,
+            source: ProgramError::SyscallError(aya::sys::SyscallError {
+                call: "flush",
+                io_error: e,
+            }),
+        };
+        let fd = program
+            .fd()
+            .map_err(|source| KernelError::Program {
+                program: name,
+                source,
+            })?
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(io)?;
+        flows::FlowFlusher::new(fd).map_err(io)
+    }
+
+    /// Flushes every CPU's flow cache into the flow maps now.
+    pub fn flush_flows(&self) -> Result<(), KernelError> {
+        self.flow_flusher()?
+            .flush()
+            .map_err(|e| KernelError::Program {
+                program: maps::FLUSH_FLOWS,
+                source: ProgramError::SyscallError(aya::sys::SyscallError {
+                    call: "flush",
+                    io_error: e,
+                }),
+            })
+    }
+
     /// The flow maps, for the thread that ends flows (see [`flows`]).
     pub fn take_flows(&mut self) -> Result<flows::FlowMaps, KernelError> {
         Ok(flows::FlowMaps {
@@ -547,8 +602,10 @@ impl KernelFingerprinter {
         Ok((v4 + v6) as u64)
     }
 
-    /// Every flow still in the maps (not available once taken).
+    /// Every flow still in the maps (not available once taken), with every
+    /// CPU's cached counts flushed into them first.
     pub fn flows4(&self) -> Result<Vec<(FlowKey<u32>, FlowValue)>, KernelError> {
+        self.flush_flows()?;
         self.hash_map::<FlowKey<u32>, FlowValue>(maps::FLOWS4)?
             .iter()
             .collect::<Result<_, _>>()
@@ -556,6 +613,7 @@ impl KernelFingerprinter {
     }
 
     pub fn flows6(&self) -> Result<Vec<(FlowKey<V6>, FlowValue)>, KernelError> {
+        self.flush_flows()?;
         self.hash_map::<FlowKey<V6>, FlowValue>(maps::FLOWS6)?
             .iter()
             .collect::<Result<_, _>>()
