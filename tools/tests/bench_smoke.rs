@@ -19,6 +19,7 @@ fn every_bench_part_runs_and_yields_sane_figures() {
     let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();
     for expected in [
         "XDP added cost: IPv4 UDP, one host",
+        bench::cost::ONE_HOST_OVER_FLOOR,
         "XDP added cost: non-IP (ARP)",
         "veth receive rate, no program",
         "veth receive rate, vpnfp XDP",
@@ -52,6 +53,15 @@ fn every_bench_part_runs_and_yields_sane_figures() {
             .is_some_and(|t| t.ends_with("met")),
         "{evictions:?}"
     );
+    // The regression guard `bench --smoke` applies, on the same figures.
+    let baseline = bench::Baseline::read(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/baseline.json"),
+    )
+    .expect("bench/baseline.json");
+    match bench::guard(&figures, &baseline) {
+        Ok(said) => eprintln!("{said}"),
+        Err(why) => panic!("{why}"),
+    }
     let table = bench::table(&figures);
     assert_eq!(table.lines().count(), figures.len() + 2);
     let json: Vec<serde_json::Value> = figures.iter().map(|f| f.json()).collect();

@@ -169,3 +169,64 @@ pub fn run(
     }
     figures
 }
+
+/// `bench/baseline.json`: the one-host cost over the floor, as a ratio
+/// measured in one run, against which `bench --smoke` guards.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Baseline {
+    /// [`cost::ONE_HOST_OVER_FLOOR`]'s ratio.
+    pub one_host_over_floor: f64,
+}
+
+/// How much the guarded ratio may grow over the baseline's.
+pub const GUARD_GROWTH: f64 = 1.25;
+/// Measurements before the guard fails: noise moves a whole run now and
+/// then (seen: 1.22 to 1.58 within minutes), a regression stays.
+const GUARD_ATTEMPTS: usize = 3;
+
+impl Baseline {
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading the bench baseline {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("the bench baseline {} is not valid: {e}", path.display()))
+    }
+}
+
+/// The one-host ratio of `figures` (a run with the cost or steady part).
+pub fn one_host_ratio(figures: &[Figure]) -> Option<f64> {
+    figures
+        .iter()
+        .find(|f| f.name == cost::ONE_HOST_OVER_FLOOR)
+        .and_then(|f| f.ratio)
+}
+
+/// Fails when the one-host cost over the floor grew by more than
+/// [`GUARD_GROWTH`] over `baseline`'s: measured in `figures`, and again (a
+/// smoke steady part) up to [`GUARD_ATTEMPTS`] times in all while it
+/// stays above. The answer says what was measured.
+pub fn guard(figures: &[Figure], baseline: &Baseline) -> Result<String, String> {
+    let limit = baseline.one_host_over_floor * GUARD_GROWTH;
+    let mut seen = Vec::new();
+    let mut ratio = one_host_ratio(figures);
+    for attempt in 0..GUARD_ATTEMPTS {
+        let r = match ratio.take() {
+            Some(r) => r,
+            None => one_host_ratio(&cost::steady_figures(Size::Smoke))
+                .ok_or("the steady part yielded no one-host ratio")?,
+        };
+        seen.push(format!("{r:.3}"));
+        if r <= limit {
+            return Ok(format!(
+                "bench guard: one host over the floor {r:.3} <= {limit:.3} (baseline {:.3} x {GUARD_GROWTH}); attempt {}",
+                baseline.one_host_over_floor,
+                attempt + 1
+            ));
+        }
+    }
+    Err(format!(
+        "bench guard: the one-host cost over the floor grew beyond {limit:.3} (baseline {:.3} x {GUARD_GROWTH}) in all {GUARD_ATTEMPTS} measurements: {}",
+        baseline.one_host_over_floor,
+        seen.join(", ")
+    ))
+}

@@ -1,5 +1,7 @@
 //! `cargo xtask bench`: prints the figures as a table and writes
-//! bench/results.json. `--smoke` runs everything small, in seconds;
+//! bench/results.json. `--smoke` runs everything small, in seconds, and
+//! fails if the one-host cost over the floor grew by more than 25% over
+//! bench/baseline.json's;
 //! `--only cost,live,replay,memory` runs some parts. Only a full run writes
 //! bench/results.json.
 
@@ -48,6 +50,18 @@ fn main() -> ExitCode {
     });
     let table = bench::table(&figures);
     println!("{table}");
+    if size == Size::Smoke && parts.iter().any(|p| *p == "cost" || *p == "steady") {
+        // The regression guard: the one-host ratio against the baseline's.
+        let path = root.join("bench/baseline.json");
+        let verdict = bench::Baseline::read(&path).and_then(|b| bench::guard(&figures, &b));
+        match verdict {
+            Ok(said) => eprintln!("{said}"),
+            Err(why) => {
+                eprintln!("vpnfp-bench: {why}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if only.is_some() || size == Size::Smoke {
         // results.json holds the full table only.
         eprintln!("bench: a partial or smoke run: bench/results.json left as it was");
