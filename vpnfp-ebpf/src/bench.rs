@@ -19,6 +19,7 @@ pub struct FloorEntry {
     last_ns: u64,
 }
 
+// Named by `vpnfp_common::maps::BENCH_FLOOR_MAP`; the bench resizes it.
 #[map(name = "VPNFP_BENCH_FLOOR")]
 static VPNFP_BENCH_FLOOR: LruHashMap<u32, FloorEntry> = LruHashMap::with_max_entries(16_384, 0);
 

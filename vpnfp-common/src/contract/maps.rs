@@ -14,6 +14,8 @@ pub const BENCH_TX: &str = "vpnfp_bench_tx";
 pub const BENCH_TC_BASELINE: &str = "vpnfp_tc_baseline";
 /// The floor program (`cargo xtask bench`): parse, one LRU update, one clock read.
 pub const BENCH_FLOOR: &str = "vpnfp_floor";
+/// The floor program's per-host map.
+pub const BENCH_FLOOR_MAP: &str = "VPNFP_BENCH_FLOOR";
 
 /// `Array<KernelConfig>`, one entry.
 pub const CONFIG: &str = "VPNFP_CONFIG";

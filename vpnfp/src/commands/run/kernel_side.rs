@@ -22,6 +22,7 @@ pub fn start(
             ring_bytes: args.ring_bytes,
             sample_ring_bytes: args.sample_ring_bytes,
             pin_dir: args.pin.clone(),
+            bench_floor_entries: None,
         },
         ifaces: args.ifaces.clone(),
         attach_mode: args.xdp_mode.map(Into::into).unwrap_or(AttachMode::Auto),

@@ -124,6 +124,9 @@ pub struct Capacities {
     /// `Some(dir)`: keep config, hosts, flows and counters pinned there, and
     /// continue from what is pinned.
     pub pin_dir: Option<std::path::PathBuf>,
+    /// `cargo xtask bench` only: the floor program's map size (its own
+    /// default otherwise), to measure the floor at a million hosts.
+    pub bench_floor_entries: Option<u32>,
 }
 
 impl Default for Capacities {
@@ -134,6 +137,7 @@ impl Default for Capacities {
             ring_bytes: maps::DEFAULT_RING_BYTES,
             sample_ring_bytes: maps::DEFAULT_SAMPLE_RING_BYTES,
             pin_dir: None,
+            bench_floor_entries: None,
         }
     }
 }
@@ -218,6 +222,9 @@ impl KernelFingerprinter {
             .map_max_entries(maps::EVENTS, capacities.ring_bytes)
             .map_max_entries(maps::SAMPLES, capacities.sample_ring_bytes)
             .override_global(aya_log::LEVEL, &kernel_log_level, false);
+        if let Some(entries) = capacities.bench_floor_entries {
+            loader.map_max_entries(maps::BENCH_FLOOR_MAP, entries);
+        }
         let mut pin_lock = None;
         let pin_dir = capacities.pin_dir.as_deref().map(pin::absolute);
         if let Some(dir) = &pin_dir {
