@@ -142,9 +142,9 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
 /// The bench's parts, in the order they run.
 pub const PARTS: [&str; 5] = ["cost", "live", "replay", "memory", "flows"];
 
-/// Parts only `--only` runs: `steady` is a few of `cost`'s rows, in
-/// seconds, for work on the per-packet path.
-pub const EXTRA_PARTS: [&str; 1] = ["steady"];
+/// Parts only `--only` runs, for work on one path: `steady` is a few of
+/// `cost`'s rows, `churn` a few of `replay`'s.
+pub const EXTRA_PARTS: [&str; 2] = ["steady", "churn"];
 
 /// The figures of `parts` (all of [`PARTS`] for the full table). `scratch`
 /// holds the generated capture.
@@ -164,6 +164,7 @@ pub fn run(
             "memory" => memory::figures(size),
             "flows" => flows::figures(size),
             "steady" => cost::steady_figures(size),
+            "churn" => replay::churn(size, scratch, 3),
             other => panic!("no bench part {other}; parts: {PARTS:?}"),
         });
     }

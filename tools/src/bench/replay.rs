@@ -24,14 +24,7 @@ pub fn capture(dir: &Path, frames_n: u64, hosts: u32) -> PathBuf {
     }
     std::fs::create_dir_all(dir).expect("scratch dir");
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&path).expect("create capture"));
-    let mut header = Vec::new();
-    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&[0; 8]);
-    header.extend_from_slice(&65535u32.to_le_bytes());
-    header.extend_from_slice(&1u32.to_le_bytes());
-    w.write_all(&header).unwrap();
+    w.write_all(&pcap_header()).unwrap();
     let templates: Vec<Vec<u8>> = (0..hosts)
         .map(|i| {
             let host = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i);
@@ -53,6 +46,57 @@ pub fn capture(dir: &Path, frames_n: u64, hosts: u32) -> PathBuf {
     }
     w.flush().unwrap();
     path
+}
+
+/// Writes (or reuses) a pcap where flows churn: `frames_n` UDP frames with
+/// a 32-byte payload (a DNS query's size) from `hosts` hosts, two of every
+/// three on a 5-tuple not seen before (new source ports and peers, as scans,
+/// P2P and DNS-heavy hosts make), the third repeating an earlier one.
+pub fn churn_capture(dir: &Path, frames_n: u64, hosts: u32) -> PathBuf {
+    let path = dir.join(format!("churn-{frames_n}-{hosts}.pcap"));
+    let payload = [0x42u8; 32];
+    let frame_len =
+        frames::udp_with(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 1, 1, &payload).len() as u64;
+    let expected_len = 24 + frames_n * (16 + frame_len);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == expected_len) {
+        return path;
+    }
+    std::fs::create_dir_all(dir).expect("scratch dir");
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(&path).expect("create capture"));
+    w.write_all(&pcap_header()).unwrap();
+    let t0 = 1_700_000_000u64 * 1_000_000;
+    for n in 0..frames_n {
+        // Tuple number: new for two frames in three, else one from before.
+        let tuple = if n % 3 == 2 { n / 3 } else { n - n / 3 };
+        let host =
+            Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 0)) + (tuple % hosts as u64) as u32);
+        let k = tuple / hosts as u64;
+        let peer = Ipv4Addr::new(198, 51, 100, (k % 250) as u8);
+        let sport = 1024 + (k / 250 % 60_000) as u16;
+        let frame = frames::udp_with(host, peer, sport, 53, &payload);
+        let us = t0 + n;
+        w.write_all(&((us / 1_000_000) as u32).to_le_bytes())
+            .unwrap();
+        w.write_all(&((us % 1_000_000) as u32).to_le_bytes())
+            .unwrap();
+        w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
+        w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
+        w.write_all(&frame).unwrap();
+    }
+    w.flush().unwrap();
+    path
+}
+
+/// A classic pcap file header: microseconds, Ethernet.
+fn pcap_header() -> Vec<u8> {
+    let mut header = Vec::new();
+    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    header.extend_from_slice(&2u16.to_le_bytes());
+    header.extend_from_slice(&4u16.to_le_bytes());
+    header.extend_from_slice(&[0; 8]);
+    header.extend_from_slice(&65535u32.to_le_bytes());
+    header.extend_from_slice(&1u32.to_le_bytes());
+    header
 }
 
 fn time(mut cmd: Command) -> f64 {
@@ -150,6 +194,7 @@ pub fn figures(size: Size, scratch: &Path) -> Vec<Figure> {
             .target(">= 10,000,000 frames/s", rate >= 10_000_000.0),
         Figure::new("tcpdump -r FILE -w /dev/null", floor, "frames/s", format!("same file; {t:.2} s vs vpnfp {v:.2} s")),
     ];
+    figures.extend(churn(size, scratch, runs));
     figures.extend(against_ndpi(size, scratch, runs));
     figures.extend(store(size, scratch));
     figures
@@ -266,14 +311,7 @@ fn lab_mix(dir: &Path, repeats: u32) -> (PathBuf, u64) {
     }
     std::fs::create_dir_all(dir).expect("scratch dir");
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&path).expect("create capture"));
-    let mut header = Vec::new();
-    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&4u16.to_le_bytes());
-    header.extend_from_slice(&[0; 8]);
-    header.extend_from_slice(&65535u32.to_le_bytes());
-    header.extend_from_slice(&1u32.to_le_bytes());
-    w.write_all(&header).unwrap();
+    w.write_all(&pcap_header()).unwrap();
     let t0 = sources
         .iter()
         .filter_map(|s| s.first().map(|f| f.ts_ns))
@@ -343,5 +381,81 @@ fn against_ndpi(size: Size, scratch: &Path, runs: usize) -> Vec<Figure> {
         .against(rn)
         .target(">= 10 x ndpiReader", rv >= 10.0 * rn),
         Figure::new("ndpiReader -i FILE (nDPI 4.2)", rn, "frames/s", "same file"),
+    ]
+}
+
+/// Replay where flows churn (two frames in three a new 5-tuple), flows and
+/// identification on as by default: against `tcpdump -r` reading the same
+/// file, and with `--json` (every flow record written) against ndpiReader.
+pub fn churn(size: Size, scratch: &Path, runs: usize) -> Vec<Figure> {
+    let (frames_n, hosts) = match size {
+        Size::Full => (2_000_000u64, 100_000u32),
+        Size::Smoke => (60_000, 2_000),
+    };
+    let path = churn_capture(scratch, frames_n, hosts);
+    let vpnfp = vpnfp_tests::vpnfp_bin();
+    let replay = |json: bool| {
+        let mut cmd = Command::new(&vpnfp);
+        cmd.args(["replay", "--max-flows", "2000000"]).arg(&path);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.stdout(std::process::Stdio::null());
+        cmd
+    };
+    let tcpdump = || {
+        let mut cmd = Command::new("tcpdump");
+        cmd.args(["-q", "-r"]).arg(&path).args(["-w", "/dev/null"]);
+        cmd
+    };
+    let ndpi = || {
+        let mut cmd = Command::new("ndpiReader");
+        cmd.args(["-q", "-i"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null());
+        cmd
+    };
+    time(tcpdump());
+    let (mut t, mut v, mut j, mut n) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        t.push(time(tcpdump()));
+        v.push(time(replay(false)));
+        j.push(time(replay(true)));
+        n.push(time(ndpi()));
+    }
+    let (t, v, j, n) = (median(t), median(v), median(j), median(n));
+    let rate = |s: f64| frames_n as f64 / s;
+    let what = format!(
+        "{frames_n} frames from {hosts} hosts, 32-byte UDP payloads, two in three a new 5-tuple; whole process, median of {runs}"
+    );
+    vec![
+        Figure::new(
+            "replay throughput, flow churn",
+            rate(v),
+            "frames/s",
+            what.clone(),
+        )
+        .against(rate(t))
+        .target(">= tcpdump -r", v <= t),
+        Figure::new(
+            "replay --json throughput, flow churn",
+            rate(j),
+            "frames/s",
+            format!("{what}; every flow record written to /dev/null"),
+        )
+        .against(rate(n))
+        .target(">= 10 x ndpiReader -q", j * 10.0 <= n),
+        Figure::new(
+            "tcpdump -r FILE -w /dev/null, flow churn",
+            rate(t),
+            "frames/s",
+            "same file",
+        ),
+        Figure::new(
+            "ndpiReader -q -i FILE, flow churn",
+            rate(n),
+            "frames/s",
+            "same file",
+        ),
     ]
 }
