@@ -1,4 +1,5 @@
-//! A fast hasher for the engine's tables (addresses and flow keys): the
+//! A fast hasher for userspace's per-packet tables (hosts, flows, the
+//! identifier's flows; addresses and flow keys): the
 //! std SipHash costs more than the rest of a packet's work in replay. Each
 //! word is folded in FxHash's way; `finish` mixes the high bits down so
 //! hashbrown's bucket index and its tag bits both vary.

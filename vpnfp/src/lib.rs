@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod enforce;
 pub mod engine;
+pub mod hash;
 pub mod judge;
 pub mod model;
 pub mod output;

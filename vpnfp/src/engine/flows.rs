@@ -6,7 +6,8 @@
 use hashlink::LinkedHashMap;
 use vpnfp_common::{FlowKey, FlowValue, Scope, flow::state};
 
-use super::{hash::FastBuild, linger::CloseLinger};
+use super::linger::CloseLinger;
+use crate::hash::FastBuild;
 use crate::model::EndReason;
 
 pub use super::linger::CLOSE_LINGER_NS;

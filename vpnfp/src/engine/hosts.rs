@@ -5,7 +5,7 @@ use std::{collections::HashMap, hash::Hash};
 
 use vpnfp_common::HostEntry;
 
-use super::hash::FastBuild;
+use crate::hash::FastBuild;
 
 /// Two generations: hosts seen in the current one stay; when it fills half
 /// the capacity, the previous generation (hosts not seen since) is dropped.

@@ -3,7 +3,6 @@
 //! hosts and flows in bounded tables and the same counters.
 
 pub mod flows;
-pub mod hash;
 pub mod hosts;
 pub mod linger;
 

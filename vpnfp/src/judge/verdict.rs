@@ -24,6 +24,8 @@ use std::{
 };
 
 use hashlink::LruCache;
+
+use crate::hash::FastBuild;
 use serde::Serialize;
 use vpnfp_common::{
     concentration::ConcentrationClose,
@@ -121,14 +123,14 @@ pub struct Verdict {
 
 pub struct Judge {
     settings: JudgeSettings,
-    hosts: LruCache<(Mode, IpAddr), HostState>,
+    hosts: LruCache<(Mode, IpAddr), HostState, FastBuild>,
 }
 
 impl Judge {
     pub fn new(settings: JudgeSettings, max_hosts: usize) -> Self {
         Self {
             settings,
-            hosts: LruCache::new(max_hosts.max(1)),
+            hosts: LruCache::with_hasher(max_hosts.max(1), FastBuild::default()),
         }
     }
 
