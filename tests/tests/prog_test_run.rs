@@ -748,3 +748,66 @@ fn two_cpus_on_one_host_count_exactly() {
         );
     }
 }
+
+#[test]
+fn steady_packets_wait_in_the_cpu_cache_and_every_read_sees_them() {
+    if !privileged("steady_packets_wait_in_the_cpu_cache_and_every_read_sees_them") {
+        return;
+    }
+    use std::os::fd::AsFd;
+    use vpnfp::source::kernel::sys;
+    use vpnfp_common::FlowKey;
+    let own = sys::affinity().expect("affinity");
+    // One CPU, so the packets after the first take its cache.
+    vpnfp_tests::pin_to_cpu(0);
+    let mut program = TestProgram::load(research_config(1200 * NANOS_PER_SEC));
+    let (host, peer) = (ip(192, 168, 1, 10), ip(198, 51, 100, 7));
+    let out = frames::udp(host, peer, &[]);
+    program.run_at(&out, NANOS_PER_SEC).unwrap();
+    let xdp = program
+        .fingerprinter
+        .program_mut()
+        .unwrap()
+        .fd()
+        .unwrap()
+        .as_fd()
+        .try_clone_to_owned()
+        .unwrap();
+    sys::test_run(xdp.as_fd(), &out, 9).expect("9 more packets");
+    let flusher = program.fingerprinter.flow_flusher().expect("flusher");
+    let maps = program.fingerprinter.take_flows().expect("flow maps");
+    let key = FlowKey::<u32> {
+        host: u32::from(host),
+        peer: u32::from(peer),
+        host_port: 4242,
+        peer_port: 9,
+        proto: 17,
+        _pad: [0; 3],
+    };
+    let in_table = |maps: &vpnfp::source::kernel::flows::FlowMaps| {
+        maps.v4.map.get(&key, 0).map(|v| v.packets_up).unwrap_or(0)
+    };
+    assert_eq!(
+        in_table(&maps),
+        1,
+        "the first packet took the table; the next 9 wait in the CPU's cache"
+    );
+    flusher.flush().expect("flush");
+    assert_eq!(in_table(&maps), 10, "a flush puts them in the table");
+    // Counts waiting for a flow userspace ends meanwhile start its next
+    // flow: none is lost.
+    sys::test_run(xdp.as_fd(), &out, 5).expect("5 more packets");
+    let ended =
+        sys::lookup_and_delete::<FlowKey<u32>, vpnfp_common::FlowValue>(maps.v4.fd.as_fd(), &key)
+            .expect("lookup and delete")
+            .expect("the flow");
+    flusher.flush().expect("flush");
+    assert_eq!(
+        ended.packets_up + in_table(&maps),
+        15,
+        "{} ended with the flow, the rest in its next",
+        ended.packets_up
+    );
+    assert!(in_table(&maps) > 0, "some waited in the cache");
+    sys::set_affinity(&own).expect("affinity back");
+}
