@@ -78,13 +78,13 @@ pub struct Identifier {
     flows: LruCache<(Mode, FlowId), FlowEntry, FastBuild>,
     providers: Providers,
     /// Open TLS flows by (mode, host, server), for AnyConnect.
-    tls_sessions: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>>,
+    tls_sessions: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>, FastBuild>,
     /// Open tinc meta connections by (mode, host, peer), for the UDP data
     /// channel beside them (which shares the listening node's port).
-    tinc_meta: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>>,
+    tinc_meta: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>, FastBuild>,
     /// Open flows whose naming is a hint, by (mode, host, peer): what a
     /// verdict confirms (an index, so a verdict never walks every flow).
-    hinted: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>>,
+    hinted: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>, FastBuild>,
     /// Flows forgotten to stay within the limit before they ended.
     pub forgotten: u64,
     /// Peer names learnt from DNS answers and TLS server names.
@@ -97,9 +97,9 @@ impl Identifier {
         Self {
             flows: LruCache::with_hasher(max_flows.max(1), FastBuild::default()),
             providers,
-            tls_sessions: HashMap::new(),
-            tinc_meta: HashMap::new(),
-            hinted: HashMap::new(),
+            tls_sessions: HashMap::default(),
+            tinc_meta: HashMap::default(),
+            hinted: HashMap::default(),
             forgotten: 0,
             names: PeerNames::new(resolve),
         }
@@ -409,8 +409,11 @@ impl Identifier {
     ) -> (Option<Naming>, Vec<Detection>) {
         let key = (mode, *id);
         let mut detections = Vec::new();
-        if self.flows.get(&key).is_some_and(|e| e.hello.is_some()) {
-            detections = self.tls_progress(key, now_ns, true);
+        match self.flows.peek(&key) {
+            // Never sampled, or forgotten (which left the indexes then).
+            None => return (None, detections),
+            Some(e) if e.hello.is_some() => detections = self.tls_progress(key, now_ns, true),
+            Some(_) => {}
         }
         let naming = if ended {
             self.flows.remove(&key).and_then(|e| e.naming)
@@ -463,6 +466,9 @@ impl Identifier {
             &mut self.tinc_meta,
             &mut self.hinted,
         ] {
+            if sessions.is_empty() {
+                continue;
+            }
             if let Some(flows) = sessions.get_mut(&(mode, id.host, id.peer)) {
                 flows.retain(|f| f != id);
                 if flows.is_empty() {
