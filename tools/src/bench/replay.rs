@@ -36,13 +36,7 @@ pub fn capture(dir: &Path, frames_n: u64, hosts: u32) -> PathBuf {
     for n in 0..frames_n {
         let us = t0 + n;
         let frame = &templates[(n % hosts as u64) as usize];
-        w.write_all(&((us / 1_000_000) as u32).to_le_bytes())
-            .unwrap();
-        w.write_all(&((us % 1_000_000) as u32).to_le_bytes())
-            .unwrap();
-        w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
-        w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
-        w.write_all(frame).unwrap();
+        write_record(&mut w, us, frame);
     }
     w.flush().unwrap();
     path
@@ -75,16 +69,21 @@ pub fn churn_capture(dir: &Path, frames_n: u64, hosts: u32) -> PathBuf {
         let sport = 1024 + (k / 250 % 60_000) as u16;
         let frame = frames::udp_with(host, peer, sport, 53, &payload);
         let us = t0 + n;
-        w.write_all(&((us / 1_000_000) as u32).to_le_bytes())
-            .unwrap();
-        w.write_all(&((us % 1_000_000) as u32).to_le_bytes())
-            .unwrap();
-        w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
-        w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
-        w.write_all(&frame).unwrap();
+        write_record(&mut w, us, &frame);
     }
     w.flush().unwrap();
     path
+}
+
+/// One pcap record at `us` microseconds since the epoch.
+fn write_record(w: &mut impl Write, us: u64, frame: &[u8]) {
+    w.write_all(&((us / 1_000_000) as u32).to_le_bytes())
+        .unwrap();
+    w.write_all(&((us % 1_000_000) as u32).to_le_bytes())
+        .unwrap();
+    w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
+    w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
+    w.write_all(frame).unwrap();
 }
 
 /// A classic pcap file header: microseconds, Ethernet.
@@ -331,13 +330,7 @@ fn lab_mix(dir: &Path, repeats: u32) -> (PathBuf, u64) {
                     }
                 }
                 let us = (f.ts_ns - t0 + shift) / 1_000 + 1_700_000_000_000_000;
-                w.write_all(&((us / 1_000_000) as u32).to_le_bytes())
-                    .unwrap();
-                w.write_all(&((us % 1_000_000) as u32).to_le_bytes())
-                    .unwrap();
-                w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
-                w.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
-                w.write_all(&frame).unwrap();
+                write_record(&mut w, us, &frame);
             }
         }
     }
