@@ -9,6 +9,7 @@ pub mod enforce;
 pub mod engine;
 pub mod hash;
 pub mod judge;
+pub mod lru;
 pub mod model;
 pub mod output;
 pub mod pipeline;

@@ -3,20 +3,17 @@
 //! dropped silently. Ordered by last packet, so the least recently seen
 //! flow is at the front: idle expiry and eviction look only there.
 
-use hashlink::LinkedHashMap;
 use vpnfp_common::{FlowKey, FlowValue, Scope, flow::state};
 
 use super::linger::CloseLinger;
-use crate::hash::FastBuild;
-use crate::model::EndReason;
+use crate::{lru::SlabLru, model::EndReason};
 
 pub use super::linger::CLOSE_LINGER_NS;
 
 pub struct FlowTable<A> {
-    flows: LinkedHashMap<FlowKey<A>, FlowValue, FastBuild>,
+    flows: SlabLru<FlowKey<A>, FlowValue>,
     /// Flows that saw a FIN or RST, until they are quiet.
     closing: CloseLinger<FlowKey<A>>,
-    capacity: usize,
     pub created: u64,
     pub evicted: u64,
 }
@@ -26,9 +23,8 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
     /// `linger_ns` of quiet.
     pub fn new(capacity: usize, linger_ns: u64) -> Self {
         Self {
-            flows: LinkedHashMap::default(),
+            flows: SlabLru::new(capacity),
             closing: CloseLinger::new(linger_ns),
-            capacity: capacity.max(1),
             created: 0,
             evicted: 0,
         }
@@ -53,14 +49,14 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
         ended: &mut impl FnMut(FlowKey<A>, FlowValue, EndReason),
     ) -> &mut FlowValue {
         // One lookup for a known flow (moved to the back as it is found).
-        if let Some(value) = self.flows.to_back(&key) {
+        if let Some(value) = self.flows.get_mut(&key) {
             let value: *mut FlowValue = value;
             // SAFETY: a live entry of `self.flows`, returned at once with
             // `self` borrowed mutably as long as it lives (the borrow
             // checker's known false positive for conditional returns).
             return unsafe { &mut *value };
         }
-        if self.flows.len() >= self.capacity
+        if self.flows.len() >= self.flows.capacity()
             && let Some((old, value)) = self.flows.pop_front()
         {
             self.evicted += 1;
@@ -68,8 +64,7 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
         }
         self.created += 1;
         self.flows
-            .entry(key)
-            .or_insert(FlowValue::new(scope, now_ns))
+            .get_or_insert_with(key, || FlowValue::new(scope, now_ns))
     }
 
     /// Look at `key` again once it could have been quiet for the linger.
@@ -87,7 +82,7 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
     ) {
         while let Some(key) = self
             .closing
-            .next_quiet(now_ns, |k| self.flows.get(k).map(|v| v.last_seen_ns))
+            .next_quiet(now_ns, |k| self.flows.peek(k).map(|v| v.last_seen_ns))
         {
             let value = self.flows.remove(&key).expect("present");
             ended(key, value, EndReason::closed(&value));
@@ -109,9 +104,8 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
     /// Ends every flow (at exit or the end of a replay), oldest first.
     pub fn drain(&mut self, ended: &mut impl FnMut(FlowKey<A>, FlowValue, EndReason)) {
         self.closing.clear();
-        while let Some((key, value)) = self.flows.pop_front() {
-            ended(key, value, EndReason::Exit);
-        }
+        self.flows
+            .drain(|key, value| ended(key, value, EndReason::Exit));
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&FlowKey<A>, &FlowValue)> {
@@ -164,5 +158,30 @@ mod tests {
             ]
         );
         assert_eq!((t.created, t.evicted), (4, 1));
+    }
+
+    #[test]
+    fn freed_slots_are_reused_and_the_order_holds() {
+        let mut t = FlowTable::<u32>::new(100, CLOSE_LINGER_NS);
+        let mut out = Vec::new();
+        let mut ended = |k: FlowKey<u32>, _v: FlowValue, r| out.push((k.host, r));
+        for n in 0..1_000 {
+            t.touch(key(n), Scope::External, n as u64, &mut ended)
+                .last_seen_ns = n as u64;
+            // Every tenth flow seen again right away: never the oldest.
+            if n % 10 == 0 {
+                t.touch(key(n / 10 * 10), Scope::External, n as u64, &mut ended);
+            }
+        }
+        assert_eq!((t.len(), t.created, t.evicted), (100, 1_000, 900));
+        let order: Vec<u32> = t.iter().map(|(k, _)| k.host).collect();
+        assert_eq!(order, (900..1_000).collect::<Vec<_>>());
+        // Idle before 950: the first 50 end, oldest first.
+        t.expire(950 + 10, 10, &mut ended);
+        t.drain(&mut ended);
+        let ends: Vec<u32> = out.iter().skip(900).map(|(h, _)| *h).collect();
+        assert_eq!(ends, (900..1_000).collect::<Vec<_>>());
+        assert!(out[..900].iter().all(|(_, r)| *r == EndReason::Evicted));
+        assert!(t.is_empty() && t.iter().next().is_none());
     }
 }
