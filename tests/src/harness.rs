@@ -132,6 +132,20 @@ impl TestProgram {
         }
     }
 
+    /// A descriptor of the program of `hook`, for test runs from other
+    /// threads (`vpnfp_tests::test_run_repeat`).
+    pub fn program_fd(&mut self, hook: Hook) -> std::os::fd::OwnedFd {
+        use std::os::fd::AsFd;
+        let fd = match hook {
+            Hook::Ingress => self.fingerprinter.program_mut().expect("XDP").fd(),
+            Hook::Egress => self.fingerprinter.tc_program_mut().expect("TC").fd(),
+        };
+        fd.expect("a loaded program")
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("dup")
+    }
+
     pub fn counters(&self) -> Counters {
         self.fingerprinter.counters().expect("counters")
     }

@@ -699,31 +699,10 @@ fn two_cpus_on_one_host_count_exactly() {
     for round in 0..3 {
         let mut program = TestProgram::load(config);
         program.run_at(&out, NANOS_PER_SEC).unwrap();
-        let fingerprinter = &mut program.fingerprinter;
         // Both programs share the maps; each thread drives one, pinned to
         // its own CPU, PER_THREAD packets in one test run each.
-        let xdp_fd = {
-            use std::os::fd::AsFd;
-            fingerprinter
-                .program_mut()
-                .unwrap()
-                .fd()
-                .unwrap()
-                .as_fd()
-                .try_clone_to_owned()
-                .unwrap()
-        };
-        let tc_fd = {
-            use std::os::fd::AsFd;
-            fingerprinter
-                .tc_program_mut()
-                .unwrap()
-                .fd()
-                .unwrap()
-                .as_fd()
-                .try_clone_to_owned()
-                .unwrap()
-        };
+        let xdp_fd = program.program_fd(Hook::Ingress);
+        let tc_fd = program.program_fd(Hook::Egress);
         std::thread::scope(|s| {
             for (cpu, fd, frame) in [(0, &xdp_fd, &out), (1, &tc_fd, &back)] {
                 s.spawn(move || {
@@ -764,15 +743,7 @@ fn steady_packets_wait_in_the_cpu_cache_and_every_read_sees_them() {
     let (host, peer) = (ip(192, 168, 1, 10), ip(198, 51, 100, 7));
     let out = frames::udp(host, peer, &[]);
     program.run_at(&out, NANOS_PER_SEC).unwrap();
-    let xdp = program
-        .fingerprinter
-        .program_mut()
-        .unwrap()
-        .fd()
-        .unwrap()
-        .as_fd()
-        .try_clone_to_owned()
-        .unwrap();
+    let xdp = program.program_fd(Hook::Ingress);
     sys::test_run(xdp.as_fd(), &out, 9).expect("9 more packets");
     let flusher = program.fingerprinter.flow_flusher().expect("flusher");
     let maps = program.fingerprinter.take_flows().expect("flow maps");
