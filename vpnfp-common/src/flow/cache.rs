@@ -183,8 +183,8 @@ impl<A: Address> FlowCache<A> {
 }
 
 impl<A: Address> FlowKey<A> {
-    /// Field by field (a derived `==` on the kernel side compiles to the
-    /// same, but says less).
+    /// Field by field, without the padding: the derived `==` compares the
+    /// padding bytes too, as an array.
     #[inline(always)]
     pub fn same(&self, other: &Self) -> bool {
         self.host == other.host

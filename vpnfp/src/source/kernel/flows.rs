@@ -59,6 +59,15 @@ impl FlowFlusher {
         })
     }
 
+    /// Another handle on the same program, for another thread.
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Self {
+            program: self.program.try_clone()?,
+            cpus: self.cpus.clone(),
+            warned: AtomicBool::new(self.warned.load(Ordering::Relaxed)),
+        })
+    }
+
     /// Flushes every CPU's cache. A CPU this process may not run on (a
     /// cpuset) keeps its counts until its cached flow's next packet, at
     /// most a second later (`FLUSH_NS`), or its next other flow.

@@ -156,6 +156,8 @@ pub struct Attached {
 /// descriptors) and unloads the programs.
 pub struct KernelFingerprinter {
     ebpf: Ebpf,
+    /// Runs `vpnfp_flush_flows` on every CPU (made once, at load).
+    flusher: flows::FlowFlusher,
     _pin_lock: Option<pin::PinLock>,
 }
 
@@ -181,6 +183,16 @@ fn retrying_interrupts(
         }
     }
     load()
+}
+
+fn flush_error(e: std::io::Error) -> KernelError {
+    KernelError::Program {
+        program: "flow flush",
+        source: ProgramError::SyscallError(aya::sys::SyscallError {
+            call: "flush",
+            io_error: e,
+        }),
+    }
 }
 
 fn load_error(program: &'static str) -> impl FnOnce(ProgramError) -> KernelError {
@@ -239,17 +251,22 @@ impl KernelFingerprinter {
         retrying_interrupts(|| xdp.load()).map_err(load_error("XDP"))?;
         let tc = tc_mut(&mut ebpf)?;
         retrying_interrupts(|| tc.load()).map_err(load_error("TC"))?;
-        let flush: &mut Xdp = ebpf
-            .program_mut(maps::FLUSH_FLOWS)
-            .ok_or(KernelError::MissingProgram(maps::FLUSH_FLOWS))?
-            .try_into()
-            .map_err(|source| KernelError::Program {
-                program: maps::FLUSH_FLOWS,
+        let flush: &mut Xdp = program_as(&mut ebpf, maps::FLUSH_FLOWS, "flow flush")?;
+        retrying_interrupts(|| flush.load()).map_err(load_error("flow flush"))?;
+        let flusher = {
+            use std::os::fd::AsFd;
+            let fd = flush.fd().map_err(|source| KernelError::Program {
+                program: "flow flush",
                 source,
             })?;
-        retrying_interrupts(|| flush.load()).map_err(load_error("flow flush"))?;
+            fd.as_fd()
+                .try_clone_to_owned()
+                .and_then(flows::FlowFlusher::new)
+                .map_err(flush_error)?
+        };
         let fingerprinter = Self {
             ebpf,
+            flusher,
             _pin_lock: pin_lock,
         };
         if let Some(dir) = &pin_dir {
@@ -358,15 +375,7 @@ impl KernelFingerprinter {
     where
         for<'a> &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
     {
-        let program: &mut P = self
-            .ebpf
-            .program_mut(name)
-            .ok_or(KernelError::MissingProgram(name))?
-            .try_into()
-            .map_err(|source| KernelError::Program {
-                program: name,
-                source,
-            })?;
+        let program: &mut P = program_as(&mut self.ebpf, name, name)?;
         match load(program) {
             Ok(()) | Err(ProgramError::AlreadyLoaded) => Ok(program),
             Err(source) => Err(KernelError::Program {
@@ -413,50 +422,15 @@ impl KernelFingerprinter {
         self.take_ring(maps::SAMPLES)
     }
 
-    /// Runs the flow flush on every CPU (see [`flows::FlowFlusher`]); the
-    /// flow maps hold every packet's counts after it.
+    /// Another handle on the flow flush (see [`flows::FlowFlusher`]), for
+    /// the thread that ends flows.
     pub fn flow_flusher(&self) -> Result<flows::FlowFlusher, KernelError> {
-        use std::os::fd::AsFd;
-        let name = maps::FLUSH_FLOWS;
-        let program: &Xdp = self
-            .ebpf
-            .program(name)
-            .ok_or(KernelError::MissingProgram(name))?
-            .try_into()
-            .map_err(|source| KernelError::Program {
-                program: name,
-                source,
-            })?;
-        let io = |e: std::io::Error| KernelError::Program {
-            program: name,
-            source: ProgramError::SyscallError(aya::sys::SyscallError {
-                call: "flush",
-                io_error: e,
-            }),
-        };
-        let fd = program
-            .fd()
-            .map_err(|source| KernelError::Program {
-                program: name,
-                source,
-            })?
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(io)?;
-        flows::FlowFlusher::new(fd).map_err(io)
+        self.flusher.try_clone().map_err(flush_error)
     }
 
     /// Flushes every CPU's flow cache into the flow maps now.
     pub fn flush_flows(&self) -> Result<(), KernelError> {
-        self.flow_flusher()?
-            .flush()
-            .map_err(|e| KernelError::Program {
-                program: maps::FLUSH_FLOWS,
-                source: ProgramError::SyscallError(aya::sys::SyscallError {
-                    call: "flush",
-                    io_error: e,
-                }),
-            })
+        self.flusher.flush().map_err(flush_error)
     }
 
     /// The flow maps, for the thread that ends flows (see [`flows`]).
@@ -703,24 +677,31 @@ pub fn memlock(data: &MapData) -> Option<u64> {
         })
 }
 
-fn xdp_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, KernelError> {
-    ebpf.program_mut(maps::PROGRAM)
-        .ok_or(KernelError::MissingProgram(maps::PROGRAM))?
+/// The program `name` of the object, as its kind `P`; `label` names it in
+/// errors.
+fn program_as<'a, P>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    label: &'static str,
+) -> Result<&'a mut P, KernelError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(KernelError::MissingProgram(name))?
         .try_into()
         .map_err(|source| KernelError::Program {
-            program: "XDP",
+            program: label,
             source,
         })
 }
 
+fn xdp_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, KernelError> {
+    program_as(ebpf, maps::PROGRAM, "XDP")
+}
+
 fn tc_mut(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, KernelError> {
-    ebpf.program_mut(maps::PROGRAM_TC)
-        .ok_or(KernelError::MissingProgram(maps::PROGRAM_TC))?
-        .try_into()
-        .map_err(|source| KernelError::Program {
-            program: "TC",
-            source,
-        })
+    program_as(ebpf, maps::PROGRAM_TC, "TC")
 }
 
 /// The interface's index now: `Ok(None)` when it is gone, an error when the
