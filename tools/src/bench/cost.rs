@@ -6,9 +6,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aya::programs::{TestRun, TestRunOptions};
 use vpnfp::source::kernel::{Capacities, KernelFingerprinter, sys};
-use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
+use vpnfp_common::{KernelConfig, maps};
 
-use super::{Figure, Size, median};
+use super::{Figure, Size, loaded, median, research_config};
 use vpnfp_tests::frames::{self, ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP};
 
 /// Which program a figure runs.
@@ -168,12 +168,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
         },
     ];
 
-    let mut fp = KernelFingerprinter::load(Capacities::default(), 0).expect("load the XDP program");
-    fp.configure(&KernelConfig::new(
-        1200 * NANOS_PER_SEC,
-        InternalRanges::research(),
-    ))
-    .expect("configure");
+    let mut fp = loaded(Capacities::default());
     let mut out = Vec::new();
     let mut added_by_case = Vec::new();
     // The first case again with a flag set: what `--no-flows` saves, and
@@ -192,7 +187,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
     {
         let flows = variant.is_none();
         if let Some((_, flag)) = variant {
-            let mut config = KernelConfig::new(1200 * NANOS_PER_SEC, InternalRanges::research());
+            let mut config = research_config();
             config.flags |= flag;
             fp.configure(&config).expect("configure");
         }
@@ -256,11 +251,7 @@ pub fn figures(size: Size) -> Vec<Figure> {
         );
     }
     out.extend(identification(&mut fp, size, runs));
-    fp.configure(&KernelConfig::new(
-        1200 * NANOS_PER_SEC,
-        InternalRanges::research(),
-    ))
-    .expect("configure");
+    fp.configure(&research_config()).expect("configure");
     out.extend(floor(&mut fp, size, runs));
     let added = |name: &str| {
         added_by_case
@@ -296,7 +287,7 @@ fn identification(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<
     let peer = Ipv4Addr::new(198, 51, 100, 7);
     // A 200-byte payload: a handshake-sized sample.
     let payload = [0x5au8; 200];
-    let base = KernelConfig::new(1200 * NANOS_PER_SEC, InternalRanges::research());
+    let base = research_config();
     let mut on = base;
     on.inspect_packets = K;
     on.sample_bytes = vpnfp_common::record::SAMPLE_MAX as u32;
@@ -364,12 +355,7 @@ fn identification(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<
 /// `--only steady`: the floor rows alone, in seconds, for working on the
 /// per-packet path.
 pub fn steady_figures(size: Size) -> Vec<Figure> {
-    let mut fp = KernelFingerprinter::load(Capacities::default(), 0).expect("load the XDP program");
-    fp.configure(&KernelConfig::new(
-        1200 * NANOS_PER_SEC,
-        InternalRanges::research(),
-    ))
-    .expect("configure");
+    let mut fp = loaded(Capacities::default());
     steady(&mut fp, size)
 }
 
@@ -481,21 +467,12 @@ fn floor(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<Figure> {
     // them: the first round inserts every host and flow, the second finds
     // them all (the steady state at that scale). IPv4, then IPv6. The
     // floor runs on the same frames with its map sized alike.
-    let mut big = KernelFingerprinter::load(
-        Capacities {
-            max_hosts: million,
-            max_flows: million,
-            bench_floor_entries: Some(million),
-            ..Capacities::default()
-        },
-        0,
-    )
-    .expect("load the XDP program");
-    big.configure(&KernelConfig::new(
-        1200 * NANOS_PER_SEC,
-        InternalRanges::research(),
-    ))
-    .expect("configure");
+    let mut big = loaded(Capacities {
+        max_hosts: million,
+        max_flows: million,
+        bench_floor_entries: Some(million),
+        ..Capacities::default()
+    });
     let peer6: Ipv6Addr = "2001:db8::7".parse().unwrap();
     let first6 = u128::from("fd00::1:0".parse::<Ipv6Addr>().unwrap());
     let families: [(&str, Vec<Vec<u8>>); 2] = [
@@ -571,14 +548,7 @@ fn floor(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<Figure> {
     // On fresh maps: the rows above filled the flow table (a million new
     // hosts), and a host whose flow finds no room takes the table-full path
     // on every packet, contending on the map's free lists across CPUs.
-    let mut fresh =
-        KernelFingerprinter::load(Capacities::default(), 0).expect("load the XDP program");
-    fresh
-        .configure(&KernelConfig::new(
-            1200 * NANOS_PER_SEC,
-            InternalRanges::research(),
-        ))
-        .expect("configure");
+    let mut fresh = loaded(Capacities::default());
     let fp = &mut fresh;
     use std::os::fd::AsFd;
     let fd = fp
@@ -711,19 +681,10 @@ fn churn(size: Size) -> Vec<Figure> {
         Size::Full => 500_000,
         Size::Smoke => 20_000,
     };
-    let mut fp = KernelFingerprinter::load(
-        Capacities {
-            max_flows: n + 1,
-            ..Capacities::default()
-        },
-        0,
-    )
-    .expect("load the XDP program");
-    fp.configure(&KernelConfig::new(
-        1200 * NANOS_PER_SEC,
-        InternalRanges::research(),
-    ))
-    .expect("configure");
+    let mut fp = loaded(Capacities {
+        max_flows: n + 1,
+        ..Capacities::default()
+    });
     let host = Ipv4Addr::new(192, 168, 1, 10);
     let peer = Ipv4Addr::new(198, 51, 100, 7);
     let frames: Vec<Vec<u8>> = (0..n)

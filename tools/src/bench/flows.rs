@@ -7,11 +7,11 @@ use std::{net::Ipv4Addr, time::Instant};
 use aya::programs::{TestRun, TestRunOptions};
 use vpnfp::{
     clock::KernelClock,
-    source::kernel::{Capacities, KernelFingerprinter, flows::FlowKeeper},
+    source::kernel::{Capacities, flows::FlowKeeper},
 };
-use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
+use vpnfp_common::maps;
 
-use super::{Figure, Size};
+use super::{Figure, Size, loaded};
 use vpnfp_tests::frames;
 
 pub fn figures(size: Size) -> Vec<Figure> {
@@ -19,19 +19,10 @@ pub fn figures(size: Size) -> Vec<Figure> {
         Size::Full => 1_000_000,
         Size::Smoke => 20_000,
     };
-    let mut fp = KernelFingerprinter::load(
-        Capacities {
-            max_flows: n,
-            ..Capacities::default()
-        },
-        0,
-    )
-    .expect("load");
-    fp.configure(&KernelConfig::new(
-        1200 * NANOS_PER_SEC,
-        InternalRanges::research(),
-    ))
-    .expect("configure");
+    let mut fp = loaded(Capacities {
+        max_flows: n,
+        ..Capacities::default()
+    });
     let flow_bytes = fp.map_memory(maps::FLOWS4).expect("flows memlock") as f64;
     // n flows: 16 ports from each of n/16 hosts.
     let peer = Ipv4Addr::new(198, 51, 100, 7);

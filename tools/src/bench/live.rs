@@ -26,7 +26,7 @@ use vpnfp::{
         nfqueue::{Chain, NfqueueFingerprinter, NfqueueOptions},
     },
 };
-use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, maps};
+use vpnfp_common::{KernelConfig, maps};
 
 use super::{Figure, Size};
 use vpnfp_tests::{
@@ -160,7 +160,7 @@ fn trial(
 }
 
 fn config() -> KernelConfig {
-    KernelConfig::new(1200 * NANOS_PER_SEC, InternalRanges::research())
+    super::research_config()
 }
 
 /// NFQUEUE on the sink's PREROUTING, packets paced to `rate`: (fingerprinted

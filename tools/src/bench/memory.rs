@@ -11,7 +11,7 @@ use vpnfp::{
         kernel::{Capacities, KernelFingerprinter},
     },
 };
-use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC, config::Arrival, maps};
+use vpnfp_common::{KernelConfig, config::Arrival, maps};
 
 use super::{Figure, Size};
 use vpnfp_tests::frames;
@@ -19,7 +19,7 @@ use vpnfp_tests::frames;
 const MIB: f64 = 1024.0 * 1024.0;
 
 fn config() -> KernelConfig {
-    KernelConfig::new(1200 * NANOS_PER_SEC, InternalRanges::research())
+    super::research_config()
 }
 
 pub fn figures(size: Size) -> Vec<Figure> {

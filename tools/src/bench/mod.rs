@@ -128,6 +128,26 @@ pub fn write_json(figures: &[Figure], path: &Path) -> std::io::Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
 }
 
+/// The research's settings (20-minute windows, its internal ranges): what
+/// every kernel figure runs under.
+pub fn research_config() -> vpnfp_common::KernelConfig {
+    vpnfp_common::KernelConfig::new(
+        1200 * vpnfp_common::NANOS_PER_SEC,
+        vpnfp_common::InternalRanges::research(),
+    )
+}
+
+/// The programs loaded with `capacities` and configured with
+/// [`research_config`].
+pub fn loaded(
+    capacities: vpnfp::source::kernel::Capacities,
+) -> vpnfp::source::kernel::KernelFingerprinter {
+    let mut fp =
+        vpnfp::source::kernel::KernelFingerprinter::load(capacities, 0).expect("load the programs");
+    fp.configure(&research_config()).expect("configure");
+    fp
+}
+
 /// Median of a non-empty sample.
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
