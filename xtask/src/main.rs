@@ -99,29 +99,15 @@ enum Task {
     /// The lab of real VPNs (OpenVPN, WireGuard, AnyConnect, IPsec,
     /// shadowsocks, SSH) and ordinary hosts behind a NAT router, with its
     /// failure scenarios, watched by vpnfp. Needs root; installs what it needs.
+    /// Its options are the lab's own: cargo xtask lab --help.
     ///
     /// Example: cargo xtask lab --only wireguard,ordinary --secs 20 --capture /tmp/lab
+    #[command(disable_help_flag = true)]
     Lab {
-        /// Only these groups (comma-separated): wireguard, openvpn,
-        /// anyconnect, ipsec, shadowsocks, ssh, ordinary, failures.
-        #[arg(long)]
-        only: Option<String>,
-        /// Seconds of traffic once the tunnels are up.
-        #[arg(long, default_value_t = 40)]
-        secs: u64,
-        /// Write one pcap per host into DIR and compare vpnfp replay with
-        /// ndpiReader on each.
-        #[arg(long, value_name = "DIR")]
-        capture: Option<PathBuf>,
-        /// Keep the lab's directory (configurations, logs).
-        #[arg(long)]
-        keep: bool,
-        /// How vpnfp watches: xdp, nfqueue or both.
-        #[arg(long, default_value = "both")]
-        mode: String,
-        /// An enforcement policy for vpnfp (`vpnfp run --policy FILE`).
-        #[arg(long, value_name = "FILE")]
-        policy: Option<PathBuf>,
+        /// Handed to the lab as they are (--only, --secs, --capture, --keep,
+        /// --mode, --policy; --help lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -190,34 +176,10 @@ fn run(task: Task) -> anyhow::Result<()> {
             exec(bench)
         }
         Task::Lint => lint(&root),
-        Task::Lab {
-            only,
-            secs,
-            capture,
-            keep,
-            mode,
-            policy,
-        } => {
+        Task::Lab { args } => {
             let built = build::all(&root, true)?;
             let mut lab = as_root(&build::tool(&root, &built, "vpnfp-lab")?)?;
-            lab.env("VPNFP_BIN", &built.controller).args([
-                "--secs",
-                &secs.to_string(),
-                "--mode",
-                &mode,
-            ]);
-            if let Some(only) = only {
-                lab.args(["--only", &only]);
-            }
-            if let Some(dir) = capture {
-                lab.arg("--capture").arg(std::path::absolute(dir)?);
-            }
-            if keep {
-                lab.arg("--keep");
-            }
-            if let Some(file) = policy {
-                lab.arg("--policy").arg(std::path::absolute(file)?);
-            }
+            lab.env("VPNFP_BIN", &built.controller).args(&args);
             exec(lab)
         }
         Task::Demo => {

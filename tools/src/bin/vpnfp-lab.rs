@@ -66,7 +66,14 @@ fn main() -> ExitCode {
         policy,
         only: args.only.clone(),
         secs: args.secs,
-        capture: args.capture.clone(),
+        // Absolute: the lab's processes run elsewhere.
+        capture: match args.capture.as_deref().map(std::path::absolute).transpose() {
+            Ok(dir) => dir,
+            Err(e) => {
+                eprintln!("vpnfp-lab: --capture: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         keep: args.keep,
         ..LabOptions::new(vpnfp_tests::vpnfp_bin(), watch)
     };
