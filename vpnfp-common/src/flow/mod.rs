@@ -212,38 +212,15 @@ impl<A: Address> FlowKey<A> {
     /// The flow a packet belongs to, and the packet's direction in it.
     #[inline(always)]
     pub fn of(ip: &Ip<A>, ends: &Ends<A>) -> (Self, Direction) {
-        let (sp, dp) = (ip.l4.src_port, ip.l4.dst_port);
-        let src_is_host = if ends.src_internal != ends.dst_internal {
-            ends.src_internal
-        } else if sp != dp {
-            sp > dp
-        } else {
-            ends.src >= ends.dst
+        let mut key = Self {
+            host: ends.src,
+            peer: ends.dst,
+            host_port: 0,
+            peer_port: 0,
+            proto: 0,
+            _pad: [0; 3],
         };
-        let key = if src_is_host {
-            Self {
-                host: ends.src,
-                peer: ends.dst,
-                host_port: sp,
-                peer_port: dp,
-                proto: ip.l4.proto,
-                _pad: [0; 3],
-            }
-        } else {
-            Self {
-                host: ends.dst,
-                peer: ends.src,
-                host_port: dp,
-                peer_port: sp,
-                proto: ip.l4.proto,
-                _pad: [0; 3],
-            }
-        };
-        let direction = if src_is_host {
-            Direction::Outbound
-        } else {
-            Direction::Inbound
-        };
+        let direction = key.set_from(ip, ends);
         (key, direction)
     }
 }
