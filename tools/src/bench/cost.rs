@@ -551,22 +551,16 @@ fn floor(fp: &mut KernelFingerprinter, size: Size, runs: usize) -> Vec<Figure> {
     let mut fresh = loaded(Capacities::default());
     let fp = &mut fresh;
     use std::os::fd::AsFd;
-    let fd = fp
-        .program_mut()
-        .expect("program")
-        .fd()
-        .expect("fd")
-        .as_fd()
-        .try_clone_to_owned()
-        .expect("fd");
-    let floor_fd = fp
-        .other_program_mut(maps::BENCH_FLOOR)
-        .expect("program")
-        .fd()
-        .expect("fd")
-        .as_fd()
-        .try_clone_to_owned()
-        .expect("fd");
+    let dup = |program: &aya::programs::Xdp| {
+        program
+            .fd()
+            .expect("fd")
+            .as_fd()
+            .try_clone_to_owned()
+            .expect("fd")
+    };
+    let fd = dup(fp.program_mut().expect("program"));
+    let floor_fd = dup(fp.other_program_mut(maps::BENCH_FLOOR).expect("program"));
     let other = frames::udp(Ipv4Addr::new(192, 168, 1, 11), peer, &[]);
     let per_thread = packets * 2;
     // Each thread pinned first and started together (a barrier), and the
