@@ -3,6 +3,7 @@
 //! hosts, with the failure scenarios of the Phantom tunnel's harness.
 //! Used by `cargo xtask lab`, the end-to-end lab test and the demo.
 
+pub mod hiding;
 pub mod procs;
 pub mod software;
 pub mod topology;
@@ -23,7 +24,7 @@ use anyhow::{Context, bail};
 use crate::{lab::ChildGuard, scenario::Watch};
 
 use procs::Procs;
-use software::{Charon, OpenVpn, Pki, wait_for};
+use software::{Charon, OpenVpn, Pki, TlsCrypt, wait_for};
 use topology::{ROUTER_IF, Topology};
 use traffic::Stop;
 
@@ -36,6 +37,20 @@ pub enum Expect {
     Tunnel(&'static str),
     /// Never a VPN or tunnel verdict, never named one.
     Ordinary,
+    /// A tool made not to be seen: at least `suspected`; named, if at
+    /// all, as one of these.
+    Hiding(&'static [&'static str]),
+}
+
+impl Expect {
+    pub fn describe(self) -> String {
+        match self {
+            Expect::Vpn(p) => format!("vpn ({})", p.join(", ")),
+            Expect::Tunnel(p) => format!("tunnel ({p})"),
+            Expect::Ordinary => "none".to_string(),
+            Expect::Hiding(p) => format!(">= suspected ({})", p.join("|")),
+        }
+    }
 }
 
 pub struct HostSpec {
@@ -136,6 +151,146 @@ pub const HOSTS: &[HostSpec] = &[
         expect: Expect::Vpn(&["openvpn", "wireguard"]),
         about: "two VPN clients on one host (WireGuard and OpenVPN)",
     },
+    HostSpec {
+        name: "vmess",
+        addr: lan(41),
+        group: "v2ray",
+        expect: Expect::Hiding(&["fully_encrypted"]),
+        about: "v2ray 4.34: VMess over TCP (AEAD header)",
+    },
+    HostSpec {
+        name: "vmesswss",
+        addr: lan(42),
+        group: "v2ray",
+        expect: Expect::Hiding(&["tls_in_tls", "websocket_tunnel"]),
+        about: "v2ray 4.34: VMess over WebSocket over TLS",
+    },
+    HostSpec {
+        name: "vless",
+        addr: lan(43),
+        group: "v2ray",
+        expect: Expect::Hiding(&["tls_in_tls"]),
+        about: "v2ray 4.34: VLESS over TLS",
+    },
+    HostSpec {
+        name: "v2trojan",
+        addr: lan(44),
+        group: "v2ray",
+        expect: Expect::Hiding(&["tls_in_tls"]),
+        about: "v2ray 4.34: Trojan over TLS",
+    },
+    HostSpec {
+        name: "v2ss",
+        addr: lan(45),
+        group: "v2ray",
+        expect: Expect::Hiding(&["fully_encrypted"]),
+        about: "v2ray 4.34: Shadowsocks (aes-256-gcm)",
+    },
+    HostSpec {
+        name: "trojan",
+        addr: lan(46),
+        group: "trojan",
+        expect: Expect::Hiding(&["tls_in_tls"]),
+        about: "trojan 1.16 (trojan-gfw), TLS with a fallback web server",
+    },
+    HostSpec {
+        name: "ssws",
+        addr: lan(47),
+        group: "ss-plugins",
+        expect: Expect::Hiding(&["websocket_tunnel"]),
+        about: "shadowsocks-libev with v2ray-plugin, WebSocket",
+    },
+    HostSpec {
+        name: "sswss",
+        addr: lan(48),
+        group: "ss-plugins",
+        expect: Expect::Hiding(&["tls_in_tls", "websocket_tunnel"]),
+        about: "shadowsocks-libev with v2ray-plugin, WebSocket over TLS",
+    },
+    HostSpec {
+        name: "obfshttp",
+        addr: lan(49),
+        group: "ss-plugins",
+        expect: Expect::Hiding(&["http_camouflage", "websocket_tunnel"]),
+        about: "shadowsocks-libev with simple-obfs, HTTP",
+    },
+    HostSpec {
+        name: "obfstls",
+        addr: lan(50),
+        group: "ss-plugins",
+        expect: Expect::Hiding(&["tls_in_tls", "fake_tls"]),
+        about: "shadowsocks-libev with simple-obfs, TLS",
+    },
+    HostSpec {
+        name: "obfs4",
+        addr: lan(51),
+        group: "obfs4",
+        expect: Expect::Hiding(&["fully_encrypted"]),
+        about: "obfs4proxy standalone (pluggable-transport environment) before a plain TCP service",
+    },
+    HostSpec {
+        name: "stunnel",
+        addr: lan(52),
+        group: "stunnel",
+        expect: Expect::Hiding(&["tls_in_tls", "openvpn"]),
+        about: "OpenVPN over TCP inside stunnel4",
+    },
+    HostSpec {
+        name: "kcp",
+        addr: lan(53),
+        group: "kcptun",
+        expect: Expect::Hiding(&["kcp"]),
+        about: "kcptun, --crypt none",
+    },
+    HostSpec {
+        name: "kcpaes",
+        addr: lan(54),
+        group: "kcptun",
+        expect: Expect::Hiding(&["kcp"]),
+        about: "kcptun, --crypt aes (the default)",
+    },
+    HostSpec {
+        name: "tinc",
+        addr: lan(55),
+        group: "tinc",
+        expect: Expect::Hiding(&["tinc"]),
+        about: "tinc 1.0, router mode",
+    },
+    HostSpec {
+        name: "iodine",
+        addr: lan(56),
+        group: "iodine",
+        expect: Expect::Hiding(&["dns_tunnel"]),
+        about: "iodine, DNS mode (-r), straight to its server",
+    },
+    HostSpec {
+        name: "dns2tcp",
+        addr: lan(57),
+        group: "dns2tcp",
+        expect: Expect::Hiding(&["dns_tunnel"]),
+        about: "dns2tcp, TXT queries",
+    },
+    HostSpec {
+        name: "ptunnel",
+        addr: lan(58),
+        group: "ptunnel",
+        expect: Expect::Hiding(&["icmp_tunnel"]),
+        about: "ptunnel-ng, TCP over ICMP echo",
+    },
+    HostSpec {
+        name: "ovpnv2",
+        addr: lan(59),
+        group: "tls-crypt-v2",
+        expect: Expect::Hiding(&["openvpn"]),
+        about: "OpenVPN 2.6 over UDP with tls-crypt-v2",
+    },
+    HostSpec {
+        name: "download",
+        addr: lan(24),
+        group: "ordinary",
+        expect: Expect::Ordinary,
+        about: "one long HTTPS download from one server",
+    },
 ];
 
 // The WAN's addresses.
@@ -174,8 +329,8 @@ pub const LAB_ARGS: &[&str] = &[
 ];
 
 pub struct LabOptions {
-    /// Groups to run (`wireguard`, `openvpn`, `anyconnect`, `ipsec`,
-    /// `shadowsocks`, `ssh`, `ordinary`, `failures`); all when empty.
+    /// Groups to run (see [`LabOptions::groups`]); the VPN lab when
+    /// empty, every tool that hides with [`HIDING`].
     pub only: Vec<String>,
     /// Seconds of traffic after the tunnels are up.
     pub secs: u64,
@@ -272,8 +427,13 @@ impl LabOptions {
     }
 
     pub fn groups() -> Vec<&'static str> {
-        let mut g: Vec<&str> = HOSTS.iter().map(|h| h.group).collect();
-        g.dedup();
+        let mut g: Vec<&str> = Vec::new();
+        for h in HOSTS {
+            if !g.contains(&h.group) {
+                g.push(h.group);
+            }
+        }
+        g.push(HIDING);
         g
     }
 }
@@ -364,11 +524,22 @@ fn selected(only: &[String]) -> anyhow::Result<Vec<&'static HostSpec>> {
             );
         }
     }
+    let hiding = |h: &HostSpec| matches!(h.expect, Expect::Hiding(_));
     Ok(HOSTS
         .iter()
-        .filter(|h| only.is_empty() || only.iter().any(|g| g == h.group))
+        .filter(|h| {
+            if only.is_empty() {
+                // The VPN lab; the tools that hide are `--only hiding`.
+                return !hiding(h);
+            }
+            only.iter()
+                .any(|g| g == h.group || (g == HIDING && (hiding(h) || h.group == "ordinary")))
+        })
         .collect())
 }
+
+/// The group of every tool that hides, with the ordinary hosts.
+pub const HIDING: &str = "hiding";
 
 /// Builds the lab, runs vpnfp on the router with `options.watch`, drives
 /// the traffic and the failure scenarios, and tears everything down.
@@ -403,6 +574,8 @@ pub fn run(mut options: LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result
         QUIC_SERVER,
     ];
     wan_addrs.extend((1..=WEB_SERVERS).map(web));
+    wan_addrs.extend(hiding::TOOLS.iter().map(|(_, a)| *a));
+    wan_addrs.push(hiding::DOWNLOAD_SERVER);
     let topo = Topology::new(
         &hosts.iter().map(|h| (h.name, h.addr)).collect::<Vec<_>>(),
         &wan_addrs,
@@ -577,7 +750,10 @@ fn servers(
     threads.push(traffic::http_server(wan, 80, stop.clone()));
     threads.push(traffic::http_server(wan, 8080, stop.clone()));
     software::dnsmasq(procs, wan, dir, DNS_SERVER)?;
-    for (i, _) in HOSTS.iter().enumerate() {
+    for (i, h) in HOSTS.iter().enumerate() {
+        if !hosts.iter().any(|s| s.name == h.name) || matches!(h.expect, Expect::Hiding(_)) {
+            continue;
+        }
         let mut cmd = wan.command("iperf3");
         cmd.args(["-s", "-p", &(5201 + i).to_string()]);
         procs.spawn(&format!("iperf3-server-{i}"), cmd)?;
@@ -663,6 +839,15 @@ fn servers(
         // 150 kB/s, paced at the server.
         threads.push(traffic::pace(stdin, 150_000, stop.clone()));
     }
+    hiding::servers(
+        &hiding::Ctx {
+            topo,
+            procs,
+            pki,
+            dir,
+        },
+        &has,
+    )?;
     if has("dnsq") {
         threads.push(traffic::quic_server(
             wan,
@@ -682,7 +867,7 @@ fn ovpn_udp(pki: &Pki) -> OpenVpn<'_> {
         proto: "udp",
         server: OVPN_UDP_SERVER,
         port: 1194,
-        tls_crypt: false,
+        tls_crypt: TlsCrypt::None,
         tunnel: (Ipv4Addr::new(10, 102, 0, 1), Ipv4Addr::new(10, 102, 0, 2)),
     }
 }
@@ -701,7 +886,7 @@ fn ovpn_tcp(pki: &Pki) -> OpenVpn<'_> {
         proto: "tcp",
         server: OVPN_TCP_SERVER,
         port: 443,
-        tls_crypt: true,
+        tls_crypt: TlsCrypt::V1,
         tunnel: (Ipv4Addr::new(10, 104, 0, 1), Ipv4Addr::new(10, 104, 0, 2)),
     }
 }
@@ -1071,6 +1256,19 @@ fn clients_and_traffic(
         ));
     }
 
+    hiding::clients(
+        &hiding::Ctx {
+            topo,
+            procs,
+            pki,
+            dir,
+        },
+        &has,
+        stop,
+        threads,
+        blockable,
+    )?;
+
     if has("multi") {
         tunnel_up(
             topo,
@@ -1183,7 +1381,7 @@ fn wg_public(dir: &Path, name: &str) -> anyhow::Result<String> {
 /// each mode; and whether every host was judged as expected.
 pub fn summary(report: &LabReport, modes: &[&str]) -> (String, bool) {
     let mut out = format!(
-        "{:<6} {:<15} {:<26} {}\n",
+        "{:<8} {:<15} {:<34} {}\n",
         "host",
         "address",
         "expected",
@@ -1191,11 +1389,7 @@ pub fn summary(report: &LabReport, modes: &[&str]) -> (String, bool) {
     );
     let mut all_right = true;
     for h in &report.hosts {
-        let expected = match h.expect {
-            Expect::Vpn(p) => format!("vpn ({})", p.join(", ")),
-            Expect::Tunnel(p) => format!("tunnel ({p})"),
-            Expect::Ordinary => "none".to_string(),
-        };
+        let expected = h.expect.describe();
         let mut cells = String::new();
         for mode in modes {
             let (level, protocols) = report.verdict(mode, h.addr);
@@ -1208,6 +1402,7 @@ pub fn summary(report: &LabReport, modes: &[&str]) -> (String, bool) {
                     level == "tunnel" && named.iter().chain(&protocols).any(|n| n == p)
                 }
                 Expect::Ordinary => level == "none" && named.is_empty(),
+                Expect::Hiding(_) => level != "none",
             };
             all_right &= right;
             let shown = if protocols.is_empty() {
@@ -1221,7 +1416,7 @@ pub fn summary(report: &LabReport, modes: &[&str]) -> (String, bool) {
             ));
         }
         out.push_str(&format!(
-            "{:<6} {:<15} {:<26} {cells}\n       {}\n",
+            "{:<8} {:<15} {:<34} {cells}\n         {}\n",
             h.name,
             h.addr.to_string(),
             expected,

@@ -103,6 +103,18 @@ impl Pki {
                 .args(["-extfile", &p(&format!("{name}.ext"))]))?;
         }
         run(Command::new("openvpn").args(["--genkey", "tls-crypt", &p("tls-crypt.key")]))?;
+        run(Command::new("openvpn").args([
+            "--genkey",
+            "tls-crypt-v2-server",
+            &p("tls-crypt-v2-server.key"),
+        ]))?;
+        run(Command::new("openvpn").args([
+            "--tls-crypt-v2",
+            &p("tls-crypt-v2-server.key"),
+            "--genkey",
+            "tls-crypt-v2-client",
+            &p("tls-crypt-v2-client.key"),
+        ]))?;
         Ok(Self { dir })
     }
 
@@ -203,6 +215,16 @@ pub fn wg_peer(
     run(&mut cmd).map(|_| ())
 }
 
+/// OpenVPN's control-channel wrapping.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TlsCrypt {
+    None,
+    /// `--tls-crypt`: one key shared by all.
+    V1,
+    /// `--tls-crypt-v2`: a key per client, wrapped by the server's.
+    V2,
+}
+
 /// OpenVPN 2.6 in peer-to-peer TLS mode (one client per server).
 pub struct OpenVpn<'a> {
     pub pki: &'a Pki,
@@ -210,7 +232,7 @@ pub struct OpenVpn<'a> {
     pub proto: &'static str,
     pub server: Ipv4Addr,
     pub port: u16,
-    pub tls_crypt: bool,
+    pub tls_crypt: TlsCrypt,
     /// The tunnel's two ends: server, client.
     pub tunnel: (Ipv4Addr, Ipv4Addr),
 }
@@ -236,8 +258,18 @@ impl OpenVpn<'_> {
             .args(["--cert", &self.pki.path(&format!("{side}.crt"))])
             .args(["--key", &self.pki.path(&format!("{side}.key"))])
             .args(["--ifconfig", &local.to_string(), &remote.to_string()]);
-        if self.tls_crypt {
-            cmd.args(["--tls-crypt", &self.pki.path("tls-crypt.key")]);
+        match self.tls_crypt {
+            TlsCrypt::None => {}
+            TlsCrypt::V1 => {
+                cmd.args(["--tls-crypt", &self.pki.path("tls-crypt.key")]);
+            }
+            // Each client has its own key, wrapped by the server's.
+            TlsCrypt::V2 => {
+                cmd.args([
+                    "--tls-crypt-v2",
+                    &self.pki.path(&format!("tls-crypt-v2-{side}.key")),
+                ]);
+            }
         }
     }
 

@@ -13,8 +13,11 @@ use vpnfp_tests::{
 #[derive(Parser)]
 #[command(about = "A lab of real VPNs, fingerprinted by vpnfp")]
 struct Args {
-    /// Only these groups (comma-separated): wireguard, openvpn, anyconnect,
-    /// ipsec, shadowsocks, ssh, ordinary, failures.
+    /// Only these groups (comma-separated). The VPN lab (the default):
+    /// wireguard, openvpn, anyconnect, ipsec, shadowsocks, ssh, ordinary,
+    /// failures, multi. The tools that hide: hiding (all of them, with the
+    /// ordinary hosts), or v2ray, trojan, ss-plugins, obfs4, stunnel,
+    /// kcptun, tinc, iodine, dns2tcp, ptunnel, tls-crypt-v2.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Seconds of traffic once the tunnels are up.
