@@ -20,6 +20,7 @@ pub mod encrypted;
 pub mod http;
 pub mod icmp;
 pub mod ipsec;
+pub mod kcp;
 pub mod l2tp;
 pub mod openvpn;
 pub mod pptp;
@@ -30,8 +31,10 @@ pub mod stun;
 pub mod tailscale;
 pub mod tinc;
 pub mod tls;
+pub mod tls_in_tls;
 pub mod tunnel;
 pub mod ultrasurf;
+pub mod websocket;
 pub mod wireguard;
 
 use crate::net::parse::ipproto;
@@ -63,6 +66,10 @@ pub enum Protocol {
     DnsTunnel = 21,
     IcmpTunnel = 22,
     UltraSurf = 23,
+    TlsInTls = 24,
+    WebSocketTunnel = 25,
+    HttpCamouflage = 26,
+    Kcp = 27,
 }
 
 /// What naming a protocol says about the host that uses it.
@@ -87,7 +94,7 @@ impl Class {
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 23] = [
+    pub const ALL: [Protocol; 27] = [
         Protocol::OpenVpn,
         Protocol::WireGuard,
         Protocol::Ipsec,
@@ -111,6 +118,10 @@ impl Protocol {
         Protocol::DnsTunnel,
         Protocol::IcmpTunnel,
         Protocol::UltraSurf,
+        Protocol::TlsInTls,
+        Protocol::WebSocketTunnel,
+        Protocol::HttpCamouflage,
+        Protocol::Kcp,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -138,6 +149,10 @@ impl Protocol {
             Protocol::DnsTunnel => "dns_tunnel",
             Protocol::IcmpTunnel => "icmp_tunnel",
             Protocol::UltraSurf => "ultrasurf",
+            Protocol::TlsInTls => "tls_in_tls",
+            Protocol::WebSocketTunnel => "websocket_tunnel",
+            Protocol::HttpCamouflage => "http_camouflage",
+            Protocol::Kcp => "kcp",
         }
     }
 
@@ -161,7 +176,11 @@ impl Protocol {
             | Protocol::IpInUdp
             | Protocol::DnsTunnel
             | Protocol::IcmpTunnel
-            | Protocol::UltraSurf => Class::Tunnel,
+            | Protocol::UltraSurf
+            | Protocol::TlsInTls
+            | Protocol::WebSocketTunnel
+            | Protocol::HttpCamouflage
+            | Protocol::Kcp => Class::Tunnel,
             Protocol::Tls
             | Protocol::Dtls
             | Protocol::Quic
@@ -300,6 +319,7 @@ mod candidate {
     pub const CLEAR_TUNNEL: u32 = 1 << 8;
     pub const ICMP_TUNNEL: u32 = 1 << 9;
     pub const TINC: u32 = 1 << 10;
+    pub const KCP: u32 = 1 << 11;
     pub const ALL: u32 = u32::MAX;
 }
 
@@ -327,6 +347,10 @@ pub struct FlowState {
     tunnel: tunnel::State,
     icmp: icmp::State,
     tinc: tinc::State,
+    kcp: kcp::State,
+    /// Proxies inside a flow first named TLS or HTTP.
+    tls_in_tls: tls_in_tls::State,
+    websocket: websocket::State,
 }
 
 impl FlowState {
@@ -391,9 +415,20 @@ impl FlowState {
     }
 
     /// A later packet of a named flow that makes its naming stronger: a
-    /// DNS flow turns out to carry a tunnel's names; evidence seen one way
-    /// is answered by the other side.
+    /// DNS flow turns out to carry a tunnel's names; a TLS or HTTP flow a
+    /// proxy; evidence seen one way is answered by the other side.
     fn strengthen(&mut self, found: Found, p: &Packet<'_>) -> Option<Found> {
+        match found.protocol {
+            Protocol::Tls => return self.tls_in_tls.observe(p),
+            Protocol::Http => return self.websocket.observe(p),
+            Protocol::HttpCamouflage => {
+                return self
+                    .websocket
+                    .observe(p)
+                    .filter(|f| f.confidence > found.confidence);
+            }
+            _ => {}
+        }
         if found.protocol == Protocol::Dns {
             return match self.dns.observe(p) {
                 (Some(f), _) if f.protocol == Protocol::DnsTunnel => Some(f),
@@ -509,6 +544,9 @@ impl FlowState {
             }
             self.keep(candidate::L2TP_DATA, alive);
         }
+        if let Some(f) = self.confirm(candidate::KCP, |s| s.kcp.observe(p)) {
+            return Some(f);
+        }
         // DTLS last: OpenConnect's DTLS is named by the userspace
         // correlation with a TLS session to the same server.
         if let Some(f) = tls::dtls(payload, p.payload_len) {
@@ -539,11 +577,13 @@ impl FlowState {
                 return Some(f);
             }
             if p.from_client {
+                // The proxies' watchers start at the first payload.
                 if let Some(f) = tls::client_hello_start(payload) {
+                    self.tls_in_tls.observe(p);
                     return Some(f);
                 }
                 if let Some(f) = http::request(payload) {
-                    return Some(f);
+                    return self.websocket.observe(p).or(Some(f));
                 }
             }
         }

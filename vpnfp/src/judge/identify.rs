@@ -164,11 +164,13 @@ impl Identifier {
             start_seen: s.has(sample_flags::START_SEEN),
             unix_secs: s.ts_ns / 1_000_000_000,
         };
-        // The TLS ClientHello's bytes, until it is whole.
+        // The TLS ClientHello's bytes, until it is whole. The flow's state
+        // still follows the records (a proxy may be inside).
         if let Some(hello) = &mut entry.hello {
             if from_client {
                 hello.extend_from_slice(&s.payload);
             }
+            entry.state.observe(&packet);
             return self.tls_progress(key, s.ts_ns, false);
         }
         if let Some(n) = &entry.naming {
@@ -188,7 +190,13 @@ impl Identifier {
                 entry.reported = false;
                 return self.report(key, s.ts_ns).into_iter().collect();
             }
-            let watched = n.protocol == Protocol::Dns.name() || n.confidence == Confidence::OneWay;
+            // DNS, TLS and HTTP flows may turn out to carry a tunnel.
+            let watched = [Protocol::Dns, Protocol::Tls, Protocol::Http]
+                .iter()
+                .any(|p| n.protocol == p.name())
+                || n.confidence == Confidence::OneWay
+                || (n.protocol == Protocol::HttpCamouflage.name()
+                    && n.confidence == Confidence::Low);
             let before = entry.state.found();
             if watched
                 && let Step::Named(f) = entry.state.observe(&packet)
