@@ -447,6 +447,8 @@ pub struct LabReport {
     pub idle_ended_at: Option<f64>,
     /// What the probe returned.
     pub probe: Option<serde_json::Value>,
+    /// Tools that hide that never carried a page (each logged why).
+    pub silent: Vec<&'static str>,
     /// What vpnfp logged (its stderr), read before the lab is removed.
     pub log: String,
     pub dir: PathBuf,
@@ -678,6 +680,7 @@ pub fn run(mut options: LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result
             }
         };
         let started = Instant::now();
+        let mut silent = Vec::new();
         let idle_ended_at = clients_and_traffic(
             &topo,
             &procs,
@@ -689,6 +692,7 @@ pub fn run(mut options: LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result
             &mut threads,
             &mut |wait| drain(&mut collected, wait),
             options.policy.is_some(),
+            &mut silent,
         )?;
         let probed = match probe {
             Some(probe) => {
@@ -720,6 +724,7 @@ pub fn run(mut options: LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result
             events,
             status,
             idle_ended_at,
+            silent,
             probe: probed,
             log: std::fs::read_to_string(dir.join("vpnfp.log")).unwrap_or_default(),
             dir: workdir.path.clone(),
@@ -973,6 +978,7 @@ fn clients_and_traffic(
     threads: &mut Vec<JoinHandle<()>>,
     pause: &mut dyn FnMut(Duration),
     blockable: bool,
+    silent: &mut Vec<&'static str>,
 ) -> anyhow::Result<Option<f64>> {
     let has = |name: &str| hosts.iter().any(|h| h.name == name);
     let up = Duration::from_secs(30);
@@ -1256,7 +1262,7 @@ fn clients_and_traffic(
         ));
     }
 
-    hiding::clients(
+    *silent = hiding::clients(
         &hiding::Ctx {
             topo,
             procs,
@@ -1402,10 +1408,12 @@ pub fn summary(report: &LabReport, modes: &[&str]) -> (String, bool) {
                     level == "tunnel" && named.iter().chain(&protocols).any(|n| n == p)
                 }
                 Expect::Ordinary => level == "none" && named.is_empty(),
-                Expect::Hiding(_) => level != "none",
+                Expect::Hiding(_) => level != "none" && !report.silent.contains(&h.name),
             };
             all_right &= right;
-            let shown = if protocols.is_empty() {
+            let shown = if report.silent.contains(&h.name) {
+                format!("{level} (the tool carried nothing)")
+            } else if protocols.is_empty() {
                 level
             } else {
                 format!("{level} ({})", protocols.join(", "))

@@ -8,8 +8,10 @@
 //! query names under one domain: long labels of base32, base64, hex or raw
 //! bytes. A message whose name carries at least 40 such bytes before its
 //! last two labels, one label of at least 24, drawn from many different
-//! characters and no spaces, or one asking for type NULL (iodine's), on
-//! port 53, looks like a tunnel's. Three such names, all different and
+//! characters and no spaces, or one asking for type NULL (iodine's), or
+//! one asking for TXT or KEY with at least 8 bytes mixing upper case,
+//! lower case and digits (dns2tcp's base64 polls), on port 53, looks like
+//! a tunnel's. Three such names, all different and
 //! under the same domain, in one flow rename a `dns` flow `dns_tunnel`
 //! (ordinary resolvers send one question per source port, and ordinary
 //! long names - CDN hosts, anti-virus hash look-ups - come one at a time).
@@ -89,6 +91,9 @@ fn digest(h: u32, b: &[u8]) -> u32 {
 /// RR type NULL (RFC 1035: experimental, "anything at all"): iodine's
 /// default; ordinary resolvers never ask for it.
 const QTYPE_NULL: u16 = 10;
+/// TXT and KEY: what dns2tcp and dnscat2 ask for, to get bytes back.
+const QTYPE_TXT: u16 = 16;
+const QTYPE_KEY: u16 = 25;
 
 /// For a question that looks like encoded data (a long, varied name, or
 /// type NULL): the digest of the whole name and of its domain (last two
@@ -107,6 +112,9 @@ fn tunnel_like(name: &[u8], qtype: u16) -> Option<(u32, u32)> {
         return None;
     }
     let (mut data, mut longest, mut seen) = (0usize, 0usize, [0u64; 4]);
+    // Upper case, lower case, digits: base64 (DNS names compare without
+    // case, and people write them in lower case).
+    let mut cases = 0u8;
     let (mut whole, mut domain) = (0x811c_9dc5u32, 0x811c_9dc5u32);
     let mut at = 0;
     for i in 0..labels {
@@ -120,6 +128,9 @@ fn tunnel_like(name: &[u8], qtype: u16) -> Option<(u32, u32)> {
                 if c == b' ' {
                     return None; // a name for people, not an encoding
                 }
+                cases |= (c.is_ascii_uppercase() as u8)
+                    | ((c.is_ascii_lowercase() as u8) << 1)
+                    | ((c.is_ascii_digit() as u8) << 2);
                 let c = c.to_ascii_lowercase();
                 seen[(c >> 6) as usize] |= 1 << (c & 63);
             }
@@ -130,7 +141,9 @@ fn tunnel_like(name: &[u8], qtype: u16) -> Option<(u32, u32)> {
     }
     let distinct: u32 = seen.iter().map(|w| w.count_ones()).sum();
     let encoded = data >= 40 && longest >= 24 && distinct >= 14;
-    (encoded || qtype == QTYPE_NULL).then_some((whole, domain))
+    // dns2tcp's short polls: a few base64 bytes, asking for text back.
+    let base64_text = matches!(qtype, QTYPE_TXT | QTYPE_KEY) && data >= 8 && cases == 7;
+    (encoded || base64_text || qtype == QTYPE_NULL).then_some((whole, domain))
 }
 
 /// The question's name (its labels, up to and with the root) and type, of
@@ -197,6 +210,55 @@ mod tests {
     use super::super::testing::{noise, run, tcp, udp};
     use super::*;
     use std::vec::Vec;
+
+    /// A query for `labels` of `qtype`.
+    fn query_for(id: u16, labels: &[&str], qtype: u16) -> Vec<u8> {
+        let mut q = id.to_be_bytes().to_vec();
+        q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        for l in labels {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.push(0);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        q
+    }
+
+    #[test]
+    fn base64_text_polls_are_a_tunnel_and_ordinary_text_is_not() {
+        let polls: Vec<Vec<u8>> = ["AAAAAB9dAA", "AAAAAPdSAA", "diYAAAABBA"]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| query_for(i as u16, &[l, "t2", "lab", "example"], QTYPE_TXT))
+            .collect();
+        let last = |queries: &[Vec<u8>]| {
+            let mut state = crate::identify::FlowState::new();
+            queries
+                .iter()
+                .filter_map(|q| match state.observe(&udp(true, 53, q)) {
+                    crate::identify::Step::Named(f) => Some(f.protocol),
+                    _ => None,
+                })
+                .last()
+        };
+        assert_eq!(last(&polls), Some(Protocol::DnsTunnel));
+        // SPF and site-verification look-ups: lower case, or not text.
+        let ordinary: Vec<Vec<u8>> = [
+            (&["_dmarc", "mail", "example", "com"][..], QTYPE_TXT),
+            (
+                &["selector1", "_domainkey", "example", "com"][..],
+                QTYPE_TXT,
+            ),
+            (&["Www2Shop", "example", "com"][..], 1),
+            (&["Www3Shop", "example", "com"][..], 1),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (l, t))| query_for(i as u16, l, *t))
+        .collect();
+        assert_eq!(last(&ordinary), Some(Protocol::Dns));
+    }
 
     fn query(name: &str) -> Vec<u8> {
         let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
