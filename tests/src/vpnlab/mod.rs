@@ -447,6 +447,8 @@ pub struct LabReport {
     pub idle_ended_at: Option<f64>,
     /// What the probe returned.
     pub probe: Option<serde_json::Value>,
+    /// When the clients started (Unix seconds).
+    pub traffic_started_at: f64,
     /// Tools that hide that never carried a page (each logged why).
     pub silent: Vec<&'static str>,
     /// What vpnfp logged (its stderr), read before the lab is removed.
@@ -681,6 +683,7 @@ pub fn run(mut options: LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result
         };
         let started = Instant::now();
         let mut silent = Vec::new();
+        let traffic_started_at = unix_now();
         let idle_ended_at = clients_and_traffic(
             &topo,
             &procs,
@@ -724,6 +727,7 @@ pub fn run(mut options: LabOptions, on_line: impl FnMut(&str)) -> anyhow::Result
             events,
             status,
             idle_ended_at,
+            traffic_started_at,
             silent,
             probe: probed,
             log: std::fs::read_to_string(dir.join("vpnfp.log")).unwrap_or_default(),
@@ -1363,14 +1367,96 @@ fn clients_and_traffic(
     // 4. The tunnel stays idle (longer than --flow-idle), then carries
     // traffic again.
     pause(Duration::from_secs(3 + 10));
-    let idle_ended_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let idle_ended_at = unix_now();
     let mut ping = late_ns.command("ping");
     ping.args(["-c", "12", "-i", "0.25", "10.107.0.1"]);
     procs.spawn("late-ping-3", ping)?;
     pause(Duration::from_secs(4));
     Ok(Some(idle_ended_at))
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// What vpnfp made of one tool that hides, in `mode`.
+pub struct HidingRow {
+    pub host: &'static str,
+    pub about: &'static str,
+    pub verdict: String,
+    /// The first flow name among the expected ones, with its confidence
+    /// and how many payload packets it took.
+    pub named: Option<(String, String, u64)>,
+    /// Seconds from the clients' start to the first verdict above `none`.
+    pub suspected_after: Option<f64>,
+}
+
+impl LabReport {
+    pub fn hiding_rows(&self, mode: &str) -> Vec<HidingRow> {
+        self.hosts
+            .iter()
+            .filter_map(|h| {
+                let Expect::Hiding(names) = h.expect else {
+                    return None;
+                };
+                // Named once the host's persistence confirmed a hint; the
+                // packets are those of the flow's first evidence.
+                let named = self
+                    .of("vpn_detected", mode, h.addr)
+                    .find(|e| names.iter().any(|n| e["protocol"] == *n))
+                    .map(|e| {
+                        let protocol = e["protocol"].as_str().unwrap_or("?").to_string();
+                        let packets = self
+                            .of("vpn_hint", mode, h.addr)
+                            .chain(self.of("vpn_detected", mode, h.addr))
+                            .filter(|x| x["protocol"] == protocol.as_str())
+                            .filter_map(|x| x["packets_seen"].as_u64())
+                            .min()
+                            .unwrap_or(0);
+                        (
+                            protocol,
+                            e["confidence"].as_str().unwrap_or("?").to_string(),
+                            packets,
+                        )
+                    });
+                let suspected_after = self
+                    .of("host_verdict", mode, h.addr)
+                    .find(|v| v["verdict"] != "none")
+                    .and_then(|v| v["at"].as_f64())
+                    .map(|at| at - self.traffic_started_at);
+                Some(HidingRow {
+                    host: h.name,
+                    about: h.about,
+                    verdict: self.verdict(mode, h.addr).0,
+                    named,
+                    suspected_after,
+                })
+            })
+            .collect()
+    }
+
+    /// The tools that hide as a Markdown table (the README's).
+    pub fn hiding_table(&self, mode: &str) -> String {
+        let mut out = String::from(
+            "| tool | verdict | named per flow | after packets | confidence | above `none` after |\n|---|---|---|---|---|---|\n",
+        );
+        for r in self.hiding_rows(mode) {
+            let (name, confidence, packets) = match &r.named {
+                Some((n, c, p)) => (n.as_str(), c.as_str(), p.to_string()),
+                None => ("-", "-", "-".to_string()),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {name} | {packets} | {confidence} | {} |\n",
+                r.about,
+                r.verdict,
+                r.suspected_after
+                    .map_or("-".to_string(), |s| format!("{s:.0} s")),
+            ));
+        }
+        out
+    }
 }
 
 fn wg_public(dir: &Path, name: &str) -> anyhow::Result<String> {

@@ -103,6 +103,13 @@ fn main() -> ExitCode {
     };
     let (table, all_right) = vpnlab::summary(&report, &modes);
     println!("\n{table}");
+    if !report.hiding_rows(modes[0]).is_empty() {
+        println!(
+            "The tools that hide ({} mode):\n\n{}",
+            modes[0],
+            report.hiding_table(modes[0])
+        );
+    }
     if let Some(dir) = &args.capture {
         println!(
             "\nCaptures in {}: vpnfp replay and nDPI (ndpiReader) on each:",
