@@ -370,6 +370,9 @@ impl FlowState {
     /// One payload-carrying packet of the flow, in the order seen.
     pub fn observe(&mut self, p: &Packet<'_>) -> Step {
         if let Some(found) = self.found {
+            // Counted so that a renaming says how many packets it took.
+            let side = p.side();
+            self.seen[side] = self.seen[side].saturating_add(1);
             if let Some(stronger) = self.strengthen(found, p) {
                 self.found = Some(stronger);
                 return Step::Named(stronger);
