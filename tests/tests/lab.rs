@@ -196,13 +196,7 @@ fn tools_that_hide_are_suspected_and_mostly_named() {
     );
     let rows = report.hiding_rows("xdp");
     assert!(rows.len() >= 19, "only {} tools ran", rows.len());
-    // Known miss: OpenVPN inside stunnel is TLS to one server, which the
-    // verdict explains away like a video stream (docs/hiding.md).
-    let known_misses = ["stunnel"];
     for r in &rows {
-        if known_misses.contains(&r.host) {
-            continue;
-        }
         let after = r
             .suspected_after
             .unwrap_or_else(|| panic!("{} ({}): never above none", r.host, r.about));

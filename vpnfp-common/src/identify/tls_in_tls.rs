@@ -63,6 +63,55 @@ const HANDSHAKE: u8 = 22;
 const SERVER_HELLO: u8 = 2;
 const SUPPORTED_VERSIONS: u16 = 43;
 
+/// OpenVPN over TCP inside the TLS session (stunnel, or a TLS-wrapping
+/// proxy before OpenVPN): its client reset, then the server's reset, which
+/// is the client's plus exactly 12 bytes (the acknowledgement: packet id
+/// 4, remote session id 8; the length prefix, the HMAC or tls-crypt
+/// wrapping are the same both ways, and so is the record overhead), then
+/// the client's first control packet carrying its ClientHello.
+#[derive(Clone, Debug, Default)]
+struct OpenVpnInside {
+    client_reset: u16,
+    server_records: u8,
+    echoed: bool,
+    failed: bool,
+}
+
+/// Server records after the client's reset among which its echo must be
+/// (TLS 1.3 session tickets may come first).
+const OPENVPN_ECHO_WITHIN: u8 = 4;
+const OPENVPN_ACK: u16 = 12;
+/// The client's first control packet: a ClientHello, at most one
+/// control-channel fragment (1,250 bytes by default), and the overhead.
+const OPENVPN_HELLO: (u16, u16) = (250, 1_400);
+
+impl OpenVpnInside {
+    fn record(&mut self, side: usize, len: u16, first: bool) -> Option<Found> {
+        if self.failed {
+            return None;
+        }
+        match side {
+            0 if first => self.client_reset = len,
+            0 => {
+                self.failed = true;
+                if self.echoed && (OPENVPN_HELLO.0..=OPENVPN_HELLO.1).contains(&len) {
+                    return Some(Found::hint(
+                        Protocol::OpenVpn,
+                        "heuristic:openvpn-resets-inside-tls",
+                    ));
+                }
+            }
+            _ if !self.echoed => {
+                self.server_records += 1;
+                self.echoed = len == self.client_reset + OPENVPN_ACK;
+                self.failed = !self.echoed && self.server_records >= OPENVPN_ECHO_WITHIN;
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct State {
     /// Bytes of the current record not yet seen, per side (client, server).
@@ -88,8 +137,11 @@ pub struct State {
     /// Application data the server sent before the client finished.
     early_server_data: u32,
     server_records: u8,
-    /// The stream is not a TLS record stream we can follow, or it failed
-    /// the pattern: nothing more to see.
+    /// The proxy pattern failed (the OpenVPN one may still hold).
+    proxy_failed: bool,
+    openvpn: OpenVpnInside,
+    /// The stream is not a TLS record stream we can follow, or both
+    /// patterns are settled: nothing more to see.
     done: bool,
 }
 
@@ -181,7 +233,8 @@ impl State {
         if kind != APPLICATION_DATA {
             return None;
         }
-        if side == 0 && !self.client_started {
+        let first = side == 0 && !self.client_started;
+        if first {
             self.client_records = self.client_records.saturating_add(1);
             if self.client_records <= 2 && OUTER_FINISHED.contains(&len) {
                 return None;
@@ -189,10 +242,19 @@ impl State {
             self.client_started = true;
             self.last_side = 0;
             self.burst_count = 1;
+            self.openvpn.record(side, len, true);
         } else if !self.client_started {
             // The server's encrypted handshake and tickets come before.
             return None;
-        } else if side as u8 != self.last_side {
+        } else if let Some(found) = self.openvpn.record(side, len, false) {
+            self.done = true;
+            return Some(found);
+        }
+        if self.proxy_failed {
+            self.done = self.openvpn.failed;
+            return None;
+        }
+        if !first && side as u8 != self.last_side {
             self.last_side = side as u8;
             self.burst_count += 1;
             let fits = match self.burst_count {
@@ -212,7 +274,8 @@ impl State {
                 _ => self.burst_fits(2) && self.bursts[2] * 5 <= self.bursts[0] * 3,
             };
             if !fits {
-                self.done = true;
+                self.proxy_failed = true;
+                self.done = self.openvpn.failed;
                 return None;
             }
             if self.burst_count == 4 {
@@ -302,6 +365,17 @@ mod tests {
     /// The outer handshake, then `bursts` of application data, alternating
     /// from the client.
     fn session(bursts: &[usize]) -> Option<Found> {
+        let sided: Vec<(bool, usize)> = bursts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (i % 2 == 0, n))
+            .collect();
+        session_sided(&sided)
+    }
+
+    /// The outer handshake, then application-data records (from the
+    /// client?, length).
+    fn session_sided(records_after: &[(bool, usize)]) -> Option<Found> {
         let mut s = State::default();
         let server_hello = records(22, &[90]);
         let mut packets: Vec<(bool, Vec<u8>)> = vec![
@@ -309,8 +383,8 @@ mod tests {
             (false, [server_hello, records(23, &[1100])].concat()),
             (true, [records(20, &[1]), records(23, &[53])].concat()),
         ];
-        for (i, &n) in bursts.iter().enumerate() {
-            packets.push((i % 2 == 0, records(23, &[n])));
+        for &(from_client, n) in records_after {
+            packets.push((from_client, records(23, &[n])));
         }
         packets
             .iter()
@@ -369,6 +443,27 @@ mod tests {
         s.observe(&tcp(true, 443, &hello()));
         s.observe(&tcp(false, 443, &quiet));
         assert_eq!(s.observe(&tcp(true, 443, &next)), None);
+    }
+
+    #[test]
+    fn openvpn_inside_tls_is_its_resets() {
+        // stunnel's capture: the client's reset (16 bytes + 17), two
+        // session tickets, the server's reset (28 + 17), the client's
+        // control packet with its ClientHello.
+        let found = session_sided(&[
+            (true, 33),
+            (false, 282),
+            (false, 282),
+            (false, 45),
+            (true, 322),
+            (false, 1241),
+        ])
+        .expect("named");
+        assert_eq!(found.protocol, Protocol::OpenVpn);
+        assert_eq!(found.reason, "heuristic:openvpn-resets-inside-tls");
+        // A request and an answer that happens to be 12 bytes longer, then
+        // a small request: not OpenVPN.
+        assert_eq!(session(&[100, 112, 90, 5_000]), None);
     }
 
     #[test]
