@@ -243,11 +243,8 @@ const SOCKS_PORT: u16 = 1080;
 const WEB_PORT: u16 = 8880;
 const FORWARD_PORT: u16 = 8090;
 
-fn ss_plugin_args<'a>(
-    host: &str,
-    cx: &'a Ctx<'_>,
-    server_side: bool,
-) -> (&'static str, String, u16) {
+/// The SIP003 plugin of a host's shadowsocks, its options and the port.
+fn ss_plugin_args(host: &str, cx: &Ctx<'_>, server_side: bool) -> (&'static str, String, u16) {
     match (host, server_side) {
         ("ssws", true) => ("ss-v2ray-plugin", "server".to_string(), WEB_PORT),
         ("ssws", false) => ("ss-v2ray-plugin", format!("host={COVER_NAME}"), WEB_PORT),
