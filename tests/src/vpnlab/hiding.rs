@@ -243,6 +243,16 @@ const SOCKS_PORT: u16 = 1080;
 const WEB_PORT: u16 = 8880;
 const FORWARD_PORT: u16 = 8090;
 
+/// What both ends of shadowsocks say: the key, the cipher, the plugin.
+fn ss_common(plugin: &str, opts: String) -> Vec<String> {
+    let mut args: Vec<String> = ["-k", PASSWORD, "-m", "aes-256-gcm", "--plugin", plugin]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["--plugin-opts".to_string(), opts]);
+    args
+}
+
 /// The SIP003 plugin of a host's shadowsocks, its options and the port.
 fn ss_plugin_args(host: &str, cx: &Ctx<'_>, server_side: bool) -> (&'static str, String, u16) {
     match (host, server_side) {
@@ -310,25 +320,11 @@ fn server_of(cx: &Ctx<'_>, host: &str) -> anyhow::Result<()> {
         }
         "ssws" | "sswss" | "obfshttp" | "obfstls" => {
             let (plugin, opts, port) = ss_plugin_args(host, cx, true);
-            cx.spawn(
-                wan,
-                &name,
-                "ss-server",
-                &[
-                    "-s",
-                    &a,
-                    "-p",
-                    &port.to_string(),
-                    "-k",
-                    PASSWORD,
-                    "-m",
-                    "aes-256-gcm",
-                    "--plugin",
-                    plugin,
-                    "--plugin-opts",
-                    &opts,
-                ],
-            )
+            let mut args = vec!["-s".to_string(), a, "-p".to_string(), port.to_string()];
+            args.extend(ss_common(plugin, opts));
+            let mut cmd = wan.command("ss-server");
+            cmd.args(args);
+            cx.procs.spawn(&name, cmd).map(|_| ())
         }
         "obfs4" => {
             let state = cx.dir.join("obfs4-server");
@@ -537,29 +533,15 @@ fn client_of(cx: &Ctx<'_>, host: &str) -> anyhow::Result<Access> {
         }
         "ssws" | "sswss" | "obfshttp" | "obfstls" => {
             let (plugin, opts, port) = ss_plugin_args(host, cx, false);
-            cx.spawn(
-                ns,
-                &name,
-                "ss-local",
-                &[
-                    "-s",
-                    &a,
-                    "-p",
-                    &port.to_string(),
-                    "-b",
-                    "127.0.0.1",
-                    "-l",
-                    &SOCKS_PORT.to_string(),
-                    "-k",
-                    PASSWORD,
-                    "-m",
-                    "aes-256-gcm",
-                    "--plugin",
-                    plugin,
-                    "--plugin-opts",
-                    &opts,
-                ],
-            )?;
+            let mut args: Vec<String> = ["-s", &a, "-p", &port.to_string(), "-b", "127.0.0.1"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            args.extend(["-l".to_string(), SOCKS_PORT.to_string()]);
+            args.extend(ss_common(plugin, opts));
+            let mut cmd = ns.command("ss-local");
+            cmd.args(args);
+            cx.procs.spawn(&name, cmd)?;
             Ok(socks)
         }
         "obfs4" => {
