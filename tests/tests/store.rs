@@ -260,6 +260,9 @@ fn the_html_report_renders_in_a_real_browser() {
         ">ipsec<",
         "data-host=\"192.168.90.22\"",
         "<svg",
+        "id=\"services-over-time\"",
+        "id=\"tunnel-share\"",
+        "class=\"service\"",
     ] {
         assert!(dom_text.contains(needle), "the rendered DOM lacks {needle}");
     }
@@ -689,4 +692,156 @@ fn a_replay_deletes_nothing_and_a_row_from_2100_is_not_now() {
         .collect();
     assert!(hosts.contains(&"192.168.90.11"), "{hosts:?}");
     assert!(!hosts.contains(&"10.9.9.9"), "{hosts:?}");
+}
+
+/// Nearest-rank quantile of `v` (sorted here), as the report computes it.
+fn nearest_rank(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let rank = (q * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+#[test]
+fn per_service_statistics_match_the_flows_they_come_from() {
+    let dir = TempDir::new("services");
+    let db = dir.0.join("lab.db");
+    lab_store(&db);
+    let list = dir.0.join("services.txt");
+    std::fs::write(
+        &list,
+        "# the lab's web servers\n[Lab web] vpnfp lab\nlab.example\n",
+    )
+    .unwrap();
+    let csv_dir = dir.0.join("csv");
+    let r = report_json(
+        &db,
+        &[
+            "--services",
+            list.to_str().unwrap(),
+            "--csv",
+            csv_dir.to_str().unwrap(),
+        ],
+    );
+    let sv = &r["services"];
+    let services = sv["services"].as_array().expect("services");
+    let web = services
+        .iter()
+        .find(|s| s["service"] == "Lab web")
+        .unwrap_or_else(|| panic!("no Lab web service: {services:?}"));
+    assert_eq!(web["organisation"], "vpnfp lab");
+    assert_eq!(web["by"], "list");
+    // The report and the flows it was computed from, through the CSV.
+    let mut reader = csv::Reader::from_path(csv_dir.join("flows.csv")).expect("flows.csv");
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert!(!rows.is_empty(), "no flows in flows.csv");
+    let of_web: Vec<&csv::StringRecord> = rows
+        .iter()
+        .filter(|r| &r[col("service")] == "Lab web")
+        .collect();
+    assert_eq!(web["flows"].as_u64().unwrap() as usize, of_web.len());
+    let num = |r: &csv::StringRecord, c: &str| r[col(c)].parse::<f64>().unwrap();
+    let up: f64 = of_web.iter().map(|r| num(r, "bytes_up")).sum();
+    assert_eq!(web["bytes_up"].as_f64().unwrap(), up);
+    let mut sizes: Vec<f64> = of_web
+        .iter()
+        .map(|r| num(r, "bytes_up") + num(r, "bytes_down"))
+        .collect();
+    for (q, key) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")] {
+        assert_eq!(
+            web["size"][key].as_f64().unwrap(),
+            nearest_rank(&mut sizes, q),
+            "size {key}"
+        );
+    }
+    let mut durations: Vec<f64> = of_web
+        .iter()
+        .map(|r| num(r, "last_seen") - num(r, "first_seen"))
+        .collect();
+    let p90 = nearest_rank(&mut durations, 0.9);
+    assert!((web["duration"]["p90"].as_f64().unwrap() - p90).abs() < 1e-6);
+    let histogram: u64 = web["size_histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!(histogram as usize, of_web.len());
+    // Unnamed peers keep their address; the named share says how much.
+    let share = sv["named_share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 1.0, "named share {share}");
+    assert!(services.iter().any(|s| s["by"] == "address"));
+    // The VPN lab's tunnels are counted as such.
+    assert!(sv["tunnelled_bytes"].as_i64().unwrap() > 0);
+    // The other files, with their header rows.
+    for (file, first) in [("services.csv", "service,"), ("verdicts.csv", "at,")] {
+        let text = std::fs::read_to_string(csv_dir.join(file)).unwrap();
+        assert!(
+            text.starts_with(first),
+            "{file}: {:?}",
+            &text[..text.len().min(80)]
+        );
+        assert!(text.lines().count() > 1, "{file} has no rows");
+    }
+}
+
+#[test]
+fn real_captures_name_their_services() {
+    let Some(corpus) = vpnfp_tests::corpus::locate() else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "the nDPI corpus is missing: CI must have ../shared/corpus/ndpi-dev beside the clone (or VPNFP_CORPUS)"
+            );
+        }
+        eprintln!(
+            "SKIPPED real_captures_name_their_services: no corpus at ../shared/corpus/ndpi-dev; set VPNFP_CORPUS"
+        );
+        return;
+    };
+    let dir = TempDir::new("corpus-services");
+    let db = dir.0.join("c.db");
+    for f in [
+        "reddit.pcap",
+        "wa_voice.pcap",
+        "facebook.pcap",
+        "tls_heur__vmess-websocket.pcapng",
+    ] {
+        let out = vpnfp()
+            .args(["replay", "--store"])
+            .arg(&db)
+            .arg(corpus.join("pcap").join(f))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let r = report_json(&db, &[]);
+    let services: Vec<(String, String)> = r["services"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap().to_string(),
+                s["organisation"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for (service, organisation) in [
+        ("Reddit", "Reddit"),
+        ("WhatsApp", "Meta"),
+        ("Facebook", "Meta"),
+        ("YouTube", "Google"),
+    ] {
+        assert!(
+            services
+                .iter()
+                .any(|(s, o)| s == service && o == organisation),
+            "{service} not among {services:?}"
+        );
+    }
 }

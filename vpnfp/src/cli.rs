@@ -104,6 +104,16 @@ pub struct ReportArgs {
     /// of these the store has].
     #[arg(long)]
     pub mode: Option<String>,
+    /// More services, tried before the built-in list: sections
+    /// `[Service] Organisation` then one domain per line (`full:NAME`,
+    /// `keyword:WORD` too); see docs/store-and-report.md.
+    #[arg(long, value_name = "FILE")]
+    pub services: Option<std::path::PathBuf>,
+    /// Also write flows.csv (with service and protocol), services.csv
+    /// (per-service statistics) and verdicts.csv into DIR, each with a
+    /// header row, for pandas or R.
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<std::path::PathBuf>,
 }
 
 /// What leaves vpnfp besides its output lines: IPFIX, names.

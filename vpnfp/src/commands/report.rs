@@ -3,8 +3,8 @@
 
 use anyhow::{Context, bail};
 use vpnfp::{
-    output::{html::page, text},
-    store::{query, schema},
+    output::{csv, html::page, text},
+    store::{query, schema, services::Catalog},
 };
 
 use crate::cli::ReportArgs;
@@ -34,15 +34,33 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
                 .as_secs_f64(),
         ),
     };
-    let report = query::report(
-        &conn,
-        &query::ReportQuery {
-            since_secs,
-            host: args.host.map(|h| h.to_string()),
-            mode: args.mode,
-        },
-    )
-    .context("reading the store")?;
+    let catalog = match &args.services {
+        None => Catalog::built_in(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the service list {}", path.display()))?;
+            Catalog::with_user(&text).with_context(|| format!("in {}", path.display()))?
+        }
+    };
+    let q = query::ReportQuery {
+        catalog,
+        since_secs,
+        host: args.host.map(|h| h.to_string()),
+        mode: args.mode,
+    };
+    let report = query::report(&conn, &q).context("reading the store")?;
+    if let Some(dir) = &args.csv {
+        let (flows, verdicts) = query::export(&conn, &q, &report).context("reading the store")?;
+        csv::write_dir(dir, &flows, &report.services, &verdicts)
+            .with_context(|| format!("writing CSV files into {}", dir.display()))?;
+        eprintln!(
+            "report: {}/flows.csv ({} flows), services.csv ({} services), verdicts.csv ({} verdicts) written",
+            dir.display(),
+            flows.len(),
+            report.services.services.len(),
+            verdicts.len()
+        );
+    }
     if let Some(path) = &args.html {
         std::fs::write(path, page(&report))
             .with_context(|| format!("writing {}", path.display()))?;

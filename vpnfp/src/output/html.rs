@@ -152,6 +152,151 @@ fn protocols_chart(r: &Report) -> String {
     svg
 }
 
+/// Bytes per service over time (the largest six, stacked, the rest as
+/// "other"), the share of bytes that went through a VPN or tunnel, and
+/// each service's flow-size distribution.
+fn services_section(r: &Report) -> String {
+    let sv = &r.services;
+    let mut s = String::from("<h2>Services</h2>\n");
+    if sv.services.is_empty() {
+        s.push_str("<p>No flows in this range.</p>\n");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "<p class=\"dim\">{} in flows; {:.0}% of the bytes to peers with a name (DNS answers, TLS server names, reverse DNS), the rest by address.</p>",
+        bytes(sv.bytes),
+        sv.named_share * 100.0
+    );
+    // Through tunnels.
+    let share = if sv.bytes > 0 {
+        sv.tunnelled_bytes as f64 / sv.bytes as f64
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        s,
+        "<svg id=\"tunnel-share\" width=\"{W}\" height=\"26\" viewBox=\"0 0 {W} 26\" role=\"img\" aria-label=\"share of bytes through VPNs and tunnels\"><rect x=\"0\" y=\"4\" width=\"{W}\" height=\"16\" fill=\"#dee2e6\"/><rect x=\"0\" y=\"4\" width=\"{:.1}\" height=\"16\" fill=\"#c92a2a\"><title>{}</title></rect><text x=\"6\" y=\"16\" font-size=\"12\" fill=\"#212529\">{:.1}% of the bytes went through a VPN or tunnel ({})</text></svg>",
+        share * W,
+        bytes(sv.tunnelled_bytes),
+        share * 100.0,
+        bytes(sv.tunnelled_bytes)
+    );
+    // Over time, stacked; colours by rank, so the largest are distinct.
+    const SHOWN: usize = 6;
+    const RANKED: [&str; SHOWN + 1] = [
+        "#1864ab", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#868e96",
+    ];
+    let rank_colour = |i: usize| RANKED[i.min(SHOWN)];
+    let slots = sv.services.first().map_or(0, |x| x.timeline.len());
+    let mut stacks: Vec<(String, Vec<i64>)> = sv
+        .services
+        .iter()
+        .take(SHOWN)
+        .map(|x| (x.service.clone(), x.timeline.clone()))
+        .collect();
+    if sv.services.len() > SHOWN {
+        let mut other = vec![0i64; slots];
+        for x in &sv.services[SHOWN..] {
+            for (o, b) in other.iter_mut().zip(&x.timeline) {
+                *o += b;
+            }
+        }
+        stacks.push(("other".to_string(), other));
+    }
+    s.push_str("<div class=\"legend\">");
+    for (i, (name, _)) in stacks.iter().enumerate() {
+        let _ = write!(
+            s,
+            "<span><i class=\"sw\" style=\"background:{}\"></i>{}</span>",
+            rank_colour(i),
+            esc(name)
+        );
+    }
+    s.push_str("</div>\n");
+    let max = (0..slots)
+        .map(|i| stacks.iter().map(|(_, t)| t[i]).sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let slot = W / slots.max(1) as f64;
+    let _ = write!(
+        s,
+        "<svg id=\"services-over-time\" width=\"{W}\" height=\"100\" viewBox=\"0 0 {W} 100\" role=\"img\" aria-label=\"bytes per service over time\">"
+    );
+    for i in 0..slots {
+        let mut y = 98.0;
+        for (k, (name, t)) in stacks.iter().enumerate() {
+            if t[i] == 0 {
+                continue;
+            }
+            let h = t[i] as f64 / max * 94.0;
+            y -= h;
+            let _ = write!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"><title>{}: {}</title></rect>",
+                i as f64 * slot + 0.5,
+                (slot - 1.0).max(0.5),
+                rank_colour(k),
+                esc(name),
+                bytes(t[i])
+            );
+        }
+    }
+    s.push_str("<line x1=\"0\" y1=\"98.5\" x2=\"760\" y2=\"98.5\" stroke=\"#adb5bd\"/></svg>\n");
+    // The table, each row with its flow-size histogram.
+    s.push_str("<table id=\"services\"><tr><th>service</th><th>flows</th><th>up</th><th>down</th><th>flow size p50 / p90 / p99</th><th>duration p50 / p90</th><th>up/down p50</th><th>flow sizes (1 kB to 1 GB, x4 per bar)</th></tr>\n");
+    for (rank, x) in sv.services.iter().enumerate() {
+        let top = *x.size_histogram.iter().max().unwrap_or(&1) as f64;
+        let mut hist =
+            String::from("<svg class=\"hist\" width=\"120\" height=\"24\" viewBox=\"0 0 120 24\">");
+        let bw = 120.0 / x.size_histogram.len() as f64;
+        for (i, c) in x.size_histogram.iter().enumerate() {
+            let h = *c as f64 / top.max(1.0) * 22.0;
+            let _ = write!(
+                hist,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\"><title>{c} flows</title></rect>",
+                i as f64 * bw,
+                23.0 - h,
+                bw - 1.0,
+                rank_colour(rank)
+            );
+        }
+        hist.push_str("</svg>");
+        let name = match &x.organisation {
+            Some(o) if *o != x.service => format!(
+                "{} <span class=\"dim\">({})</span>",
+                esc(&x.service),
+                esc(o)
+            ),
+            _ => esc(&x.service),
+        };
+        let _ = writeln!(
+            s,
+            "<tr class=\"service\" data-service=\"{}\"><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {} / {}</td><td>{:.1} / {:.1} s</td><td>{:.2}</td><td>{hist}</td></tr>",
+            esc(&x.service),
+            x.flows,
+            bytes(x.bytes_up),
+            bytes(x.bytes_down),
+            bytes(x.size.p50 as i64),
+            bytes(x.size.p90 as i64),
+            bytes(x.size.p99 as i64),
+            x.duration.p50,
+            x.duration.p90,
+            x.up_down_ratio.p50
+        );
+    }
+    s.push_str("</table>\n");
+    if sv.omitted > 0 {
+        let _ = writeln!(
+            s,
+            "<p class=\"dim\">{} smaller services not shown (all are in --csv).</p>",
+            sv.omitted
+        );
+    }
+    s
+}
+
 fn peer(p: &crate::store::query::Peer) -> String {
     match &p.name {
         Some(n) => format!("{} <span class=\"dim\">({})</span>", esc(n), esc(&p.addr)),
@@ -213,6 +358,7 @@ td,th{{border-bottom:1px solid #e9ecef;padding:3px 10px 3px 0;text-align:left}}\
     }
     s.push_str("</div>\n");
     s.push_str(&protocols_chart(r));
+    s.push_str(&services_section(r));
     s.push_str("\n<h2>Hosts</h2>\n");
     for h in &r.hosts {
         let _ = write!(

@@ -3,6 +3,7 @@
 //! metrics.
 
 pub mod compare;
+pub mod csv;
 pub mod enforcement;
 pub mod html;
 pub mod ipfix;

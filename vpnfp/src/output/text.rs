@@ -105,5 +105,40 @@ pub fn report(r: &Report) -> String {
             let _ = writeln!(s, "  {p}: {c}");
         }
     }
+    let sv = &r.services;
+    if !sv.services.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nservices ({:.0}% of {} named; {} through VPNs and tunnels):",
+            sv.named_share * 100.0,
+            bytes(sv.bytes),
+            bytes(sv.tunnelled_bytes)
+        );
+        let _ = writeln!(
+            s,
+            "  {:<32} {:>6} {:>10} {:>10} {:>10} {:>10}",
+            "service", "flows", "up", "down", "p50 flow", "p90 flow"
+        );
+        for x in sv.services.iter().take(15) {
+            let name = match &x.organisation {
+                Some(o) if *o != x.service => format!("{} ({o})", x.service),
+                _ => x.service.clone(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<32} {:>6} {:>10} {:>10} {:>10} {:>10}",
+                name,
+                x.flows,
+                bytes(x.bytes_up),
+                bytes(x.bytes_down),
+                bytes(x.size.p50 as i64),
+                bytes(x.size.p90 as i64)
+            );
+        }
+        let more = sv.services.len().saturating_sub(15) + sv.omitted;
+        if more > 0 {
+            let _ = writeln!(s, "  ... and {more} more (--json, --csv)");
+        }
+    }
     s
 }

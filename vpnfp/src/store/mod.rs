@@ -11,6 +11,7 @@
 
 pub mod query;
 pub mod schema;
+pub mod services;
 
 use std::{
     net::IpAddr,
@@ -698,6 +699,7 @@ mod tests {
         let report = query::report(
             &conn,
             &query::ReportQuery {
+                catalog: services::Catalog::built_in(),
                 since_secs: None,
                 host: None,
                 mode: Some("xdp".into()),

@@ -6,12 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
+use vpnfp_common::identify::{Class, Protocol};
+
+use super::services::{self, Catalog, FlowRow, ServicesReport};
 
 /// Slots of a timeline.
 pub const SLOTS: usize = 48;
 
 #[derive(Clone, Debug)]
 pub struct ReportQuery {
+    /// Maps peer names to services (the built-in list, or with the
+    /// user's).
+    pub catalog: Catalog,
     /// Only the last this many seconds of what the store holds (None: all).
     pub since_secs: Option<f64>,
     pub host: Option<String>,
@@ -35,6 +41,8 @@ pub struct Report {
     pub hosts: Vec<HostReport>,
     /// VPN and tunnel identifications per protocol, per slot.
     pub protocols_over_time: Vec<Slot>,
+    /// What each service cost, from the flows in the range.
+    pub services: ServicesReport,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -151,6 +159,7 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
             flagged: Vec::new(),
             hosts: Vec::new(),
             protocols_over_time: Vec::new(),
+            services: services::statistics(Vec::new(), 0, &|_| 0),
         });
     };
     // The newest row is "now", unless it is dated in the future (a wrong
@@ -242,6 +251,7 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
             *slots[slot_of(at)].counts.entry(p).or_default() += 1;
         }
     }
+    let services = services_of(conn, q, &mode, since, until, &slot_of)?;
     Ok(Report {
         mode,
         since,
@@ -251,7 +261,51 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
         flagged,
         hosts: out,
         protocols_over_time: slots,
+        services,
     })
+}
+
+/// A protocol name that carries the host's traffic (a VPN or tunnel), as
+/// opposed to an ordinary protocol.
+pub fn tunnels_traffic(protocol: &str) -> bool {
+    Protocol::ALL
+        .iter()
+        .find(|p| p.name() == protocol)
+        // Names outside the list are VPN providers' (server names).
+        .is_none_or(|p| p.class() != Class::Benign)
+}
+
+/// Every flow in the range (of `q.host`, if given), by service.
+fn services_of(
+    conn: &Connection,
+    q: &ReportQuery,
+    mode: &str,
+    since: f64,
+    until: f64,
+    slot_of: &dyn Fn(f64) -> usize,
+) -> rusqlite::Result<ServicesReport> {
+    let mut st = conn.prepare(
+        "SELECT host, peer, peer_name, bytes_up, bytes_down, packets_up + packets_down, first_seen, last_seen, protocol FROM flows WHERE mode = ?1 AND last_seen >= ?2 AND first_seen <= ?3 AND (?4 IS NULL OR host = ?4)",
+    )?;
+    let rows = st.query_map(params![mode, since, until, q.host], |r| {
+        let peer: String = r.get(1)?;
+        let name: Option<String> = r.get(2)?;
+        let protocol: Option<String> = r.get(8)?;
+        Ok((
+            q.catalog.service(name.as_deref(), &peer),
+            FlowRow {
+                host: r.get(0)?,
+                bytes_up: r.get(3)?,
+                bytes_down: r.get(4)?,
+                packets: r.get(5)?,
+                first_seen: r.get(6)?,
+                last_seen: r.get(7)?,
+                tunnelled: protocol.as_deref().is_some_and(tunnels_traffic),
+            },
+        ))
+    })?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(services::statistics(rows, SLOTS, slot_of))
 }
 
 /// One host's slice of the store: its rows in `since..=until`.
@@ -572,4 +626,91 @@ fn host_report(
         detections,
         timeline,
     })
+}
+
+/// One flow as `vpnfp report --csv` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowExport {
+    pub first_seen: f64,
+    pub last_seen: f64,
+    pub host: String,
+    pub peer: String,
+    pub peer_name: Option<String>,
+    pub service: String,
+    pub organisation: Option<String>,
+    pub transport: i64,
+    pub host_port: i64,
+    pub peer_port: i64,
+    pub protocol: Option<String>,
+    pub packets_up: i64,
+    pub packets_down: i64,
+    pub bytes_up: i64,
+    pub bytes_down: i64,
+    pub end_reason: String,
+}
+
+/// One verdict change as `vpnfp report --csv` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerdictExport {
+    pub at: f64,
+    pub host: String,
+    pub verdict: String,
+    pub previous: String,
+    /// JSON arrays, as the store keeps them.
+    pub protocols: String,
+    pub peers: String,
+    pub reasons: String,
+}
+
+/// The flows and verdicts of the report's range (and host), for export.
+pub fn export(
+    conn: &Connection,
+    q: &ReportQuery,
+    r: &Report,
+) -> rusqlite::Result<(Vec<FlowExport>, Vec<VerdictExport>)> {
+    let mut st = conn.prepare(
+        "SELECT first_seen, last_seen, host, peer, peer_name, transport, host_port, peer_port, protocol, packets_up, packets_down, bytes_up, bytes_down, end_reason FROM flows WHERE mode = ?1 AND last_seen >= ?2 AND first_seen <= ?3 AND (?4 IS NULL OR host = ?4) ORDER BY first_seen",
+    )?;
+    let flows = st
+        .query_map(params![r.mode, r.since, r.until, q.host], |row| {
+            let peer: String = row.get(3)?;
+            let peer_name: Option<String> = row.get(4)?;
+            let service = q.catalog.service(peer_name.as_deref(), &peer);
+            Ok(FlowExport {
+                first_seen: row.get(0)?,
+                last_seen: row.get(1)?,
+                host: row.get(2)?,
+                peer,
+                peer_name,
+                service: service.name,
+                organisation: service.organisation,
+                transport: row.get(5)?,
+                host_port: row.get(6)?,
+                peer_port: row.get(7)?,
+                protocol: row.get(8)?,
+                packets_up: row.get(9)?,
+                packets_down: row.get(10)?,
+                bytes_up: row.get(11)?,
+                bytes_down: row.get(12)?,
+                end_reason: row.get(13)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut st = conn.prepare(
+        "SELECT at, host, verdict, previous, protocols, peers, reasons FROM verdicts WHERE mode = ?1 AND at >= ?2 AND at <= ?3 AND (?4 IS NULL OR host = ?4) ORDER BY at",
+    )?;
+    let verdicts = st
+        .query_map(params![r.mode, r.since, r.until, q.host], |row| {
+            Ok(VerdictExport {
+                at: row.get(0)?,
+                host: row.get(1)?,
+                verdict: row.get(2)?,
+                previous: row.get(3)?,
+                protocols: row.get(4)?,
+                peers: row.get(5)?,
+                reasons: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((flows, verdicts))
 }
