@@ -29,6 +29,23 @@ pub fn locate() -> Option<PathBuf> {
     Some(root.join("../shared/corpus/ndpi-dev")).filter(|d| d.join("pcap").is_dir())
 }
 
+/// The corpus for `test`: under CI its absence fails the test; elsewhere
+/// the test is skipped with a message (`None`).
+pub fn for_test(test: &str) -> Option<PathBuf> {
+    let dir = locate();
+    if dir.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "the nDPI corpus is missing: CI must have ../shared/corpus/ndpi-dev beside the clone (or VPNFP_CORPUS)"
+            );
+        }
+        eprintln!(
+            "SKIPPED {test}: no corpus at ../shared/corpus/ndpi-dev; set VPNFP_CORPUS to its directory"
+        );
+    }
+    dir
+}
+
 /// What nDPI's label makes of a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Truth {

@@ -6,15 +6,7 @@ use vpnfp_tests::{corpus, vpnfp_bin};
 
 #[test]
 fn scorecard_on_the_ndpi_corpus() {
-    let Some(dir) = corpus::locate() else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "the nDPI corpus is missing: CI must have ../shared/corpus/ndpi-dev beside the clone (or VPNFP_CORPUS)"
-            );
-        }
-        eprintln!(
-            "SKIPPED scorecard_on_the_ndpi_corpus: no corpus at ../shared/corpus/ndpi-dev; set VPNFP_CORPUS to its directory"
-        );
+    let Some(dir) = corpus::for_test("scorecard_on_the_ndpi_corpus") else {
         return;
     };
     let card = corpus::score(&vpnfp_bin(), &dir).expect("scorecard");

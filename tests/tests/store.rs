@@ -788,15 +788,7 @@ fn per_service_statistics_match_the_flows_they_come_from() {
 
 #[test]
 fn real_captures_name_their_services() {
-    let Some(corpus) = vpnfp_tests::corpus::locate() else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "the nDPI corpus is missing: CI must have ../shared/corpus/ndpi-dev beside the clone (or VPNFP_CORPUS)"
-            );
-        }
-        eprintln!(
-            "SKIPPED real_captures_name_their_services: no corpus at ../shared/corpus/ndpi-dev; set VPNFP_CORPUS"
-        );
+    let Some(corpus) = vpnfp_tests::corpus::for_test("real_captures_name_their_services") else {
         return;
     };
     let dir = TempDir::new("corpus-services");
