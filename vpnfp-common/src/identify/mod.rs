@@ -339,15 +339,35 @@ pub struct FlowState {
     /// The initiator SPI of the IKE message that named the flow.
     ike_spi: u64,
     openvpn: openvpn::State,
+    dns: dns::State,
+    tunnel: tunnel::State,
+    /// The detectors of one transport only: a flow keeps its transport,
+    /// and the identifier holds one state per flow it watches (replaying
+    /// churning flows spent most of its time writing these states).
+    transport: Transport,
+}
+
+#[derive(Clone, Debug, Default)]
+enum Transport {
+    #[default]
+    Unset,
+    Udp(UdpState),
+    Tcp(TcpState),
+    Icmp(icmp::State),
+}
+
+#[derive(Clone, Debug, Default)]
+struct UdpState {
     wireguard: wireguard::State,
     esp: ipsec::EspState,
     l2tp: l2tp::State,
-    encrypted: encrypted::State,
-    dns: dns::State,
-    tunnel: tunnel::State,
-    icmp: icmp::State,
-    tinc: tinc::State,
     kcp: kcp::State,
+}
+
+#[derive(Clone, Debug, Default)]
+struct TcpState {
+    encrypted: encrypted::State,
+    tinc: tinc::State,
     /// Proxies inside a flow first named TLS or HTTP.
     tls_in_tls: tls_in_tls::State,
     websocket: websocket::State,
@@ -360,6 +380,36 @@ impl FlowState {
 
     pub fn found(&self) -> Option<Found> {
         self.found
+    }
+
+    fn udp_state(&mut self) -> &mut UdpState {
+        if !matches!(self.transport, Transport::Udp(_)) {
+            self.transport = Transport::Udp(UdpState::default());
+        }
+        match &mut self.transport {
+            Transport::Udp(s) => s,
+            _ => unreachable!("just set"),
+        }
+    }
+
+    fn tcp_state(&mut self) -> &mut TcpState {
+        if !matches!(self.transport, Transport::Tcp(_)) {
+            self.transport = Transport::Tcp(TcpState::default());
+        }
+        match &mut self.transport {
+            Transport::Tcp(s) => s,
+            _ => unreachable!("just set"),
+        }
+    }
+
+    fn icmp_state(&mut self) -> &mut icmp::State {
+        if !matches!(self.transport, Transport::Icmp(_)) {
+            self.transport = Transport::Icmp(icmp::State::default());
+        }
+        match &mut self.transport {
+            Transport::Icmp(s) => s,
+            _ => unreachable!("just set"),
+        }
     }
 
     /// Payload packets seen so far (both directions).
@@ -399,7 +449,7 @@ impl FlowState {
                     self.confirm(candidate::CLEAR_TUNNEL, |s| s.tunnel.observe(p))
                 }
                 ipproto::ICMP | ipproto::ICMPV6 => {
-                    self.confirm(candidate::ICMP_TUNNEL, |s| s.icmp.observe(p))
+                    self.confirm(candidate::ICMP_TUNNEL, |s| s.icmp_state().observe(p))
                 }
                 ipproto::UDP => self.udp(p),
                 ipproto::TCP => self.tcp(p, index),
@@ -422,10 +472,11 @@ impl FlowState {
     /// proxy; evidence seen one way is answered by the other side.
     fn strengthen(&mut self, found: Found, p: &Packet<'_>) -> Option<Found> {
         match found.protocol {
-            Protocol::Tls => return self.tls_in_tls.observe(p),
-            Protocol::Http => return self.websocket.observe(p),
+            Protocol::Tls => return self.tcp_state().tls_in_tls.observe(p),
+            Protocol::Http => return self.tcp_state().websocket.observe(p),
             Protocol::HttpCamouflage => {
                 return self
+                    .tcp_state()
                     .websocket
                     .observe(p)
                     .filter(|f| f.confidence > found.confidence);
@@ -526,7 +577,8 @@ impl FlowState {
             return Some(f);
         }
         // Multi-packet confirmations.
-        if let Some(f) = self.confirm(candidate::WIREGUARD, |s| s.wireguard.observe(p)) {
+        if let Some(f) = self.confirm(candidate::WIREGUARD, |s| s.udp_state().wireguard.observe(p))
+        {
             return Some(f);
         }
         if self.is_alive(candidate::OPENVPN | candidate::OPENVPN_DATA) {
@@ -537,17 +589,17 @@ impl FlowState {
             self.keep(candidate::OPENVPN, control);
             self.keep(candidate::OPENVPN_DATA, data);
         }
-        if let Some(f) = self.confirm(candidate::ESP_IN_UDP, |s| s.esp.observe(p)) {
+        if let Some(f) = self.confirm(candidate::ESP_IN_UDP, |s| s.udp_state().esp.observe(p)) {
             return Some(f);
         }
         if self.is_alive(candidate::L2TP_DATA) {
-            let (f, alive) = self.l2tp.observe(p);
+            let (f, alive) = self.udp_state().l2tp.observe(p);
             if f.is_some() {
                 return f;
             }
             self.keep(candidate::L2TP_DATA, alive);
         }
-        if let Some(f) = self.confirm(candidate::KCP, |s| s.kcp.observe(p)) {
+        if let Some(f) = self.confirm(candidate::KCP, |s| s.udp_state().kcp.observe(p)) {
             return Some(f);
         }
         // DTLS last: OpenConnect's DTLS is named by the userspace
@@ -582,18 +634,18 @@ impl FlowState {
             if p.from_client {
                 // The proxies' watchers start at the first payload.
                 if let Some(f) = tls::client_hello_start(payload) {
-                    self.tls_in_tls.observe(p);
+                    self.tcp_state().tls_in_tls.observe(p);
                     return Some(f);
                 }
                 if let Some(f) = http::request(payload) {
-                    return self.websocket.observe(p).or(Some(f));
+                    return self.tcp_state().websocket.observe(p).or(Some(f));
                 }
             }
         }
         if let Some(f) = self.confirm(candidate::DNS, |s| s.dns.observe(p)) {
             return Some(f);
         }
-        if let Some(f) = self.confirm(candidate::TINC, |s| s.tinc.observe(p, index)) {
+        if let Some(f) = self.confirm(candidate::TINC, |s| s.tcp_state().tinc.observe(p, index)) {
             return Some(f);
         }
         if self.is_alive(candidate::OPENVPN | candidate::OPENVPN_DATA) {
@@ -609,7 +661,9 @@ impl FlowState {
             self.keep(candidate::OPENVPN, control);
             self.keep(candidate::OPENVPN_DATA, data);
         }
-        if let Some(f) = self.confirm(candidate::ENCRYPTED, |s| s.encrypted.observe(p, index)) {
+        if let Some(f) = self.confirm(candidate::ENCRYPTED, |s| {
+            s.tcp_state().encrypted.observe(p, index)
+        }) {
             return Some(f);
         }
         let pattern = self.confirm(candidate::OPENVPN_PATTERN, |s| {

@@ -65,7 +65,9 @@ pub struct Detection {
 #[derive(Debug)]
 struct FlowEntry {
     state: FlowState,
-    naming: Option<Naming>,
+    /// Boxed: most flows watched are never named, and the table's entries
+    /// are written once per new flow (a churning replay's main cost).
+    naming: Option<Box<Naming>>,
     /// The client's bytes of a TLS flow until its ClientHello is whole.
     hello: Option<Vec<u8>>,
     reported: bool,
@@ -248,7 +250,7 @@ impl Identifier {
         match found.protocol {
             Protocol::Tls => {
                 let entry = self.flows.get_mut(&key).expect("present");
-                entry.naming = Some(naming(found, found.protocol.name()));
+                entry.naming = Some(Box::new(naming(found, found.protocol.name())));
                 entry.hello = Some(payload.to_vec());
                 self.tls_progress(key, now_ns, false)
             }
@@ -290,14 +292,14 @@ impl Identifier {
                         // Reported as plain TLS before: now as AnyConnect.
                         entry.reported = false;
                         let server_name = entry.naming.as_ref().and_then(|n| n.server_name.clone());
-                        entry.naming = Some(Naming {
+                        entry.naming = Some(Box::new(Naming {
                             reasons: vec![
                                 "signature:tls-client-hello".to_string(),
                                 "correlation:tls-then-dtls-to-same-server".to_string(),
                             ],
                             server_name,
                             ..anyconnect.clone()
-                        });
+                        }));
                         out.extend(self.report(tls_key, now_ns));
                     }
                 }
@@ -329,7 +331,7 @@ impl Identifier {
 
     fn set(&mut self, key: (Mode, FlowId), naming: Naming) {
         if let Some(entry) = self.flows.get_mut(&key) {
-            entry.naming = Some(naming);
+            entry.naming = Some(Box::new(naming));
         }
     }
 
@@ -392,8 +394,11 @@ impl Identifier {
             return None;
         }
         entry.reported = true;
-        let (scope, naming, packets_seen) =
-            (entry.scope, naming.clone(), entry.state.packets_seen());
+        let (scope, naming, packets_seen) = (
+            entry.scope,
+            Naming::clone(naming),
+            entry.state.packets_seen(),
+        );
         Some(Detection {
             mode: key.0,
             id: key.1,
@@ -424,9 +429,11 @@ impl Identifier {
             Some(_) => {}
         }
         let naming = if ended {
-            self.flows.remove(&key).and_then(|e| e.naming)
+            self.flows.remove(&key).and_then(|e| e.naming).map(|n| *n)
         } else {
-            self.flows.get(&key).and_then(|e| e.naming.clone())
+            self.flows
+                .get(&key)
+                .and_then(|e| e.naming.as_deref().cloned())
         };
         if ended {
             self.forget_sessions(mode, id);
