@@ -15,13 +15,15 @@
 //! 2. the server's flight with its certificate: 600 to 16,000 bytes;
 //! 3. the client's Finished, alone or with its first request: 60 to 700
 //!    bytes (a TLS 1.3 Finished record is 53 to 80 bytes before the proxy's
-//!    own overhead), and at most 60% of step 1 (a kept-alive connection's
-//!    second request is as large as its first);
+//!    own overhead), at most 60% of step 1's largest record and of no
+//!    length step 1 had (a kept-alive connection's next request is as
+//!    large as its first ones; DNS over TLS pads every query alike);
 //! 4. the server again (tickets, the response).
 //!
 //! An ordinary HTTPS client's first application data is its request
 //! (curl's is about 100 bytes; HTTP/2's control frames are under 60), so
-//! most ordinary sessions fail step 1 or step 3. A browser's large first
+//! most ordinary sessions fail step 1 or step 3. Application data under
+//! TLS 1.0 or 1.1 is not looked at: the proxies negotiate 1.2 or 1.3. A browser's large first
 //! request followed by a second small one would pass, which is why this is
 //! a hint: the host verdict wants persistence to the peer before it names
 //! a tunnel (Wails et al., NDSS 2024).
@@ -127,6 +129,10 @@ pub struct State {
     /// Bursts begun (the fourth is the server answering step 3).
     burst_count: u8,
     last_side: u8,
+    /// The lengths of the first records of the client's first burst: a
+    /// Finished never repeats one, a request/response protocol's next
+    /// request does (DNS over TLS pads every query alike).
+    hello_records: [u16; 4],
     /// One upgrade exchange was let through.
     preamble_used: bool,
     /// The server's first handshake record was a TLS 1.2 (or older)
@@ -186,6 +192,12 @@ impl State {
             self.left[side] = len;
             if side == 1 && self.server_records == 0 && h[0] == HANDSHAKE {
                 self.tls12 = !is_tls13_server_hello(&b[at..]);
+            }
+            // Application data under TLS 1.0 or 1.1 (deprecated, RFC 8996)
+            // is a legacy application's: the proxies' TLS libraries
+            // negotiate 1.2 or 1.3.
+            if h[0] == APPLICATION_DATA && h[2] < 3 {
+                self.proxy_failed = true;
             }
             if let Some(found) = self.record(side, h[0], len) {
                 return Some(found);
@@ -264,14 +276,18 @@ impl State {
                     // The inner handshake starts now, with this record.
                     self.preamble_used = true;
                     self.bursts = [0; 3];
+                    self.hello_records = [0; 4];
                     self.burst_count = 1;
                     true
                 }
                 3 => self.burst_fits(0) && self.burst_fits(1),
                 // A Finished is far smaller than the ClientHello before it,
-                // even with a request beside it; a browser's second request
-                // on a kept-alive connection is as large as its first.
-                _ => self.burst_fits(2) && self.bursts[2] * 5 <= self.bursts[0] * 3,
+                // even with a request beside it; a browser's next request
+                // on a kept-alive connection is as large as its first ones.
+                _ => {
+                    let hello = *self.hello_records.iter().max().unwrap_or(&0) as u32;
+                    self.burst_fits(2) && self.bursts[2] * 5 <= hello * 3
+                }
             };
             if !fits {
                 self.proxy_failed = true;
@@ -285,6 +301,19 @@ impl State {
                     "heuristic:inner-tls-handshake-sizes",
                 ));
             }
+        }
+        match self.burst_count {
+            1 => {
+                if let Some(free) = self.hello_records.iter_mut().find(|l| **l == 0) {
+                    *free = len;
+                }
+            }
+            3 if self.hello_records.contains(&len) => {
+                self.proxy_failed = true;
+                self.done = self.openvpn.failed;
+                return None;
+            }
+            _ => {}
         }
         if let Some(burst) = self.bursts.get_mut(self.burst_count as usize - 1) {
             *burst = burst.saturating_add(len as u32);
@@ -407,8 +436,38 @@ mod tests {
         assert_eq!(session(&[300, 5_000, 31, 200]), None);
         // Kept alive: a request, its answer, the next request.
         assert_eq!(session(&[364, 1_795, 364, 1_784]), None);
+        // DNS over TLS: padded queries and answers, all alike.
+        assert_eq!(
+            session_sided(&[
+                (true, 149),
+                (true, 149),
+                (false, 489),
+                (false, 489),
+                (true, 149),
+                (false, 489),
+            ]),
+            None
+        );
         // A stream from the server alone.
         assert_eq!(session(&[]), None);
+    }
+
+    #[test]
+    fn tls_1_0_application_data_is_a_legacy_app_not_a_proxy() {
+        let mut s = State::default();
+        let legacy = |len: usize| {
+            let mut r = vec![APPLICATION_DATA, 3, 1];
+            r.extend((len as u16).to_be_bytes());
+            r.extend(noise(len as u64, len));
+            r
+        };
+        s.observe(&tcp(true, 443, &hello()));
+        s.observe(&tcp(false, 443, &records(22, &[90, 1100])));
+        let mut found = None;
+        for (from_client, len) in [(true, 736), (false, 1_200), (true, 160), (false, 256)] {
+            found = found.or(s.observe(&tcp(from_client, 443, &legacy(len))));
+        }
+        assert_eq!(found, None);
     }
 
     #[test]
