@@ -54,6 +54,7 @@ pub const TOOLS: &[(&str, Ipv4Addr)] = &[
     ("dns2tcp", server(36)),
     ("ptunnel", server(37)),
     ("ovpnv2", server(38)),
+    ("vlessmux", server(39)),
 ];
 
 /// The ordinary host that downloads one large file over HTTPS.
@@ -168,7 +169,7 @@ fn v2ray_inbound(cx: &Ctx<'_>, host: &str) -> (&'static str, u16, String, String
             format!(r#"{{"clients": [{{"id": "{V2RAY_ID}", "alterId": 0}}]}}"#),
             format!(r#""network": "ws", "wsSettings": {{"path": "/ray"}}, {tls}"#),
         ),
-        "vless" => (
+        "vless" | "vlessmux" => (
             "vless",
             443,
             format!(r#"{{"clients": [{{"id": "{V2RAY_ID}"}}], "decryption": "none"}}"#),
@@ -210,7 +211,7 @@ fn v2ray_outbound(host: &str, server: Ipv4Addr, port: u16) -> String {
                 r#""network": "ws", "wsSettings": {{"path": "/ray", "headers": {{"Host": "{COVER_NAME}"}}}}, {V2RAY_CLIENT_TLS}"#
             ),
         ),
-        "vless" => (
+        "vless" | "vlessmux" => (
             "vless",
             format!(
                 r#"{{"vnext": [{{"address": "{server}", "port": {port}, "users": [{{"id": "{V2RAY_ID}", "encryption": "none"}}]}}]}}"#
@@ -232,8 +233,14 @@ fn v2ray_outbound(host: &str, server: Ipv4Addr, port: u16) -> String {
             r#""network": "tcp""#.to_string(),
         ),
     };
+    // Mux: up to 8 connections of the host's applications share one.
+    let mux = if host == "vlessmux" {
+        r#", "mux": {"enabled": true, "concurrency": 8}"#
+    } else {
+        ""
+    };
     format!(
-        r#"{{"protocol": "{protocol}", "settings": {settings}, "streamSettings": {{{stream}}}}}"#
+        r#"{{"protocol": "{protocol}", "settings": {settings}, "streamSettings": {{{stream}}}{mux}}}"#
     )
 }
 
@@ -293,7 +300,7 @@ fn server_of(cx: &Ctx<'_>, host: &str) -> anyhow::Result<()> {
     let a = addr.to_string();
     let name = format!("{host}-server");
     match host {
-        "vmess" | "vmesswss" | "vless" | "v2trojan" | "v2ss" => {
+        "vmess" | "vmesswss" | "vless" | "vlessmux" | "v2trojan" | "v2ss" => {
             let (protocol, port, settings, stream) = v2ray_inbound(cx, host);
             let config = cx.file(
                 &format!("{name}.json"),
@@ -504,7 +511,7 @@ fn client_of(cx: &Ctx<'_>, host: &str) -> anyhow::Result<Access> {
         auth: None,
     };
     match host {
-        "vmess" | "vmesswss" | "vless" | "v2trojan" | "v2ss" => {
+        "vmess" | "vmesswss" | "vless" | "vlessmux" | "v2trojan" | "v2ss" => {
             let (_, port, _, _) = v2ray_inbound(cx, host);
             let config = cx.file(
                 &format!("{name}.json"),

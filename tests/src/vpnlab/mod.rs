@@ -285,6 +285,13 @@ pub const HOSTS: &[HostSpec] = &[
         about: "OpenVPN 2.6 over UDP with tls-crypt-v2",
     },
     HostSpec {
+        name: "vlessmux",
+        addr: lan(60),
+        group: "v2ray",
+        expect: Expect::Hiding(&["tls_in_tls"]),
+        about: "v2ray 4.34: VLESS over TLS with mux (8 connections in one)",
+    },
+    HostSpec {
         name: "download",
         addr: lan(24),
         group: "ordinary",
