@@ -21,7 +21,7 @@ fn main() -> ExitCode {
          wg     runs WireGuard (wireguard-go), and leaks a DNS query outside the tunnel every second\n  \
          ovpnu  runs OpenVPN over UDP, ovpnt OpenVPN over TCP 443 with tls-crypt\n  \
          web    browses (HTTPS and HTTP to many servers), video streams TLS from one server,\n  \
-         dnsq   sends DNS and QUIC-like UDP\n\
+         dnsq   sends DNS and QUIC-like UDP, download fetches one large file over HTTPS\n\
          vpnfp runs with {} (small windows so seconds count).\n",
         vpnlab::LAB_ARGS.join(" ")
     );
