@@ -218,7 +218,7 @@ pub const HOSTS: &[HostSpec] = &[
         name: "obfstls",
         addr: lan(50),
         group: "ss-plugins",
-        expect: Expect::Hiding(&["tls_in_tls", "fake_tls"]),
+        expect: Expect::Hiding(&["tls_in_tls"]),
         about: "shadowsocks-libev with simple-obfs, TLS",
     },
     HostSpec {
