@@ -294,6 +294,23 @@ fn ss_plugin_args(host: &str, cx: &Ctx<'_>, server_side: bool) -> (&'static str,
     }
 }
 
+/// v2ray with one inbound and one outbound (v2ray 4's JSON).
+fn v2ray(
+    cx: &Ctx<'_>,
+    ns: &NetNs,
+    name: &str,
+    inbound: &str,
+    outbound: &str,
+) -> anyhow::Result<()> {
+    let config = cx.file(
+        &format!("{name}.json"),
+        &format!(
+            r#"{{"log": {{"loglevel": "warning"}}, "inbounds": [{inbound}], "outbounds": [{outbound}]}}"#
+        ),
+    )?;
+    cx.spawn(ns, name, "v2ray", &["-config", &config])
+}
+
 fn server_of(cx: &Ctx<'_>, host: &str) -> anyhow::Result<()> {
     let wan = &cx.topo.wan;
     let addr = addr_of(host);
@@ -302,15 +319,15 @@ fn server_of(cx: &Ctx<'_>, host: &str) -> anyhow::Result<()> {
     match host {
         "vmess" | "vmesswss" | "vless" | "vlessmux" | "v2trojan" | "v2ss" => {
             let (protocol, port, settings, stream) = v2ray_inbound(cx, host);
-            let config = cx.file(
-                &format!("{name}.json"),
+            v2ray(
+                cx,
+                wan,
+                &name,
                 &format!(
-                    r#"{{"log": {{"loglevel": "warning"}},
- "inbounds": [{{"listen": "{a}", "port": {port}, "protocol": "{protocol}", "settings": {settings}, "streamSettings": {{{stream}}}}}],
- "outbounds": [{{"protocol": "freedom"}}]}}"#
+                    r#"{{"listen": "{a}", "port": {port}, "protocol": "{protocol}", "settings": {settings}, "streamSettings": {{{stream}}}}}"#
                 ),
-            )?;
-            cx.spawn(wan, &name, "v2ray", &["-config", &config])
+                r#"{"protocol": "freedom"}"#,
+            )
         }
         "trojan" => {
             let config = cx.file(
@@ -513,16 +530,15 @@ fn client_of(cx: &Ctx<'_>, host: &str) -> anyhow::Result<Access> {
     match host {
         "vmess" | "vmesswss" | "vless" | "vlessmux" | "v2trojan" | "v2ss" => {
             let (_, port, _, _) = v2ray_inbound(cx, host);
-            let config = cx.file(
-                &format!("{name}.json"),
+            v2ray(
+                cx,
+                ns,
+                &name,
                 &format!(
-                    r#"{{"log": {{"loglevel": "warning"}},
- "inbounds": [{{"listen": "127.0.0.1", "port": {SOCKS_PORT}, "protocol": "socks", "settings": {{"udp": false}}}}],
- "outbounds": [{}]}}"#,
-                    v2ray_outbound(host, addr, port)
+                    r#"{{"listen": "127.0.0.1", "port": {SOCKS_PORT}, "protocol": "socks", "settings": {{"udp": false}}}}"#
                 ),
+                &v2ray_outbound(host, addr, port),
             )?;
-            cx.spawn(ns, &name, "v2ray", &["-config", &config])?;
             Ok(socks)
         }
         "trojan" => {
