@@ -33,10 +33,18 @@ struct Section {
     rules: Vec<Rule>,
 }
 
-/// The service list: the user's sections first, then the built-in ones.
+/// The service list (the user's sections first, then the built-in ones),
+/// indexed: a name is looked up by its own suffixes, not against every
+/// rule, so a full domain-list-community costs no more per flow than the
+/// seed list.
 #[derive(Clone, Debug)]
 pub struct Catalog {
-    sections: Vec<Section>,
+    /// Service and organisation, per section.
+    sections: Vec<(String, Option<String>)>,
+    /// Rule text to its first section.
+    full: HashMap<String, usize>,
+    domains: HashMap<String, usize>,
+    keywords: Vec<(String, usize)>,
 }
 
 /// What a peer name belongs to.
@@ -88,17 +96,62 @@ fn parse(text: &str) -> Result<Vec<Section>, CatalogError> {
 }
 
 impl Catalog {
-    pub fn built_in() -> Self {
-        Self {
-            sections: parse(BUILT_IN).expect("the built-in service list parses"),
+    fn index(sections: Vec<Section>) -> Self {
+        let mut c = Self {
+            sections: Vec::with_capacity(sections.len()),
+            full: HashMap::new(),
+            domains: HashMap::new(),
+            keywords: Vec::new(),
+        };
+        for (i, section) in sections.into_iter().enumerate() {
+            for rule in section.rules {
+                // The earlier section keeps a rule both have.
+                match rule {
+                    Rule::Full(f) => {
+                        c.full.entry(f).or_insert(i);
+                    }
+                    Rule::Domain(d) => {
+                        c.domains.entry(d).or_insert(i);
+                    }
+                    Rule::Keyword(k) => c.keywords.push((k, i)),
+                }
+            }
+            c.sections.push((section.service, section.organisation));
         }
+        c
+    }
+
+    pub fn built_in() -> Self {
+        Self::index(parse(BUILT_IN).expect("the built-in service list parses"))
     }
 
     /// The built-in list with `user`'s sections tried first.
     pub fn with_user(user: &str) -> Result<Self, CatalogError> {
         let mut sections = parse(user)?;
-        sections.extend(Self::built_in().sections);
-        Ok(Self { sections })
+        sections.extend(parse(BUILT_IN).expect("the built-in service list parses"));
+        Ok(Self::index(sections))
+    }
+
+    /// The section of the most specific rule `name` matches: its full
+    /// name, else its longest listed domain, else the first keyword it
+    /// contains.
+    fn section_of(&self, name: &str) -> Option<usize> {
+        if let Some(&i) = self.full.get(name) {
+            return Some(i);
+        }
+        // The name itself, then each suffix after a dot, longest first.
+        let suffixes =
+            std::iter::once(name).chain(name.match_indices('.').map(|(at, _)| &name[at + 1..]));
+        for suffix in suffixes {
+            if let Some(&i) = self.domains.get(suffix) {
+                return Some(i);
+            }
+        }
+        self.keywords
+            .iter()
+            .filter(|(k, _)| name.contains(k.as_str()))
+            .map(|&(_, i)| i)
+            .min()
     }
 
     /// The service of a flow to `addr` whose peer is called `name`.
@@ -110,33 +163,11 @@ impl Catalog {
                 by: "address",
             };
         };
-        // The most specific match: a full name, then the longest domain,
-        // then a keyword; the earlier section on a tie.
-        let mut best: Option<(usize, &Section)> = None;
-        for section in &self.sections {
-            for rule in &section.rules {
-                let score = match rule {
-                    Rule::Full(f) if *f == name => usize::MAX,
-                    Rule::Domain(d)
-                        if name == *d
-                            || (name.ends_with(d.as_str())
-                                && name.as_bytes().get(name.len() - d.len() - 1)
-                                    == Some(&b'.')) =>
-                    {
-                        d.len() + 1
-                    }
-                    Rule::Keyword(k) if name.contains(k.as_str()) => 1,
-                    _ => continue,
-                };
-                if best.is_none_or(|(s, _)| score > s) {
-                    best = Some((score, section));
-                }
-            }
-        }
-        if let Some((_, s)) = best {
+        if let Some(i) = self.section_of(&name) {
+            let (service, organisation) = &self.sections[i];
             return Service {
-                name: s.service.clone(),
-                organisation: s.organisation.clone(),
+                name: service.clone(),
+                organisation: organisation.clone(),
                 by: "list",
             };
         }
