@@ -200,6 +200,7 @@ pub fn run(seed: u64, inputs: u64) -> Report {
                         || f.end != vpnfp::model::EndReason::Idle
                 ),
                 Fact::Concentration(c) => assert!(c.peer_packets <= c.packets),
+                Fact::Process(_) | Fact::Attributed(..) => panic!("a process from the engine"),
             },
         );
         report.frames += 1;

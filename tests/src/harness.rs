@@ -162,6 +162,7 @@ impl TestProgram {
                 Record::FlowClosing(r) => sent.closing.push(r),
                 Record::FlowDelta(r) | Record::FlowIdle(r) => sent.deltas.push(r),
                 Record::Sample(_) => panic!("a sample in the event ring"),
+                Record::Owner(r) => panic!("{r:?}: a socket owner without --local"),
             }
         }
         while let Some(item) = self.samples.next() {

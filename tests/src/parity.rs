@@ -181,6 +181,7 @@ pub fn through_engine(config: KernelConfig, script: &[Scripted]) -> (Run, Engine
             flags: s.flags,
             scope: s.scope as u8,
         }),
+        Fact::Process(_) | Fact::Attributed(..) => panic!("a process from the engine"),
     };
     for s in script {
         engine.frame(

@@ -26,7 +26,7 @@ pub use contract::{
     config::{self, KernelConfig},
     counters::{self, Counters, Outcome},
     host::{HostEntry, HostSettings, HostUpdate},
-    maps,
+    local, maps,
     record::{self, RecordHeader},
 };
 pub use flow::{Direction, FlowKey, FlowValue};

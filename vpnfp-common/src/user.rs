@@ -22,6 +22,9 @@ unsafe impl aya::Pod for FlowValue {}
 unsafe impl aya::Pod for crate::block::PairKey<u32> {}
 unsafe impl aya::Pod for crate::block::PairKey<V6> {}
 unsafe impl aya::Pod for crate::block::BlockValue {}
+unsafe impl aya::Pod for crate::local::Owner {}
+unsafe impl aya::Pod for crate::local::LocalConfig {}
+unsafe impl aya::Pod for crate::local::ProgramBlock {}
 
 /// One decoded ring-buffer record.
 #[derive(Clone, Debug)]
@@ -32,6 +35,7 @@ pub enum Record {
     FlowDelta(FlowRecord),
     FlowIdle(FlowRecord),
     Sample(Box<SampleRecord>),
+    Owner(crate::local::OwnerRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +76,7 @@ impl Record {
         // SAFETY: length checked, header is plain integers.
         let header: RecordHeader =
             unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<RecordHeader>()) };
-        if !(kind::WINDOW_CLOSE..=kind::FLOW_IDLE).contains(&header.kind) {
+        if !(kind::WINDOW_CLOSE..=kind::OWNER).contains(&header.kind) {
             return Err(RecordError::UnknownKind(header.kind));
         }
         if header.version != RECORD_VERSION {
@@ -87,6 +91,7 @@ impl Record {
             kind::FLOW_CLOSING => Record::FlowClosing(read(bytes, header.kind)?),
             kind::FLOW_DELTA => Record::FlowDelta(read(bytes, header.kind)?),
             kind::FLOW_IDLE => Record::FlowIdle(read(bytes, header.kind)?),
+            kind::OWNER => Record::Owner(read(bytes, header.kind)?),
             _ => Record::Sample(Box::new(read::<SampleRecord>(bytes, header.kind)?)),
         })
     }

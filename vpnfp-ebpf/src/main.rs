@@ -18,12 +18,13 @@
 mod atomic;
 mod bench;
 mod frame;
+mod local;
 mod maps;
 
 use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_NOEXIST, TC_ACT_OK, TC_ACT_SHOT, xdp_action},
-    helpers::{bpf_jiffies64, bpf_ktime_get_ns},
+    helpers::{bpf_get_socket_cookie, bpf_jiffies64, bpf_ktime_get_ns},
     macros::{classifier, xdp},
     maps::LruHashMap,
     programs::{TcContext, XdpContext},
@@ -32,9 +33,10 @@ use vpnfp_common::{
     Address, Counters, Direction, FlowKey, FlowValue, KernelConfig, Outcome, Parsed, V6,
     block::{ACTION_DROP, PairKey},
     concentration::ConcentrationClose,
-    config::{FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_POLICY, FLAG_TEST_CLOCK},
+    config::{FLAG_LOCAL, FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_POLICY, FLAG_TEST_CLOCK},
     counters::OUTCOME_COUNT,
     flow::{Cut, cache::FlowCache},
+    local::ACTION_ALLOW,
     net::{
         classify::Ends,
         parse::{Ip, L4Kind},
@@ -50,8 +52,8 @@ use crate::{
     atomic::Atomic,
     frame::{Frame, TcFrame, XdpFrame},
     maps::{
-        FamilyMaps, Scratch, VPNFP_CONFIG, VPNFP_COUNTERS, VPNFP_EVENTS, VPNFP_SAMPLES,
-        VPNFP_SCRATCH,
+        FamilyMaps, Scratch, VPNFP_CONFIG, VPNFP_COUNTERS, VPNFP_EVENTS, VPNFP_OWNERS,
+        VPNFP_PROGRAM_BLOCKS, VPNFP_SAMPLES, VPNFP_SCRATCH,
     },
 };
 
@@ -221,7 +223,9 @@ fn packet<A: FamilyMaps, C: EbpfContext, F: Frame>(
     if flows {
         flow_part(&mut p);
     }
-    if config.has(FLAG_POLICY) {
+    // Endpoint mode: a packet leaving carries its socket (TC only).
+    let program_decided = F::EGRESS && config.has(FLAG_LOCAL) && socket_part(&mut p, flows);
+    if config.has(FLAG_POLICY) && !program_decided {
         enforce_part(&mut p, flows);
     }
     outcome
@@ -258,6 +262,68 @@ fn enforce_part<A: FamilyMaps, C: EbpfContext, F: Frame>(
     } else {
         p.counters.would_drop += 1;
     }
+}
+
+/// Endpoint mode (`--local`), TC egress: notes which socket sent the
+/// packet's flow, and with a policy applies its process's block. True when
+/// a program block decided the packet (dropped, counted, or allowed: no
+/// pair block applies to an allowed program).
+#[inline(never)]
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "the key is a reference into map memory, not a copy onto the 512-byte stack"
+)]
+fn socket_part<A: FamilyMaps, C: EbpfContext, F: Frame>(
+    p: &mut Packet<'_, A, C, F>,
+    key_set: bool,
+) -> bool {
+    // SAFETY: the TC program's context, an skb (this runs for F::EGRESS).
+    let cookie = unsafe { bpf_get_socket_cookie(p.ctx.as_ptr()) };
+    if cookie == 0 {
+        p.counters.unowned += 1;
+        return false;
+    }
+    let scratch = p.scratch;
+    // SAFETY: this CPU's scratch slot; the key slot is free to (re)write.
+    let key = unsafe { &mut *A::key_slot(scratch) };
+    if !key_set {
+        key.set_from(p.ip, p.ends);
+    }
+    let sockets = A::sockets();
+    // SAFETY: a live map value, read only.
+    match unsafe { sockets.get(&*key) } {
+        Some(known) if *known == cookie => {}
+        _ => {
+            let _ = sockets.insert(&*key, cookie, 0);
+        }
+    }
+    if !p.config.has(FLAG_POLICY) {
+        return false;
+    }
+    // SAFETY: a live map value, read only.
+    let Some(owner) = (unsafe { VPNFP_OWNERS.get(cookie) }) else {
+        return false;
+    };
+    let Some(block) = VPNFP_PROGRAM_BLOCKS.get_ptr_mut(owner.pid()) else {
+        return false;
+    };
+    // SAFETY: a live map value; its count is updated atomically.
+    let block = unsafe { &mut *block };
+    if block.action == ACTION_ALLOW {
+        return true;
+    }
+    if !block.covers(key.peer_port) {
+        return false;
+    }
+    <Atomic as vpnfp_common::cells::Cells>::add(&mut block.packets, 1);
+    if block.action == ACTION_DROP {
+        p.counters.dropped += 1;
+        // SAFETY: this CPU's scratch slot.
+        unsafe { (*scratch).drop = 1 };
+    } else {
+        p.counters.would_drop += 1;
+    }
+    true
 }
 
 /// The research's state machine and concentration, for an analysed packet.

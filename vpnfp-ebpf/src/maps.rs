@@ -12,6 +12,7 @@ use vpnfp_common::{
     block::{BlockValue, PairKey},
     config::Family,
     flow::cache::FlowCache,
+    local::{LocalConfig, MAX_OWNERS, MAX_PROGRAM_BLOCKS, MAX_SOCKET_FLOWS, Owner, ProgramBlock},
     maps::{
         DEFAULT_MAX_FLOWS, DEFAULT_MAX_HOSTS, DEFAULT_RING_BYTES, DEFAULT_SAMPLE_RING_BYTES,
         MAX_BLOCKS,
@@ -48,6 +49,23 @@ pub(crate) static VPNFP_BLOCK4: HashMap<PairKey<u32>, BlockValue> =
 #[map]
 pub(crate) static VPNFP_BLOCK6: HashMap<PairKey<V6>, BlockValue> =
     HashMap::with_max_entries(MAX_BLOCKS, 0);
+
+// Endpoint mode (`--local`, `vpnfp_common::local`): sockets' owners, and
+// each flow's socket. LRU: an old socket or flow gives way to a new one.
+#[map]
+pub(crate) static VPNFP_OWNERS: LruHashMap<u64, Owner> =
+    LruHashMap::with_max_entries(MAX_OWNERS, 0);
+#[map]
+pub(crate) static VPNFP_SOCKETS4: LruHashMap<FlowKey<u32>, u64> =
+    LruHashMap::with_max_entries(MAX_SOCKET_FLOWS, 0);
+#[map]
+pub(crate) static VPNFP_SOCKETS6: LruHashMap<FlowKey<V6>, u64> =
+    LruHashMap::with_max_entries(MAX_SOCKET_FLOWS, 0);
+#[map]
+pub(crate) static VPNFP_PROGRAM_BLOCKS: HashMap<u32, ProgramBlock> =
+    HashMap::with_max_entries(MAX_PROGRAM_BLOCKS, 0);
+#[map]
+pub(crate) static VPNFP_LOCAL: Array<LocalConfig> = Array::with_max_entries(1, 0);
 
 /// Where a parsed packet waits between the parser and the rest. The
 /// parser's paths (VLAN depths, IPv4 or IPv6, each extension header) end
@@ -94,6 +112,7 @@ pub(crate) trait FamilyMaps: Family + 'static {
     fn hosts() -> &'static LruHashMap<Self, HostEntry<Self>>;
     fn flows() -> &'static HashMap<FlowKey<Self>, FlowValue>;
     fn blocks() -> &'static HashMap<PairKey<Self>, BlockValue>;
+    fn sockets() -> &'static LruHashMap<FlowKey<Self>, u64>;
     fn log_window<C: EbpfContext>(ctx: &C, closed: &WindowClose<Self>);
 }
 
@@ -139,6 +158,10 @@ impl FamilyMaps for u32 {
     #[inline(always)]
     fn blocks() -> &'static HashMap<PairKey<u32>, BlockValue> {
         &VPNFP_BLOCK4
+    }
+    #[inline(always)]
+    fn sockets() -> &'static LruHashMap<FlowKey<u32>, u64> {
+        &VPNFP_SOCKETS4
     }
     #[inline(always)]
     fn log_window<C: EbpfContext>(ctx: &C, c: &WindowClose<u32>) {
@@ -195,6 +218,10 @@ impl FamilyMaps for V6 {
     #[inline(always)]
     fn blocks() -> &'static HashMap<PairKey<V6>, BlockValue> {
         &VPNFP_BLOCK6
+    }
+    #[inline(always)]
+    fn sockets() -> &'static LruHashMap<FlowKey<V6>, u64> {
+        &VPNFP_SOCKETS6
     }
     #[inline(always)]
     fn log_window<C: EbpfContext>(ctx: &C, c: &WindowClose<V6>) {

@@ -50,7 +50,11 @@ Examples:
   vpnfp run --mode nfqueue --chain FORWARD --iface lan0
       The research's own path: netfilter queue 1, both directions of lan0.
   vpnfp run --mode both --iface lan0 --iface lan1 --compare-interval 60
-      XDP and NFQUEUE on the same traffic; an agreement report every minute.")]
+      XDP and NFQUEUE on the same traffic; an agreement report every minute.
+  vpnfp run --local
+      On a laptop or server: its own traffic, each flow with its program
+      (\"which program opened this WireGuard tunnel\"); `vpnfp report`
+      then groups by program.")]
     Run(RunArgs),
     /// Replay capture files (pcap or pcapng; - for standard input) through
     /// the same decisions, each packet at its own timestamp; several files
@@ -266,6 +270,18 @@ pub struct RunArgs {
     /// used as evidence, so it can neither accuse a host nor block a pair.
     #[arg(long)]
     pub no_spoof_check: bool,
+    /// Endpoint mode: watch this machine's own traffic (every interface
+    /// but loopback, or the --iface ones) and name the process behind each
+    /// flow: pid, command, executable, uid and cgroup, in the flow,
+    /// vpn_detected and host_verdict events, the store and `vpnfp report`.
+    /// A policy may then block programs (`programs = [...]`).
+    #[arg(long)]
+    pub local: bool,
+    /// With --local: only the processes in this cgroup (v2) directory and
+    /// below it are named, e.g. /sys/fs/cgroup/system.slice/foo.service
+    /// [default: the hierarchy's root: every process].
+    #[arg(long, value_name = "DIR", requires = "local")]
+    pub cgroup: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub nfqueue: NfqueueArgs,
     /// Serve vpnfp's own counters in Prometheus text format at

@@ -165,6 +165,84 @@ impl Sample<'_> {
     }
 }
 
+/// The process behind a flow (`run --local`): the one that last created,
+/// connected or sent on the flow's socket.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Process {
+    /// The process id (the kernel's tgid).
+    pub pid: u32,
+    /// Its command name (`comm`, at most 15 bytes).
+    pub comm: String,
+    /// Its executable, read from /proc while it ran (`None` if it had
+    /// already gone, or is a kernel thread).
+    pub exe: Option<String>,
+    pub uid: u32,
+    /// Its cgroup (v2) path, e.g. a container's or a systemd unit's.
+    pub cgroup: Option<String>,
+}
+
+impl Process {
+    /// `openvpn (pid 812, /usr/sbin/openvpn)`.
+    pub fn human(&self) -> String {
+        match &self.exe {
+            Some(exe) => format!("{} (pid {}, {exe})", self.comm, self.pid),
+            None => format!("{} (pid {})", self.comm, self.pid),
+        }
+    }
+
+    /// A policy's program names it: its executable path, or its command
+    /// name.
+    pub fn is(&self, program: &str) -> bool {
+        self.exe.as_deref() == Some(program) || self.comm == program
+    }
+}
+
+/// A report's process: not asked for (no `--local`: no field), not known
+/// (`null`: no socket of a watched process sent it), or known.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum ProcessField {
+    #[default]
+    Off,
+    Unknown,
+    Known(std::sync::Arc<Process>),
+}
+
+impl ProcessField {
+    pub fn is_off(&self) -> bool {
+        matches!(self, ProcessField::Off)
+    }
+
+    pub fn known(&self) -> Option<&Process> {
+        self.arc().map(|p| &**p)
+    }
+
+    pub fn arc(&self) -> Option<&std::sync::Arc<Process>> {
+        match self {
+            ProcessField::Known(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// For a log line: `, process curl (pid 5, /usr/bin/curl)`, or
+    /// `, no process` where `--local` knows none.
+    pub fn human(&self) -> String {
+        match self {
+            ProcessField::Off => String::new(),
+            ProcessField::Unknown => ", no process".to_string(),
+            ProcessField::Known(p) => format!(", process {}", p.human()),
+        }
+    }
+}
+
+impl serde::Serialize for ProcessField {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ProcessField::Known(p) => p.serialize(s),
+            _ => s.serialize_none(),
+        }
+    }
+}
+
 /// What a source reports.
 #[derive(Clone, Debug)]
 pub enum Fact<'a> {
@@ -172,6 +250,11 @@ pub enum Fact<'a> {
     Concentration(ConcentrationClose<IpAddr>),
     Flow(FlowEnded),
     Sample(Sample<'a>),
+    /// `--local`: a process got a socket (for per-program policy).
+    Process(std::sync::Arc<Process>),
+    /// `--local`: the process behind a flow, handed on before the flow's
+    /// record and before its samples are identified.
+    Attributed(FlowId, std::sync::Arc<Process>),
 }
 
 impl Fact<'_> {
@@ -186,6 +269,8 @@ impl Fact<'_> {
                 payload: Cow::Owned(s.payload.into_owned()),
                 ..s
             }),
+            Fact::Process(p) => Fact::Process(p),
+            Fact::Attributed(id, p) => Fact::Attributed(id, p),
         }
     }
 }
@@ -285,6 +370,8 @@ pub struct FlowReport {
     pub hint: Option<&'static str>,
     /// The peer's name, when one was learnt.
     pub peer_name: Option<String>,
+    /// `--local`: the process behind it.
+    pub process: ProcessField,
 }
 
 /// One mode's numbers, as last published.

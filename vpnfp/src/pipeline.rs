@@ -77,6 +77,8 @@ pub struct Pipeline {
     pub enforcer: Option<crate::enforce::Enforcer>,
     /// Which LAN device sent each host's packets (XDP samples only).
     senders: crate::judge::senders::Senders,
+    /// `run --local`: the process behind each flow.
+    pub processes: Option<crate::judge::processes::Processes>,
 }
 
 impl Pipeline {
@@ -98,6 +100,7 @@ impl Pipeline {
             ipfix: None,
             enforcer: None,
             senders: crate::judge::senders::Senders::new(65_536),
+            processes: None,
         }
     }
 
@@ -133,6 +136,24 @@ impl Pipeline {
             self.outputs.event(&b);
             self.keep(|| Row::Blocked(b));
         }
+    }
+
+    fn program_decided(&mut self, decided: Option<crate::enforce::programs::ProgramBlocked>) {
+        if let Some(d) = decided {
+            if d.failed.is_some() {
+                log::error!("{}", d.human());
+            } else {
+                log::warn!("{}", d.human());
+            }
+            self.outputs.event(&d);
+        }
+    }
+
+    /// The process behind a flow: `Off` without `--local`.
+    fn process_of(&mut self, id: &crate::model::FlowId) -> crate::model::ProcessField {
+        self.processes
+            .as_mut()
+            .map_or(crate::model::ProcessField::Off, |p| p.flow(id))
     }
 
     fn keep(&self, row: impl FnOnce() -> Row) {
@@ -226,6 +247,7 @@ impl Pipeline {
                     protocol: naming.as_ref().filter(|_| confirmed).map(|n| n.protocol),
                     hint: naming.as_ref().filter(|_| !confirmed).map(|n| n.protocol),
                     peer_name,
+                    process: self.process_of(&flow.id),
                 };
                 self.outputs.flow(&report);
                 if let Some(ipfix) = &mut self.ipfix {
@@ -248,11 +270,25 @@ impl Pipeline {
                 let detections = self.identifier.sample(mode, &sample);
                 self.detected(detections);
             }
+            Fact::Process(process) => {
+                let at_ns = crate::clock::unix_now_ns();
+                let decided = self
+                    .enforcer
+                    .as_mut()
+                    .and_then(|e| e.process(&process, at_ns));
+                self.program_decided(decided);
+            }
+            Fact::Attributed(id, process) => {
+                if let Some(p) = self.processes.as_mut() {
+                    p.note(id, process);
+                }
+            }
         }
     }
 
     fn detected(&mut self, namings: Vec<Detection>) {
-        for d in namings {
+        for mut d in namings {
+            d.process = self.process_of(&d.id);
             let v = if d.naming.class == Class::Benign {
                 self.judge.explain(&d)
             } else {
@@ -270,6 +306,14 @@ impl Pipeline {
                         let blocked = self.enforcer.as_mut().and_then(|e| e.detection(&d));
                         self.blocked(blocked.into_iter().collect());
                     }
+                    // A program's own flow, seen by its own kernel: no
+                    // forger on the LAN can make it.
+                    if let (Some(e), Some(process)) =
+                        (self.enforcer.as_mut(), d.process.arc().cloned())
+                    {
+                        let decided = e.program_named(&process, &d);
+                        self.program_decided(decided);
+                    }
                 }
                 self.judge.detected(&d)
             };
@@ -279,6 +323,9 @@ impl Pipeline {
 
     fn verdict(&mut self, v: Option<Verdict>) {
         if let Some(mut v) = v {
+            if let Some(p) = self.processes.as_mut() {
+                v.process = p.pair(v.host, &v.peers);
+            }
             for peer in &v.peers {
                 if let Some(name) = self.identifier.names.name(*peer, v.at_ns) {
                     v.peer_names.insert(*peer, name);
@@ -347,6 +394,26 @@ impl Pipeline {
                 log::info!("{}", d.human());
                 self.outputs.event(&d.event());
                 self.keep(|| Row::Drops(d));
+            }
+            let program_drops = self
+                .enforcer
+                .as_ref()
+                .map(|e| e.programs.drops())
+                .unwrap_or_default();
+            for (d, packets) in program_drops {
+                log::info!(
+                    "policy: {} packets of {} ({})",
+                    packets,
+                    d.process.human(),
+                    d.action
+                );
+                self.outputs.event(&serde_json::json!({
+                    "event": "program_drops",
+                    "process": &*d.process,
+                    "protocol": d.what,
+                    "action": d.action,
+                    "packets": packets,
+                }));
             }
         }
         if let Some(ipfix) = &mut self.ipfix {

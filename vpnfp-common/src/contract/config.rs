@@ -32,6 +32,9 @@ pub const FLAG_POLICY: u32 = 1 << 4;
 /// hosts, so a frame arriving with an external source is spoofed. Off for a
 /// mirror port or a host's own uplink, where replies arrive too.
 pub const FLAG_LAN_PORT: u32 = 1 << 5;
+/// Endpoint mode (`--local`): TC egress notes each flow's socket, and with
+/// a policy applies the per-program blocks (`crate::local`).
+pub const FLAG_LOCAL: u32 = 1 << 6;
 
 /// Where a frame entered the interface vpnfp watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

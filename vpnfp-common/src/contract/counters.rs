@@ -112,6 +112,9 @@ pub struct Counters {
     /// Packets a policy dropped, and packets a dry run would have dropped.
     pub dropped: u64,
     pub would_drop: u64,
+    /// `--local`: packets leaving that no socket sent (forwarded, or the
+    /// kernel's own).
+    pub unowned: u64,
 }
 
 impl Counters {
@@ -159,6 +162,7 @@ impl Counters {
         self.concentration_closes += other.concentration_closes;
         self.dropped += other.dropped;
         self.would_drop += other.would_drop;
+        self.unowned += other.unowned;
     }
 }
 

@@ -6,5 +6,6 @@ pub mod block;
 pub mod config;
 pub mod counters;
 pub mod host;
+pub mod local;
 pub mod maps;
 pub mod record;

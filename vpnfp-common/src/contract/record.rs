@@ -35,6 +35,8 @@ pub mod kind {
     /// [`super::FlowRecord`]: a flow that had been idle past the idle
     /// timeout when its 5-tuple came back (the counts of the ended flow).
     pub const FLOW_IDLE: u16 = 6;
+    /// [`crate::local::OwnerRecord`]: a socket got a new owner (`--local`).
+    pub const OWNER: u16 = 7;
 }
 
 /// The layout version of every record kind above.

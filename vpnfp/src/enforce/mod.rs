@@ -11,6 +11,7 @@
 //! its programs (and so every block) with it; NFQUEUE rules bypass.
 
 pub mod policy;
+pub mod programs;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -213,6 +214,8 @@ pub struct Reloaded {
     /// Blocks the new policy still names, and those it lifted.
     pub kept: usize,
     pub lifted: usize,
+    /// `--local`: the programs judged again.
+    pub programs: Vec<programs::ProgramBlocked>,
 }
 
 /// A block in force, and when its pair last sent anything.
@@ -236,6 +239,8 @@ pub struct Enforcer {
     pub failures: u64,
     /// When [`Enforcer::tick`] next looks for quiet blocks.
     next_sweep_ns: u64,
+    /// `--local`: blocks by program.
+    pub programs: programs::ProgramBlocks,
 }
 
 impl Enforcer {
@@ -249,6 +254,7 @@ impl Enforcer {
             budget: HashMap::new(),
             failures: 0,
             next_sweep_ns: 0,
+            programs: programs::ProgramBlocks::new(),
         })
     }
 
@@ -362,6 +368,7 @@ impl Enforcer {
         }
         let every_ns = self.policy.unblock_after_secs.saturating_mul(100_000_000);
         self.next_sweep_ns = now_ns.saturating_add(every_ns);
+        self.programs.sweep();
         self.expire(now_ns)
     }
 
@@ -406,6 +413,25 @@ impl Enforcer {
         let (host, peer) = (d.id.host, d.id.peer);
         let rule = self.policy.blocks_protocol(host, peer, d.naming.protocol)?;
         self.block(host, peer, d.naming.protocol.to_string(), rule, d.at_ns)
+    }
+
+    /// `--local`: a process got a socket.
+    pub fn process(
+        &mut self,
+        process: &Arc<crate::model::Process>,
+        at_ns: u64,
+    ) -> Option<programs::ProgramBlocked> {
+        self.programs.process(&self.policy, process, at_ns)
+    }
+
+    /// `--local`: a flow of this process was named.
+    pub fn program_named(
+        &mut self,
+        process: &Arc<crate::model::Process>,
+        d: &Detection,
+    ) -> Option<programs::ProgramBlocked> {
+        self.programs
+            .named(&self.policy, process, d.naming.protocol, d.at_ns)
     }
 
     /// A host's verdict changed.
@@ -455,12 +481,14 @@ impl Enforcer {
                 held.blocked.policy_mode = self.policy.mode;
             }
         }
+        let now_ns = crate::clock::unix_now_ns();
         Ok(Reloaded {
             path: self.path.clone(),
             mode: self.policy.mode,
             rules: self.policy.rules.len(),
             kept: self.blocks.len(),
             lifted,
+            programs: self.programs.reload(&self.policy, now_ns),
         })
     }
 

@@ -11,10 +11,19 @@
 //! [[block]]
 //! verdicts = ["vpn"]                # host verdicts: vpn, tunnel, suspected
 //!
+//! [[block]]                         # endpoint mode (`run --local`) only:
+//! programs = ["/usr/bin/curl"]      # an executable's path, or a command name
+//! peer_ports = [443]                # optional; protocols = [...] too
+//!
 //! [allow]
 //! hosts = ["192.168.90.50"]         # may use a VPN
 //! peers = ["203.0.113.10"]          # the organisation's own VPN servers
+//! programs = ["/usr/sbin/openvpn"]  # no block applies to its packets
 //! ```
+//!
+//! A rule with `programs` drops that program's packets only (from its
+//! first packet after vpnfp has seen it, or once its flow is named one of
+//! `protocols`); another program talking to the same peer passes.
 //!
 //! Two budgets, at the top level, with their defaults:
 //! `unblock_after_secs = 600` lifts a block once the pair has sent nothing
@@ -27,7 +36,7 @@ use std::{net::IpAddr, path::Path};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::settings::Cidr;
+use crate::{model::Process, settings::Cidr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,6 +82,10 @@ struct RawRule {
     verdicts: Vec<String>,
     #[serde(default)]
     hosts: Vec<String>,
+    #[serde(default)]
+    programs: Vec<String>,
+    #[serde(default)]
+    peer_ports: Vec<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +95,8 @@ struct RawAllow {
     hosts: Vec<String>,
     #[serde(default)]
     peers: Vec<String>,
+    #[serde(default)]
+    programs: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -90,6 +105,11 @@ pub struct Rule {
     pub verdicts: Vec<String>,
     /// Empty: every host.
     pub hosts: Vec<Cidr>,
+    /// Executable paths or command names (`--local`): the rule blocks
+    /// these programs' packets, not a host's pairs.
+    pub programs: Vec<String>,
+    /// With `programs`: only to these peer ports (empty: every port).
+    pub peer_ports: Vec<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +118,7 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub allow_hosts: Vec<Cidr>,
     pub allow_peers: Vec<Cidr>,
+    pub allow_programs: Vec<String>,
     /// A block whose pair was quiet this long is lifted.
     pub unblock_after_secs: u64,
     /// New blocks one host may get per minute; more are refused.
@@ -154,9 +175,28 @@ impl Policy {
         let mut rules = Vec::new();
         for (i, r) in raw.block.iter().enumerate() {
             let at = format!("[[block]] number {}", i + 1);
-            if r.protocols.is_empty() && r.verdicts.is_empty() {
-                bail!("{at}: names no protocols and no verdicts (it would block nothing)");
+            if r.protocols.is_empty() && r.verdicts.is_empty() && r.programs.is_empty() {
+                bail!("{at}: names no protocols, verdicts or programs (it would block nothing)");
             }
+            if r.programs.is_empty() && !r.peer_ports.is_empty() {
+                bail!("{at}: peer_ports applies to a rule with programs");
+            }
+            if !r.programs.is_empty() {
+                if !r.verdicts.is_empty() || !r.hosts.is_empty() {
+                    bail!(
+                        "{at}: a rule with programs takes protocols and peer_ports, not verdicts or hosts (a verdict is a host's, a program runs here)"
+                    );
+                }
+                if r.peer_ports.len() > vpnfp_common::local::PROGRAM_BLOCK_PORTS
+                    || r.peer_ports.contains(&0)
+                {
+                    bail!(
+                        "{at}: peer_ports: 1 to {} ports from 1 to 65535",
+                        vpnfp_common::local::PROGRAM_BLOCK_PORTS
+                    );
+                }
+            }
+            programs(&r.programs, &at)?;
             for p in &r.protocols {
                 let ok = !p.is_empty()
                     && p.bytes()
@@ -184,6 +224,8 @@ impl Policy {
                 protocols: r.protocols.clone(),
                 verdicts: r.verdicts.clone(),
                 hosts: cidrs(&r.hosts, &format!("{at}, hosts"))?,
+                programs: r.programs.clone(),
+                peer_ports: r.peer_ports.clone(),
             });
         }
         if raw.mode != PolicyMode::Monitor && rules.is_empty() {
@@ -208,6 +250,33 @@ impl Policy {
             rules,
             allow_hosts: cidrs(&raw.allow.hosts, "[allow] hosts")?,
             allow_peers: cidrs(&raw.allow.peers, "[allow] peers")?,
+            allow_programs: programs(&raw.allow.programs, "[allow]")?,
+        })
+    }
+
+    /// Whether any rule or allowance names programs (`run --local` only).
+    pub fn names_programs(&self) -> bool {
+        !self.allow_programs.is_empty() || self.rules.iter().any(|r| !r.programs.is_empty())
+    }
+
+    /// `[allow] programs` names the process.
+    pub fn allows_program(&self, process: &Process) -> bool {
+        self.allow_programs.iter().any(|p| process.is(p))
+    }
+
+    /// The first program rule that blocks the process outright
+    /// (`protocol` None: rules without protocols), or once one of its
+    /// flows is named `protocol`.
+    pub fn blocks_program(&self, process: &Process, protocol: Option<&str>) -> Option<usize> {
+        if self.mode == PolicyMode::Monitor || self.allows_program(process) {
+            return None;
+        }
+        self.rules.iter().position(|r| {
+            r.programs.iter().any(|p| process.is(p))
+                && match protocol {
+                    None => r.protocols.is_empty(),
+                    Some(name) => r.protocols.iter().any(|p| p == name),
+                }
         })
     }
 
@@ -233,7 +302,7 @@ impl Policy {
         }
         self.rules
             .iter()
-            .position(|r| Self::applies(r, host) && names(r))
+            .position(|r| r.programs.is_empty() && Self::applies(r, host) && names(r))
     }
 
     /// The rule (its index) that blocks `protocol` between host and peer.
@@ -245,6 +314,24 @@ impl Policy {
     pub fn blocks_verdict(&self, host: IpAddr, peer: IpAddr, verdict: &str) -> Option<usize> {
         self.first_rule(host, peer, |r| r.verdicts.iter().any(|v| v == verdict))
     }
+}
+
+/// A list of programs: absolute executable paths, or command names (at
+/// most 15 bytes, as the kernel keeps them).
+fn programs(list: &[String], at: &str) -> anyhow::Result<Vec<String>> {
+    for p in list {
+        let ok = if p.starts_with('/') {
+            p.len() > 1
+        } else {
+            !p.is_empty() && p.len() <= 15 && !p.contains('/')
+        };
+        if !ok {
+            bail!(
+                "{at}: program {p:?}: an absolute executable path (/usr/bin/curl) or a command name of at most 15 bytes (curl)"
+            );
+        }
+    }
+    Ok(list.to_vec())
 }
 
 /// The most a policy file may hold.

@@ -381,6 +381,7 @@ mod tests {
                 Fact::Concentration(_) => "concentration".into(),
                 Fact::Flow(f) => format!("flow {} {} {:?}", f.id.host, f.value.packets(), f.end),
                 Fact::Sample(s) => format!("sample {} {}", s.id.host, s.payload.len()),
+                Fact::Process(_) | Fact::Attributed(..) => "process".into(),
             })
         });
         facts

@@ -60,6 +60,8 @@ pub struct Detection {
     pub at_ns: u64,
     /// The peer's name, where one was learnt.
     pub peer_name: Option<String>,
+    /// `--local`: the process behind the flow (filled by the pipeline).
+    pub process: crate::model::ProcessField,
 }
 
 #[derive(Debug)]
@@ -407,6 +409,7 @@ impl Identifier {
             packets_seen,
             at_ns: now_ns,
             peer_name: self.names.peek(&key.1.peer, now_ns).map(str::to_string),
+            process: Default::default(),
         })
     }
 

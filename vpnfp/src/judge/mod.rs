@@ -4,6 +4,7 @@
 
 pub mod identify;
 pub mod names;
+pub mod processes;
 pub mod providers;
 pub mod senders;
 pub mod verdict;

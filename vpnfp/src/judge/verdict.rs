@@ -119,6 +119,9 @@ pub struct Verdict {
     pub host_bytes: u64,
     /// Names of the peers, where known (filled by the pipeline).
     pub peer_names: std::collections::BTreeMap<IpAddr, String>,
+    /// `--local`: the process behind the host's flows with its peers
+    /// (filled by the pipeline).
+    pub process: crate::model::ProcessField,
 }
 
 pub struct Judge {
@@ -405,6 +408,7 @@ impl Judge {
             bytes,
             host_bytes: state.bytes.values().sum(),
             peer_names: Default::default(),
+            process: Default::default(),
         })
     }
 
@@ -485,6 +489,7 @@ mod tests {
             packets_seen: 2,
             at_ns: at,
             peer_name: None,
+            process: Default::default(),
         }
     }
 

@@ -317,6 +317,7 @@ mod tests {
             protocol: Some("wireguard"),
             hint: None,
             peer_name: None,
+            process: Default::default(),
         };
         ex.flow(&flow, "vpn");
         ex.flush();

@@ -13,7 +13,7 @@ use crate::{
         senders::SenderChanged,
         verdict::{Level, Verdict},
     },
-    model::{EndReason, FlowReport, Mode, WindowReport},
+    model::{EndReason, FlowReport, Mode, ProcessField, WindowReport},
 };
 use vpnfp_common::identify::Class;
 
@@ -131,6 +131,8 @@ struct FlowJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<&'static str>,
     peer_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "ProcessField::is_off")]
+    process: &'a ProcessField,
 }
 
 impl Serialize for FlowReport {
@@ -157,6 +159,7 @@ impl Serialize for FlowReport {
             protocol: self.protocol,
             hint: self.hint,
             peer_name: self.peer_name.as_deref(),
+            process: &self.process,
         }
         .serialize(s)
     }
@@ -175,7 +178,7 @@ impl FlowReport {
             _ => format!("{ip}:{port}"),
         };
         format!(
-            "flow {}: {} {} <-> {} ({}): up {} packets {} bytes, down {} packets {} bytes, {} s{}; {}",
+            "flow {}: {} {} <-> {} ({}): up {} packets {} bytes, down {} packets {} bytes, {} s{}{}; {}",
             f.end.as_str(),
             transport,
             addr(f.id.host, f.id.host_port),
@@ -191,6 +194,7 @@ impl FlowReport {
                 (None, Some(h)) => format!(", hint {h}"),
                 (None, None) => String::new(),
             },
+            self.process.human(),
             if f.end == EndReason::ActiveTimeout {
                 "goes on"
             } else {
@@ -220,6 +224,8 @@ struct DetectionJson<'a> {
     server_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "ProcessField::is_off")]
+    process: &'a ProcessField,
 }
 
 impl Serialize for Detection {
@@ -246,6 +252,7 @@ impl Serialize for Detection {
             at: unix_secs(self.at_ns),
             server_name: n.server_name.as_deref(),
             peer_name: self.peer_name.as_deref(),
+            process: &self.process,
         }
         .serialize(s)
     }
@@ -279,7 +286,7 @@ pub fn detection_human(d: &Detection) -> String {
         n.server_name
             .as_deref()
             .map_or(String::new(), |s| format!(", server name {s}")),
-    )
+    ) + &d.process.human()
 }
 
 #[derive(Serialize)]
@@ -297,6 +304,8 @@ struct VerdictJson<'a> {
     bytes: u64,
     host_bytes: u64,
     peer_names: &'a std::collections::BTreeMap<IpAddr, String>,
+    #[serde(skip_serializing_if = "ProcessField::is_off")]
+    process: &'a ProcessField,
 }
 
 impl Serialize for Verdict {
@@ -315,6 +324,7 @@ impl Serialize for Verdict {
             bytes: self.bytes,
             host_bytes: self.host_bytes,
             peer_names: &self.peer_names,
+            process: &self.process,
         }
         .serialize(s)
     }
@@ -344,7 +354,7 @@ impl Verdict {
             } else {
                 self.reasons.join("; ")
             }
-        )
+        ) + &self.process.human()
     }
 }
 
@@ -457,6 +467,7 @@ mod tests {
             protocol: None,
             hint: None,
             peer_name: None,
+            process: Default::default(),
         };
         let v = serde_json::to_value(&report).unwrap();
         assert_eq!(v["event"], "flow");

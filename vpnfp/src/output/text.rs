@@ -140,5 +140,32 @@ pub fn report(r: &Report) -> String {
             let _ = writeln!(s, "  ... and {more} more (--json, --csv)");
         }
     }
+    if !r.programs.is_empty() {
+        let _ = writeln!(s, "\nprograms (run --local):");
+        for p in r.programs.iter().take(20) {
+            let traffic = format!(
+                "{} flows, up {}, down {}",
+                p.flows,
+                bytes(p.bytes_up),
+                bytes(p.bytes_down)
+            );
+            if p.tunnels.is_empty() {
+                let _ = writeln!(s, "  {}: {traffic}", p.name());
+            }
+            for t in &p.tunnels {
+                let _ = writeln!(
+                    s,
+                    "  {}: {} tunnel to {}, {} ({traffic})",
+                    p.name(),
+                    t.protocol,
+                    t.peer,
+                    bytes(t.bytes)
+                );
+            }
+        }
+        if r.programs.len() > 20 {
+            let _ = writeln!(s, "  ... and {} more (--json)", r.programs.len() - 20);
+        }
+    }
     s
 }

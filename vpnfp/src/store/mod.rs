@@ -398,13 +398,13 @@ fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Resu
             "INSERT INTO suspected (run, mode, host, peer, window_start, window_end, count_this, count_prev, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         let mut detection = tx.prepare_cached(
-            "INSERT INTO detections (run, mode, at, host, peer, protocol, class, confidence, transport, host_port, peer_port, scope, reasons, packets_seen, server_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            "INSERT INTO detections (run, mode, at, host, peer, protocol, class, confidence, transport, host_port, peer_port, scope, reasons, packets_seen, server_name, process) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?;
         let mut verdict = tx.prepare_cached(
-            "INSERT INTO verdicts (run, mode, at, host, verdict, previous, protocols, peers, peer_names, reasons, since, bytes, host_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO verdicts (run, mode, at, host, verdict, previous, protocols, peers, peer_names, reasons, since, bytes, host_bytes, process) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         let mut flow = tx.prepare_cached(
-            "INSERT INTO flows (run, mode, host, peer, transport, host_port, peer_port, scope, packets_up, packets_down, bytes_up, bytes_down, first_seen, last_seen, end_reason, tcp_flags, protocol, peer_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            "INSERT INTO flows (run, mode, host, peer, transport, host_port, peer_port, scope, packets_up, packets_down, bytes_up, bytes_down, first_seen, last_seen, end_reason, tcp_flags, protocol, peer_name, pid, comm, exe, uid, cgroup) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
         )?;
         let mut blocks = tx.prepare_cached(
             "INSERT INTO blocks (run, at, host, peer, what, policy_mode, action, rule, packets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -475,6 +475,7 @@ fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Resu
                         json(&n.reasons),
                         d.packets_seen,
                         n.server_name,
+                        d.process.known().map(json),
                     ])?;
                 }
                 Row::Verdict(v) => {
@@ -492,9 +493,12 @@ fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Resu
                         unix_secs(v.since_ns),
                         v.bytes as i64,
                         v.host_bytes as i64,
+                        v.process.known().map(json),
                     ])?;
                 }
-                Row::Flow(f) if scan_like(f) => {
+                // A flow with its process keeps its row: the report groups
+                // by program.
+                Row::Flow(f) if scan_like(f) && f.process.known().is_none() => {
                     let (id, val) = (&f.flow.id, &f.flow.value);
                     scan.execute(params![
                         run,
@@ -512,6 +516,7 @@ fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Resu
                 }
                 Row::Flow(f) => {
                     let (id, val) = (&f.flow.id, &f.flow.value);
+                    let process = f.process.known();
                     flow.execute(params![
                         run,
                         mode(f.mode),
@@ -531,6 +536,11 @@ fn write_batch(conn: &mut Connection, run: i64, batch: &[Row]) -> rusqlite::Resu
                         val.tcp_flags,
                         f.protocol,
                         f.peer_name,
+                        process.map(|p| p.pid),
+                        process.map(|p| &p.comm),
+                        process.and_then(|p| p.exe.as_ref()),
+                        process.map(|p| p.uid),
+                        process.and_then(|p| p.cgroup.as_ref()),
                     ])?;
                 }
             }
@@ -573,6 +583,7 @@ mod tests {
             protocol: None,
             hint: None,
             peer_name: None,
+            process: Default::default(),
         })
     }
 

@@ -43,6 +43,104 @@ pub struct Report {
     pub protocols_over_time: Vec<Slot>,
     /// What each service cost, from the flows in the range.
     pub services: ServicesReport,
+    /// `run --local`: per program, its traffic and the tunnels it used.
+    pub programs: Vec<ProgramReport>,
+}
+
+/// One program's traffic (`run --local`): a process, by pid and
+/// executable.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramReport {
+    pub pid: i64,
+    pub comm: String,
+    pub exe: Option<String>,
+    pub uid: Option<i64>,
+    pub cgroup: Option<String>,
+    pub flows: i64,
+    pub bytes_up: i64,
+    pub bytes_down: i64,
+    /// Its flows named a VPN or tunnel, per protocol and peer.
+    pub tunnels: Vec<ProgramTunnel>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramTunnel {
+    pub protocol: String,
+    pub peer: String,
+    pub flows: i64,
+    pub bytes: i64,
+}
+
+impl ProgramReport {
+    /// `openvpn (pid 812, /usr/sbin/openvpn)`.
+    pub fn name(&self) -> String {
+        match &self.exe {
+            Some(exe) => format!("{} (pid {}, {exe})", self.comm, self.pid),
+            None => format!("{} (pid {})", self.comm, self.pid),
+        }
+    }
+}
+
+/// The programs behind the range's flows, the largest first.
+fn programs_of(
+    conn: &Connection,
+    mode: &str,
+    host: Option<&str>,
+    since: f64,
+    until: f64,
+) -> rusqlite::Result<Vec<ProgramReport>> {
+    let range = "mode = ?1 AND pid IS NOT NULL AND last_seen >= ?2 AND first_seen <= ?3 AND (?4 IS NULL OR host = ?4)";
+    let mut programs: Vec<ProgramReport> = Vec::new();
+    {
+        let mut st = conn.prepare(&format!(
+            "SELECT pid, comm, exe, MAX(uid), MAX(cgroup), COUNT(*), SUM(bytes_up), SUM(bytes_down) FROM flows WHERE {range} GROUP BY pid, comm, exe ORDER BY SUM(bytes_up + bytes_down) DESC"
+        ))?;
+        let rows = st.query_map(params![mode, since, until, host], |r| {
+            Ok(ProgramReport {
+                pid: r.get(0)?,
+                comm: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                exe: r.get(2)?,
+                uid: r.get(3)?,
+                cgroup: r.get(4)?,
+                flows: r.get(5)?,
+                bytes_up: r.get(6)?,
+                bytes_down: r.get(7)?,
+                tunnels: Vec::new(),
+            })
+        })?;
+        for p in rows {
+            programs.push(p?);
+        }
+    }
+    let mut st = conn.prepare(&format!(
+        "SELECT pid, comm, exe, protocol, peer, COUNT(*), SUM(bytes_up + bytes_down) FROM flows WHERE {range} AND protocol IS NOT NULL GROUP BY pid, comm, exe, protocol, peer ORDER BY SUM(bytes_up + bytes_down) DESC"
+    ))?;
+    let rows = st.query_map(params![mode, since, until, host], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            r.get::<_, Option<String>>(2)?,
+            ProgramTunnel {
+                protocol: r.get(3)?,
+                peer: r.get(4)?,
+                flows: r.get(5)?,
+                bytes: r.get(6)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (pid, comm, exe, tunnel) = row?;
+        if !tunnels_traffic(&tunnel.protocol) {
+            continue;
+        }
+        if let Some(p) = programs
+            .iter_mut()
+            .find(|p| p.pid == pid && p.comm == comm && p.exe == exe)
+        {
+            p.tunnels.push(tunnel);
+        }
+    }
+    Ok(programs)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -160,6 +258,7 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
             hosts: Vec::new(),
             protocols_over_time: Vec::new(),
             services: services::statistics(Vec::new(), 0, &|_| 0),
+            programs: Vec::new(),
         });
     };
     // The newest row is "now", unless it is dated in the future (a wrong
@@ -252,6 +351,7 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
         }
     }
     let services = services_of(conn, q, &mode, since, until, &slot_of)?;
+    let programs = programs_of(conn, &mode, q.host.as_deref(), since, until)?;
     Ok(Report {
         mode,
         since,
@@ -262,6 +362,7 @@ pub fn report(conn: &Connection, q: &ReportQuery) -> rusqlite::Result<Report> {
         hosts: out,
         protocols_over_time: slots,
         services,
+        programs,
     })
 }
 

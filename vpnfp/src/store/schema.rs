@@ -129,6 +129,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX scans_host ON scans(host, last_seen);
     CREATE INDEX scans_time ON scans(last_seen);",
+    // 4: `run --local`: the process behind each flow (NULL where none is
+    // known, and in router mode); detections and verdicts keep it as JSON.
+    "ALTER TABLE flows ADD COLUMN pid INTEGER;
+    ALTER TABLE flows ADD COLUMN comm TEXT;
+    ALTER TABLE flows ADD COLUMN exe TEXT;
+    ALTER TABLE flows ADD COLUMN uid INTEGER;
+    ALTER TABLE flows ADD COLUMN cgroup TEXT;
+    ALTER TABLE detections ADD COLUMN process TEXT;
+    ALTER TABLE verdicts ADD COLUMN process TEXT;",
 ];
 
 pub const VERSION: u32 = MIGRATIONS.len() as u32;

@@ -3,6 +3,7 @@
 use vpnfp::source::kernel::{
     AttachMode, Capacities,
     driver::{self, KernelDriver, KernelOptions},
+    local::{WatchedCgroup, cgroup2_root},
 };
 use vpnfp_common::KernelConfig;
 
@@ -29,6 +30,13 @@ pub fn start(
         egress: !args.ingress_only,
         flow_idle_ns,
         sweep_every: timers.flow_sweep,
+        local: match (args.local, &args.cgroup) {
+            (false, _) => None,
+            (true, Some(dir)) => Some(WatchedCgroup::open(dir)?),
+            (true, None) => Some(WatchedCgroup::open(&cgroup2_root().ok_or_else(|| {
+                anyhow::anyhow!("--local: no cgroup v2 hierarchy is mounted (mount -t cgroup2)")
+            })?)?),
+        },
     };
     driver::start(options, config)
 }

@@ -89,6 +89,11 @@ fn validate(args: &RunArgs, settings: &Settings) -> anyhow::Result<Timers> {
             );
         }
     }
+    if args.local && args.mode != RunMode::Xdp {
+        bail!(
+            "--local runs the kernel programs only (--mode xdp): the process behind a packet is known where its socket sends it"
+        );
+    }
     if kernel && args.ifaces.is_empty() {
         bail!("--mode xdp and --mode both need at least one --iface (the LAN-facing interface)");
     }
@@ -162,8 +167,11 @@ fn raise_file_limit() {
     }
 }
 
-pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
+pub fn run(mut args: RunArgs, verbose: u8) -> anyhow::Result<()> {
     raise_file_limit();
+    if args.local && args.ifaces.is_empty() {
+        args.ifaces = own_interfaces()?;
+    }
     let settings = args.fingerprint.settings()?;
     let timers = validate(&args, &settings)?;
     tokio::runtime::Builder::new_current_thread()
@@ -173,10 +181,43 @@ pub fn run(args: RunArgs, verbose: u8) -> anyhow::Result<()> {
         .block_on(run_modes(args, settings, timers, verbose))
 }
 
+/// `--local` without `--iface`: every interface of this network namespace
+/// but loopback.
+fn own_interfaces() -> anyhow::Result<Vec<String>> {
+    // if_nameindex asks the kernel for this network namespace's interfaces
+    // (/sys/class/net shows the namespace sysfs was mounted in).
+    // SAFETY: the list is read up to its zero entry, then freed.
+    let mut names: Vec<String> = unsafe {
+        let list = libc::if_nameindex();
+        if list.is_null() {
+            return Err(std::io::Error::last_os_error()).context("listing the interfaces");
+        }
+        let mut out = Vec::new();
+        let mut cur = list;
+        while (*cur).if_index != 0 {
+            out.push(
+                std::ffi::CStr::from_ptr((*cur).if_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            cur = cur.add(1);
+        }
+        libc::if_freenameindex(list);
+        out
+    };
+    names.retain(|n| n != "lo");
+    names.sort();
+    if names.is_empty() {
+        bail!("--local: this machine has no interface but loopback to watch");
+    }
+    Ok(names)
+}
+
 /// `FLAG_LAN_PORT` unless the user said the interfaces are not LAN ports
-/// (or named none: NFQUEUE then sees every interface's packets).
+/// (or named none: NFQUEUE then sees every interface's packets), or they
+/// are this machine's own (`--local`: replies arrive on them).
 pub(crate) fn lan_port_flag(args: &RunArgs) -> u32 {
-    if args.no_spoof_check || args.ifaces.is_empty() {
+    if args.no_spoof_check || args.local || args.ifaces.is_empty() {
         0
     } else {
         vpnfp_common::config::FLAG_LAN_PORT
@@ -235,6 +276,9 @@ fn start(
     };
     let mut config = settings.kernel_config();
     config.flags |= lan_port_flag(args);
+    if args.local {
+        config.flags |= vpnfp_common::config::FLAG_LOCAL;
+    }
     if verbose > 0 {
         config.flags |= FLAG_LOG_WINDOWS;
     }
@@ -243,6 +287,12 @@ fn start(
     let mut enforcer = match &args.policy {
         Some(path) => {
             let e = vpnfp::enforce::Enforcer::new(path)?;
+            if e.policy().names_programs() && !args.local {
+                bail!(
+                    "policy {}: rules with programs need --local (a router does not know the programs behind its hosts' packets)",
+                    path.display()
+                );
+            }
             config.flags |= vpnfp_common::config::FLAG_POLICY;
             Some(e)
         }
@@ -281,6 +331,11 @@ fn start(
         args.mode == RunMode::Both,
         judging,
     );
+    if args.local {
+        pipeline.processes = Some(vpnfp::judge::processes::Processes::new(
+            args.max_flows as usize,
+        ));
+    }
     pipeline.open_sinks(Sinks {
         store: (!args.no_store).then(|| StoreSink {
             path: args.store.clone(),
@@ -387,7 +442,7 @@ async fn watch(r: &mut Running, args: &RunArgs, timers: &Timers) -> anyhow::Resu
                 if let Some(k) = kernel.as_mut() { samples_waiting = k.drain_samples(&mut |f| pipeline.fact(Mode::Xdp, f), SAMPLE_TURN); }
             }
             flow = kernel_driver::next_flow(kernel_flows) => {
-                if let Some(flow) = flow { pipeline.fact(Mode::Xdp, Fact::Flow(flow)); }
+                if let (Some(flow), Some(k)) = (flow, kernel.as_mut()) { k.ended_flow(flow, &mut |f| pipeline.fact(Mode::Xdp, f)); }
             }
             fact = vpnfp::source::nfqueue::driver::next_fact(nfqueue) => match fact {
                 Some(fact) => pipeline.fact(Mode::Nfqueue, fact),
@@ -396,7 +451,13 @@ async fn watch(r: &mut Running, args: &RunArgs, timers: &Timers) -> anyhow::Resu
             name = signals.next() => {
                 if name == "SIGHUP" && let Some(e) = pipeline.enforcer.as_mut() {
                     match e.reload() {
-                        Ok(reloaded) => info!("SIGHUP: {}", reloaded.human()),
+                        Ok(reloaded) => {
+                            info!("SIGHUP: {}", reloaded.human());
+                            for d in &reloaded.programs {
+                                log::warn!("{}", d.human());
+                                pipeline.outputs.event(d);
+                            }
+                        }
                         Err(err) => log::error!("SIGHUP: {err:#}; the policy in force is unchanged"),
                     }
                     continue;
@@ -583,6 +644,9 @@ fn enforcement(
 ) -> anyhow::Result<vpnfp::enforce::Enforcer> {
     if let Some(k) = kernel {
         e.add_sink(Box::new(k.take_blocks()?));
+        if args.local {
+            e.programs.set_sink(Box::new(k.take_program_blocks()?));
+        }
     }
     if let Some(b) = shared_blocks {
         e.add_sink(Box::new(b.clone()));

@@ -27,6 +27,7 @@ use tokio::io::unix::AsyncFd;
 use super::{
     AttachMode, BlockMaps, Capacities, CountersMap, HostMaps, KernelFingerprinter,
     flows::{FlowFlusher, FlowKeeper, FlowMaps},
+    local::Attribution,
 };
 use vpnfp_common::{
     Counters, KernelConfig,
@@ -47,6 +48,8 @@ pub struct KernelOptions {
     pub flow_idle_ns: u64,
     /// How often the keeper looks for idle flows.
     pub sweep_every: Duration,
+    /// `--local`: the cgroup whose processes' sockets are attributed.
+    pub local: Option<super::local::WatchedCgroup>,
 }
 
 /// What the keeper thread last saw.
@@ -71,6 +74,8 @@ pub struct KernelDriver {
     keeper: Option<Keeper>,
     /// Records of another kind or version seen (a mismatched program).
     pub bad_records: u64,
+    /// `--local`: the process behind each flow.
+    attribution: Option<Attribution>,
 }
 
 struct Keeper {
@@ -90,6 +95,23 @@ pub fn start(options: KernelOptions, config: &KernelConfig) -> anyhow::Result<Ke
     let mut fingerprinter = KernelFingerprinter::load(options.capacities, u8::MAX)?;
     spawn_kernel_log_reader(&mut fingerprinter);
     fingerprinter.configure(config)?;
+    let attribution = match &options.local {
+        Some(cgroup) => {
+            let missing = fingerprinter.attach_local(cgroup)?;
+            info!(
+                "local: the sockets of the processes in cgroup {} are attributed",
+                cgroup.path.display()
+            );
+            if !missing.is_empty() {
+                warn!(
+                    "local: without the send tracepoint ({}): a socket a process uses without having created or connected it (after fork) keeps its creator",
+                    missing.join("; ")
+                );
+            }
+            Some(Attribution::new(fingerprinter.take_local()?))
+        }
+        None => None,
+    };
     for iface in &options.ifaces {
         let attached = fingerprinter.attach(iface, options.attach_mode, options.egress)?;
         info!(
@@ -101,7 +123,9 @@ pub fn start(options: KernelOptions, config: &KernelConfig) -> anyhow::Result<Ke
                 " (ingress only)"
             }
         );
-        if let Some(why) = wan_facing_by_route(iface) {
+        if options.local.is_none()
+            && let Some(why) = wan_facing_by_route(iface)
+        {
             warn!("{iface} looks WAN-facing: {why}; attach vpnfp to the LAN-facing interface(s)");
         }
     }
@@ -122,6 +146,8 @@ pub fn start(options: KernelOptions, config: &KernelConfig) -> anyhow::Result<Ke
             stats: stats.clone(),
             metrics: metrics.clone(),
             ifaces: options.ifaces.clone(),
+            // This machine's own address is the host in endpoint mode.
+            check_wan: options.local.is_none(),
             sweep_every: options.sweep_every.max(Duration::from_millis(200)),
         },
     )?;
@@ -134,6 +160,7 @@ pub fn start(options: KernelOptions, config: &KernelConfig) -> anyhow::Result<Ke
         metrics,
         keeper: Some(keeper),
         bad_records: 0,
+        attribution,
     })
 }
 
@@ -142,6 +169,7 @@ impl KernelDriver {
     pub fn drain_events(&mut self, on_fact: &mut impl FnMut(Fact<'_>)) {
         let clock = self.clock;
         let keeper = self.keeper.as_ref();
+        let mut attribution = self.attribution.as_mut();
         let ring = self.events.get_mut();
         while let Some(item) = ring.next() {
             match Record::parse(&item) {
@@ -167,11 +195,16 @@ impl KernelDriver {
                     let mut value = r.value;
                     value.first_seen_ns = clock.to_unix_ns(value.first_seen_ns);
                     value.last_seen_ns = clock.to_unix_ns(value.last_seen_ns);
-                    on_fact(Fact::Flow(FlowEnded {
-                        id: model::FlowId::from_record(&r.key),
-                        value,
-                        end,
-                    }));
+                    let id = model::FlowId::from_record(&r.key);
+                    if let Some(a) = attribution.as_deref_mut() {
+                        attribute(a, &id, on_fact);
+                    }
+                    on_fact(Fact::Flow(FlowEnded { id, value, end }));
+                }
+                Ok(Record::Owner(r)) => {
+                    if let Some(process) = attribution.as_deref_mut().and_then(|a| a.owner(&r)) {
+                        on_fact(Fact::Process(process));
+                    }
                 }
                 Ok(Record::Sample(_)) => debug!("a sample record in the event ring"),
                 Err(e) => {
@@ -196,6 +229,7 @@ impl KernelDriver {
     /// the research's window closes.
     pub fn drain_samples(&mut self, on_fact: &mut impl FnMut(Fact<'_>), budget: usize) -> bool {
         let clock = self.clock;
+        let mut attribution = self.attribution.as_mut();
         let ring = self.samples.get_mut();
         let mut taken = 0;
         while taken < budget {
@@ -206,8 +240,12 @@ impl KernelDriver {
             match Record::parse(&item) {
                 Ok(Record::Sample(r)) => {
                     debug_assert_eq!(r.header.kind, kind::SAMPLE);
+                    let id = model::FlowId::from_record(&r.key);
+                    if let Some(a) = attribution.as_deref_mut() {
+                        attribute(a, &id, on_fact);
+                    }
                     on_fact(Fact::Sample(model::Sample {
-                        id: model::FlowId::from_record(&r.key),
+                        id,
                         direction: r.direction(),
                         ts_ns: clock.to_unix_ns(r.ts_ns),
                         payload_len: r.payload_len,
@@ -227,6 +265,21 @@ impl KernelDriver {
             }
         }
         true
+    }
+
+    /// A flow the keeper ended, with its process first (`--local`).
+    pub fn ended_flow(&mut self, flow: FlowEnded, on_fact: &mut impl FnMut(Fact<'_>)) {
+        if let Some(a) = self.attribution.as_mut() {
+            attribute(a, &flow.id, on_fact);
+        }
+        on_fact(Fact::Flow(flow));
+    }
+
+    /// The per-program block map (`--local` with a policy).
+    pub fn take_program_blocks(
+        &mut self,
+    ) -> anyhow::Result<aya::maps::HashMap<MapData, u32, vpnfp_common::local::ProgramBlock>> {
+        Ok(self._programs.take_program_blocks()?)
     }
 
     /// The flows the keeper thread ends, for the run loop to receive.
@@ -250,7 +303,7 @@ impl KernelDriver {
         let mut ended = ended.take().or(keeper.ended.take());
         if let Some(ended) = ended.as_mut() {
             while let Ok(flow) = ended.try_recv() {
-                on_fact(Fact::Flow(flow));
+                self.ended_flow(flow, on_fact);
             }
         }
     }
@@ -265,6 +318,13 @@ impl Drop for KernelDriver {
     }
 }
 
+/// Hands on the flow's process, where a watched socket sent it.
+fn attribute(a: &mut Attribution, id: &model::FlowId, on_fact: &mut impl FnMut(Fact<'_>)) {
+    if let Some(process) = a.flow(id) {
+        on_fact(Fact::Attributed(*id, process));
+    }
+}
+
 struct KeeperSettings {
     capacity: u32,
     idle_ns: u64,
@@ -272,6 +332,7 @@ struct KeeperSettings {
     stats: Arc<Mutex<KernelStats>>,
     metrics: Arc<Mutex<ModeMetrics>>,
     ifaces: Vec<String>,
+    check_wan: bool,
     sweep_every: Duration,
 }
 
@@ -344,7 +405,7 @@ fn keeper_loop(
             hosts_tracked = hosts.count();
             last_host_count = Some(Instant::now());
         }
-        if !wan_checked && started.elapsed() >= Duration::from_secs(5) {
+        if s.check_wan && !wan_checked && started.elapsed() >= Duration::from_secs(5) {
             wan_checked = true;
             if let Some(why) = wan_facing_by_nat(&hosts, &s.ifaces) {
                 warn!("{why}");

@@ -4,6 +4,7 @@
 
 pub mod driver;
 pub mod flows;
+pub mod local;
 pub mod pin;
 pub mod sys;
 
@@ -74,6 +75,13 @@ pub enum KernelError {
         iface: String,
         #[source]
         source: TcError,
+    },
+    #[error("attaching the {program} program to cgroup {cgroup} failed")]
+    AttachCgroup {
+        program: &'static str,
+        cgroup: String,
+        #[source]
+        source: ProgramError,
     },
     #[error("the object has no map {0}: it does not match this vpnfp")]
     MissingMap(&'static str),
