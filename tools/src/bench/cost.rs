@@ -173,17 +173,29 @@ pub fn figures(size: Size) -> Vec<Figure> {
     let mut added_by_case = Vec::new();
     // The first case again with a flag set: what `--no-flows` saves, and
     // what a loaded `--policy` costs when no block matches (its lookup).
+    // Endpoint mode on the TC case: the test run's skb has a socket of its
+    // own (BPF_PROG_TEST_RUN makes one), so its cookie is noted against
+    // the flow as a real socket's would be.
+    let tc_case = cases.len() - 1;
     let variants = [
-        (", --no-flows", vpnfp_common::config::FLAG_NO_FLOWS),
+        (", --no-flows", vpnfp_common::config::FLAG_NO_FLOWS, 0),
         (
             ", --policy loaded (no pair blocked)",
             vpnfp_common::config::FLAG_POLICY,
+            0,
+        ),
+        (", --local", vpnfp_common::config::FLAG_LOCAL, tc_case),
+        (
+            ", --local with a --policy loaded (no program blocked)",
+            vpnfp_common::config::FLAG_LOCAL | vpnfp_common::config::FLAG_POLICY,
+            tc_case,
         ),
     ];
+    let mut local_added = Vec::new();
     for (case, variant) in cases
         .iter()
         .map(|c| (c, None))
-        .chain(variants.iter().map(|v| (&cases[0], Some(*v))))
+        .chain(variants.iter().map(|v| (&cases[v.2], Some((v.0, v.1)))))
     {
         let flows = variant.is_none();
         if let Some((_, flag)) = variant {
@@ -226,6 +238,8 @@ pub fn figures(size: Size) -> Vec<Figure> {
         let name = format!("{}{}", case.name, variant.map_or("", |(suffix, _)| suffix));
         if flows {
             added_by_case.push((case.name, added));
+        } else if variant.is_some_and(|(_, f)| f & vpnfp_common::config::FLAG_LOCAL != 0) {
+            local_added.push((name.clone(), added));
         }
         let kind = if case.egress { "TC" } else { "XDP" };
         out.push(
@@ -260,6 +274,17 @@ pub fn figures(size: Size) -> Vec<Figure> {
             .map(|(_, a)| *a)
             .expect("measured")
     };
+    let router = added("IPv4 UDP reply, one host (TC egress)");
+    for (name, local) in local_added {
+        out.push(
+            Figure::new(
+                format!("TC attribution cost: {name} over router mode"),
+                local - router,
+                "ns/packet",
+                format!("the TC rows above, same run (router mode adds {router:.0} ns): the socket's cookie, its flow's entry looked up (and the process's block, with a policy)"),
+            ),
+        );
+    }
     let (v4, v6) = (added("IPv4 UDP, one host"), added("IPv6 UDP, one host"));
     out.push(
         Figure::new(

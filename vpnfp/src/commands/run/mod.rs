@@ -181,35 +181,43 @@ pub fn run(mut args: RunArgs, verbose: u8) -> anyhow::Result<()> {
         .block_on(run_modes(args, settings, timers, verbose))
 }
 
-/// `--local` without `--iface`: every interface of this network namespace
-/// but loopback.
+/// `--local` without `--iface`: every Ethernet interface of this network
+/// namespace (not loopback; not a tunnel's own device, whose packets are
+/// the tunnel's inside and carry no Ethernet header).
 fn own_interfaces() -> anyhow::Result<Vec<String>> {
-    // if_nameindex asks the kernel for this network namespace's interfaces
-    // (/sys/class/net shows the namespace sysfs was mounted in).
-    // SAFETY: the list is read up to its zero entry, then freed.
-    let mut names: Vec<String> = unsafe {
-        let list = libc::if_nameindex();
-        if list.is_null() {
+    let mut names = Vec::new();
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list freed below; only AF_PACKET entries
+    // are read, as the sockaddr_ll they are. It asks the kernel for this
+    // network namespace (/sys/class/net shows the one sysfs was mounted in).
+    unsafe {
+        if libc::getifaddrs(&mut addrs) != 0 {
             return Err(std::io::Error::last_os_error()).context("listing the interfaces");
         }
-        let mut out = Vec::new();
-        let mut cur = list;
-        while (*cur).if_index != 0 {
-            out.push(
-                std::ffi::CStr::from_ptr((*cur).if_name)
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-            cur = cur.add(1);
+        let mut cur = addrs;
+        while !cur.is_null() {
+            let sa = (*cur).ifa_addr;
+            if !sa.is_null()
+                && (*sa).sa_family as i32 == libc::AF_PACKET
+                && (*(sa as *const libc::sockaddr_ll)).sll_hatype == libc::ARPHRD_ETHER
+                && (*cur).ifa_flags & libc::IFF_LOOPBACK as u32 == 0
+            {
+                names.push(
+                    std::ffi::CStr::from_ptr((*cur).ifa_name)
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+            cur = (*cur).ifa_next;
         }
-        libc::if_freenameindex(list);
-        out
-    };
-    names.retain(|n| n != "lo");
-    names.sort();
-    if names.is_empty() {
-        bail!("--local: this machine has no interface but loopback to watch");
+        libc::freeifaddrs(addrs);
     }
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        bail!("--local: this machine has no Ethernet interface to watch (name one with --iface)");
+    }
+    info!("--local: watching {}", names.join(", "));
     Ok(names)
 }
 

@@ -117,7 +117,9 @@ pub fn start(options: KernelOptions, config: &KernelConfig) -> anyhow::Result<Ke
         info!(
             "xdp: attached to {iface} in {} mode{} (monitor: every packet passes)",
             attached.xdp_mode,
-            if attached.egress {
+            if attached.egress && options.local.is_some() {
+                ", TC egress too (this machine's packets out, each with its socket)"
+            } else if attached.egress {
                 ", TC egress too (replies to the LAN hosts)"
             } else {
                 " (ingress only)"
