@@ -523,6 +523,30 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
         )),
         "the report does not group the openvpn tunnel under its program"
     );
+    let html = dir.join("report.html");
+    let csv = dir.join("csv");
+    let out = Command::new(vpnfp_bin())
+        .args(["report", "--store"])
+        .arg(&store)
+        .arg("--html")
+        .arg(&html)
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("id=\"programs\"") && page.contains("/usr/bin/wireguard-go"));
+    let flows_csv = std::fs::read_to_string(csv.join("flows.csv")).unwrap();
+    assert!(
+        flows_csv.lines().next().unwrap().ends_with(",pid,comm,exe")
+            && flows_csv.contains(&format!(",{ssh_pid},ssh,/usr/bin/ssh")),
+        "flows.csv lacks the processes"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     drop(topo);
     drop(cgroups);

@@ -155,6 +155,43 @@ fn protocols_chart(r: &Report) -> String {
 /// Bytes per service over time (the largest six, stacked, the rest as
 /// "other"), the share of bytes that went through a VPN or tunnel, and
 /// each service's flow-size distribution.
+/// `run --local`: one row per program, with the tunnels it used.
+fn programs_section(r: &Report) -> String {
+    if r.programs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "<h2>Programs</h2>\n<table id=\"programs\"><tr><th>program</th><th>cgroup</th><th>flows</th><th>up</th><th>down</th><th>tunnels</th></tr>\n",
+    );
+    for p in r.programs.iter().take(50) {
+        let tunnels: Vec<String> = p
+            .tunnels
+            .iter()
+            .map(|t| {
+                format!(
+                    "<i class=\"sw\" style=\"background:{}\"></i>{} to {} ({})",
+                    colour(&t.protocol),
+                    esc(&t.protocol),
+                    esc(&t.peer),
+                    bytes(t.bytes)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.name()),
+            esc(p.cgroup.as_deref().unwrap_or("")),
+            p.flows,
+            bytes(p.bytes_up),
+            bytes(p.bytes_down),
+            tunnels.join("<br>")
+        );
+    }
+    s.push_str("</table>\n");
+    s
+}
+
 fn services_section(r: &Report) -> String {
     let sv = &r.services;
     let mut s = String::from("<h2>Services</h2>\n");
@@ -359,6 +396,7 @@ td,th{{border-bottom:1px solid #e9ecef;padding:3px 10px 3px 0;text-align:left}}\
     s.push_str("</div>\n");
     s.push_str(&protocols_chart(r));
     s.push_str(&services_section(r));
+    s.push_str(&programs_section(r));
     s.push_str("\n<h2>Hosts</h2>\n");
     for h in &r.hosts {
         let _ = write!(

@@ -748,6 +748,10 @@ pub struct FlowExport {
     pub bytes_up: i64,
     pub bytes_down: i64,
     pub end_reason: String,
+    /// `run --local`: the process behind the flow (empty otherwise).
+    pub pid: Option<i64>,
+    pub comm: Option<String>,
+    pub exe: Option<String>,
 }
 
 /// One verdict change as `vpnfp report --csv` writes it.
@@ -770,7 +774,7 @@ pub fn export(
     r: &Report,
 ) -> rusqlite::Result<(Vec<FlowExport>, Vec<VerdictExport>)> {
     let mut st = conn.prepare(
-        "SELECT first_seen, last_seen, host, peer, peer_name, transport, host_port, peer_port, protocol, packets_up, packets_down, bytes_up, bytes_down, end_reason FROM flows WHERE mode = ?1 AND last_seen >= ?2 AND first_seen <= ?3 AND (?4 IS NULL OR host = ?4) ORDER BY first_seen",
+        "SELECT first_seen, last_seen, host, peer, peer_name, transport, host_port, peer_port, protocol, packets_up, packets_down, bytes_up, bytes_down, end_reason, pid, comm, exe FROM flows WHERE mode = ?1 AND last_seen >= ?2 AND first_seen <= ?3 AND (?4 IS NULL OR host = ?4) ORDER BY first_seen",
     )?;
     let flows = st
         .query_map(params![r.mode, r.since, r.until, q.host], |row| {
@@ -794,6 +798,9 @@ pub fn export(
                 bytes_up: row.get(11)?,
                 bytes_down: row.get(12)?,
                 end_reason: row.get(13)?,
+                pid: row.get(14)?,
+                comm: row.get(15)?,
+                exe: row.get(16)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
