@@ -775,5 +775,12 @@ pub fn describe(c: &Counters) -> String {
         c.records_lost,
         c.flows_created,
         c.flow_table_full
-    )
+    ) + &if c.unowned > 0 {
+        format!(
+            "; {} packets out without a socket (forwarded, or the kernel's own: no process)",
+            c.unowned
+        )
+    } else {
+        String::new()
+    }
 }
