@@ -264,6 +264,10 @@ fn enforce_part<A: FamilyMaps, C: EbpfContext, F: Frame>(
     }
 }
 
+/// How long a CPU trusts its last noted (flow, socket) before it looks the
+/// socket map up again.
+const SOCKET_NOTE_REFRESH_NS: u64 = 1_000_000_000;
+
 /// Endpoint mode (`--local`), TC egress: notes which socket sent the
 /// packet's flow, and with a policy applies its process's block. True when
 /// a program block decided the packet (dropped, counted, or allowed: no
@@ -289,13 +293,26 @@ fn socket_part<A: FamilyMaps, C: EbpfContext, F: Frame>(
     if !key_set {
         key.set_from(p.ip, p.ends);
     }
-    let sockets = A::sockets();
-    // SAFETY: a live map value, read only.
-    match unsafe { sockets.get(&*key) } {
-        Some(known) if *known == cookie => {}
-        _ => {
-            let _ = sockets.insert(&*key, cookie, 0);
+    // SAFETY: this CPU's scratch slot: the flow and socket it last noted.
+    let (s, noted_key) = unsafe { (&mut *scratch, &mut *A::noted_key_slot(scratch)) };
+    // The same flow and socket as this CPU's last packet, noted within a
+    // second: its entry is there (looked up once a second, so the LRU
+    // keeps a long flow's entry warm).
+    let fresh = s.noted_cookie == cookie
+        && *noted_key == *key
+        && p.now_ns.wrapping_sub(s.noted_ns) < SOCKET_NOTE_REFRESH_NS;
+    if !fresh {
+        let sockets = A::sockets();
+        // SAFETY: a live map value, read only.
+        match unsafe { sockets.get(&*key) } {
+            Some(known) if *known == cookie => {}
+            _ => {
+                let _ = sockets.insert(&*key, cookie, 0);
+            }
         }
+        s.noted_cookie = cookie;
+        *noted_key = *key;
+        s.noted_ns = p.now_ns;
     }
     if !p.config.has(FLAG_POLICY) {
         return false;

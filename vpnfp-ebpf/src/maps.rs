@@ -94,6 +94,12 @@ pub(crate) struct Scratch {
     /// `jiffies` last moved (see `clock_ns` in main.rs).
     pub(crate) clock_jiffies: u64,
     pub(crate) clock_ns: u64,
+    /// Endpoint mode: the flow and socket this CPU last noted, and when,
+    /// so a steady flow's packets skip the socket map's lookup.
+    pub(crate) noted_key4: FlowKey<u32>,
+    pub(crate) noted_key6: FlowKey<V6>,
+    pub(crate) noted_cookie: u64,
+    pub(crate) noted_ns: u64,
     /// Set when a policy drops this packet.
     pub(crate) drop: u8,
 }
@@ -109,6 +115,7 @@ pub(crate) trait FamilyMaps: Family + 'static {
     fn key_slot(scratch: *mut Scratch) -> *mut FlowKey<Self>;
     fn ends_slot(scratch: *mut Scratch) -> *mut Ends<Self>;
     fn cache_slot(scratch: *mut Scratch) -> *mut FlowCache<Self>;
+    fn noted_key_slot(scratch: *mut Scratch) -> *mut FlowKey<Self>;
     fn hosts() -> &'static LruHashMap<Self, HostEntry<Self>>;
     fn flows() -> &'static HashMap<FlowKey<Self>, FlowValue>;
     fn blocks() -> &'static HashMap<PairKey<Self>, BlockValue>;
@@ -146,6 +153,11 @@ impl FamilyMaps for u32 {
     fn cache_slot(scratch: *mut Scratch) -> *mut FlowCache<u32> {
         // SAFETY: a field of a valid scratch slot.
         unsafe { &raw mut (*scratch).cache4 }
+    }
+    #[inline(always)]
+    fn noted_key_slot(scratch: *mut Scratch) -> *mut FlowKey<u32> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).noted_key4 }
     }
     #[inline(always)]
     fn hosts() -> &'static LruHashMap<u32, HostEntry<u32>> {
@@ -206,6 +218,11 @@ impl FamilyMaps for V6 {
     fn cache_slot(scratch: *mut Scratch) -> *mut FlowCache<V6> {
         // SAFETY: a field of a valid scratch slot.
         unsafe { &raw mut (*scratch).cache6 }
+    }
+    #[inline(always)]
+    fn noted_key_slot(scratch: *mut Scratch) -> *mut FlowKey<V6> {
+        // SAFETY: a field of a valid scratch slot.
+        unsafe { &raw mut (*scratch).noted_key6 }
     }
     #[inline(always)]
     fn hosts() -> &'static LruHashMap<V6, HostEntry<V6>> {
