@@ -119,6 +119,38 @@ fn start_vpnfp(mut cmd: Command, what: &str) -> (ChildGuard, std::thread::JoinHa
     (guard, lines)
 }
 
+/// curl in the laptop fetching `url` within `secs`: (pid, succeeded).
+fn run_curl(
+    topo: &Topology,
+    url: &str,
+    secs: u32,
+    extra: &[&str],
+    outside: Option<&Path>,
+) -> (u32, bool) {
+    let secs = secs.to_string();
+    let mut args = vec!["curl", "-s", "-o", "/dev/null", "--max-time", &secs];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let (pid, ok, _) = client(topo, &args, outside);
+    (pid, ok)
+}
+
+/// `vpnfp report --store STORE ARGS...`: its standard output.
+fn report(store: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(vpnfp_bin())
+        .args(["report", "--store"])
+        .arg(store)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs a client in the laptop to its end; its pid and whether it
 /// succeeded. `outside`: in the unwatched cgroup instead.
 fn client(topo: &Topology, args: &[&str], outside: Option<&Path>) -> (u32, bool, String) {
@@ -311,32 +343,9 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
     let (mut router_vpnfp, router_lines) = start_vpnfp(router, "vpnfp router");
 
     // The laptop's programs, each started here (inside `watched`).
-    let (curl, curl_ok, _) = client(
-        &topo,
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "10",
-            &format!("http://{WEB}/200000"),
-        ],
-        None,
-    );
-    let (blocked_curl, blocked_ok, _) = client(
-        &topo,
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "3",
-            &format!("http://{WEB}:8080/20000"),
-        ],
-        None,
-    );
+    let (curl, curl_ok) = run_curl(&topo, &format!("http://{WEB}/200000"), 10, &[], None);
+    let (blocked_curl, blocked_ok) =
+        run_curl(&topo, &format!("http://{WEB}:8080/20000"), 3, &[], None);
     let fetch = format!(
         "import urllib.request; assert len(urllib.request.urlopen('http://{WEB}:8080/30000', timeout=10).read()) == 30000"
     );
@@ -355,17 +364,11 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
     );
     let (fork_parent, fork_ok, fork_out) = client(&topo, &["/usr/bin/python3", "-c", &fork], None);
     let fork_child: u32 = fork_out.trim().parse().expect("the forked child's pid");
-    let (outsider, outsider_ok, _) = client(
+    let (outsider, outsider_ok) = run_curl(
         &topo,
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "10",
-            &format!("http://{WEB}/10000"),
-        ],
+        &format!("http://{WEB}/10000"),
+        10,
+        &[],
         Some(&cgroups.other),
     );
 
@@ -404,19 +407,11 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
     wait(&topo, "10.101.0.1", "wireguard-go");
     let deadline = Instant::now() + Duration::from_secs(20);
     let socks_ok = loop {
-        let (_, ok, _) = client(
+        let (_, ok) = run_curl(
             &topo,
-            &[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "--max-time",
-                "5",
-                "--socks5-hostname",
-                "127.0.0.1:1080",
-                &format!("http://{WEB}/50000"),
-            ],
+            &format!("http://{WEB}/50000"),
+            5,
+            &["--socks5-hostname", "127.0.0.1:1080"],
             None,
         );
         if ok || Instant::now() > deadline {
@@ -510,12 +505,7 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
     );
 
     // The report groups by program.
-    let out = Command::new(vpnfp_bin())
-        .args(["report", "--store"])
-        .arg(&store)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = report(&store, &[]);
     eprintln!("{text}");
     assert!(
         text.contains(&format!(
@@ -525,19 +515,14 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
     );
     let html = dir.join("report.html");
     let csv = dir.join("csv");
-    let out = Command::new(vpnfp_bin())
-        .args(["report", "--store"])
-        .arg(&store)
-        .arg("--html")
-        .arg(&html)
-        .arg("--csv")
-        .arg(&csv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    report(
+        &store,
+        &[
+            "--html".as_ref(),
+            html.as_os_str(),
+            "--csv".as_ref(),
+            csv.as_os_str(),
+        ],
     );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("id=\"programs\"") && page.contains("/usr/bin/wireguard-go"));
