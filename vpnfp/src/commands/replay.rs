@@ -102,9 +102,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     std::mem::forget(engine);
     std::mem::forget(pipeline);
     if let Some((e, lost)) = write_error {
-        bail!(
-            "{lost} JSON records could not be written to standard output ({e})"
-        );
+        bail!("{lost} JSON records could not be written to standard output ({e})");
     }
     if store_lost > 0 {
         bail!("{store_lost} records could not be kept in the store (see above)");
