@@ -5,7 +5,8 @@
 //! and executable; a short-lived curl too; a socket a forked child uses is
 //! the child's; a policy blocks curl to one port while python reaching
 //! the same server passes; a process outside the watched cgroup is no
-//! one's; and vpnfp in router mode on the router beside it keeps its own
+//! one's; a container's flow forwarded through the laptop says it had no
+//! socket; and vpnfp in router mode on the router beside it keeps its own
 //! maps (its flows carry no process).
 
 use std::{
@@ -20,6 +21,7 @@ use std::{
 use serde_json::Value;
 use vpnfp_tests::{
     lab::ChildGuard,
+    netns::NetNs,
     privileged, vpnfp_bin,
     vpnlab::{
         procs::Procs,
@@ -423,6 +425,51 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
         laptop.run("ping", &["-c", "5", "-i", "0.2", "-q", "10.102.0.1"]);
         laptop.run("ping", &["-c", "5", "-i", "0.2", "-q", "10.101.0.1"]);
     }
+    // A container behind the laptop (its own namespace, NAT out of the
+    // laptop): its packets leave the laptop forwarded, without a socket.
+    let container = NetNs::new("ctr");
+    container.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "ctr0",
+        "netns",
+        laptop.name(),
+    ]);
+    container.ip(&["addr", "add", "10.77.0.2/24", "dev", "eth0"]);
+    container.ip(&["link", "set", "eth0", "up"]);
+    container.ip(&["route", "add", "default", "via", "10.77.0.1"]);
+    laptop.ip(&["addr", "add", "10.77.0.1/24", "dev", "ctr0"]);
+    laptop.ip(&["link", "set", "ctr0", "up"]);
+    laptop.run("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+    laptop.run(
+        "iptables",
+        &[
+            "-w",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            HOST_IF,
+            "-j",
+            "MASQUERADE",
+        ],
+    );
+    let forwarded = container
+        .command("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "10"])
+        .arg(format!("http://{WEB}/7000"))
+        .status()
+        .unwrap();
+    assert!(
+        forwarded.success(),
+        "the container's fetch through the laptop failed"
+    );
     let openvpn_pid = pid_in(laptop, "openvpn");
     let wg_pid = pid_in(laptop, "wireguard-go");
     procs.stop_all();
@@ -463,6 +510,13 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
             .iter()
             .any(|e| e["event"] == "flow" && e["process"]["pid"] == outsider),
         "a process outside the watched cgroup was attributed"
+    );
+    // The container's flow, forwarded: no socket, and said so.
+    assert!(
+        flows(&local, &web, 80, "tcp")
+            .iter()
+            .any(|f| f["process"].is_null() && f["no_socket"] == true),
+        "the forwarded flow does not say it had no socket"
     );
     // Named tunnels carry their program.
     for (protocol, pid) in [("openvpn", openvpn_pid), ("wireguard", wg_pid)] {
@@ -539,7 +593,7 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
 
 /// The pid of the program `comm` running in the namespace `ns` (the lab's
 /// helpers start it without handing its pid back).
-fn pid_in(ns: &vpnfp_tests::netns::NetNs, comm: &str) -> u32 {
+fn pid_in(ns: &NetNs, comm: &str) -> u32 {
     use std::os::unix::fs::MetadataExt;
     let want = std::fs::metadata(format!("/run/netns/{}", ns.name()))
         .expect("the namespace's file")

@@ -36,7 +36,7 @@ use vpnfp_common::{
     config::{FLAG_LOCAL, FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_POLICY, FLAG_TEST_CLOCK},
     counters::OUTCOME_COUNT,
     flow::{Cut, cache::FlowCache},
-    local::ACTION_ALLOW,
+    local::{ACTION_ALLOW, NO_SOCKET},
     net::{
         classify::Ends,
         parse::{Ip, L4Kind},
@@ -282,11 +282,13 @@ fn socket_part<A: FamilyMaps, C: EbpfContext, F: Frame>(
     key_set: bool,
 ) -> bool {
     // SAFETY: the TC program's context, an skb (this runs for F::EGRESS).
-    let cookie = unsafe { bpf_get_socket_cookie(p.ctx.as_ptr()) };
-    if cookie == 0 {
-        p.counters.unowned += 1;
-        return false;
-    }
+    let cookie = match unsafe { bpf_get_socket_cookie(p.ctx.as_ptr()) } {
+        0 => {
+            p.counters.unowned += 1;
+            NO_SOCKET
+        }
+        cookie => cookie,
+    };
     let scratch = p.scratch;
     // SAFETY: this CPU's scratch slot; the key slot is free to (re)write.
     let key = unsafe { &mut *A::key_slot(scratch) };
@@ -306,6 +308,9 @@ fn socket_part<A: FamilyMaps, C: EbpfContext, F: Frame>(
         // SAFETY: a live map value, read only.
         match unsafe { sockets.get(&*key) } {
             Some(known) if *known == cookie => {}
+            // A socket's flow stays its socket's when the kernel answers
+            // for it (a RST after close).
+            Some(_) if cookie == NO_SOCKET => {}
             _ => {
                 let _ = sockets.insert(&*key, cookie, 0);
             }
@@ -314,7 +319,7 @@ fn socket_part<A: FamilyMaps, C: EbpfContext, F: Frame>(
         *noted_key = *key;
         s.noted_ns = p.now_ns;
     }
-    if !p.config.has(FLAG_POLICY) {
+    if cookie == NO_SOCKET || !p.config.has(FLAG_POLICY) {
         return false;
     }
     // SAFETY: a live map value, read only.

@@ -198,18 +198,26 @@ impl Process {
 }
 
 /// A report's process: not asked for (no `--local`: no field), not known
-/// (`null`: no socket of a watched process sent it), or known.
+/// (`null`: no socket of a watched process sent it), no socket at all
+/// (`null`, and `no_socket`: forwarded), or known. The kernel's own
+/// replies (RSTs, ICMP errors) leave through its control sockets, which no
+/// process owns: `Unknown`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum ProcessField {
     #[default]
     Off,
     Unknown,
+    NoSocket,
     Known(std::sync::Arc<Process>),
 }
 
 impl ProcessField {
     pub fn is_off(&self) -> bool {
         matches!(self, ProcessField::Off)
+    }
+
+    pub fn is_no_socket(&self) -> bool {
+        matches!(self, ProcessField::NoSocket)
     }
 
     pub fn known(&self) -> Option<&Process> {
@@ -229,6 +237,7 @@ impl ProcessField {
         match self {
             ProcessField::Off => String::new(),
             ProcessField::Unknown => ", no process".to_string(),
+            ProcessField::NoSocket => ", no socket (forwarded)".to_string(),
             ProcessField::Known(p) => format!(", process {}", p.human()),
         }
     }
@@ -252,9 +261,10 @@ pub enum Fact<'a> {
     Sample(Sample<'a>),
     /// `--local`: a process got a socket (for per-program policy).
     Process(std::sync::Arc<Process>),
-    /// `--local`: the process behind a flow, handed on before the flow's
-    /// record and before its samples are identified.
-    Attributed(FlowId, std::sync::Arc<Process>),
+    /// `--local`: the process behind a flow (or that no socket sent it),
+    /// handed on before the flow's record and before its samples are
+    /// identified.
+    Attributed(FlowId, ProcessField),
 }
 
 impl Fact<'_> {

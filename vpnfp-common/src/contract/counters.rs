@@ -112,8 +112,7 @@ pub struct Counters {
     /// Packets a policy dropped, and packets a dry run would have dropped.
     pub dropped: u64,
     pub would_drop: u64,
-    /// `--local`: packets leaving that no socket sent (forwarded, or the
-    /// kernel's own).
+    /// `--local`: packets leaving that no socket sent (forwarded).
     pub unowned: u64,
 }
 

@@ -8,8 +8,9 @@
 //! [`OwnerRecord`] when a socket gets a new owner, so userspace reads the
 //! process's executable while it still runs. The TC egress program notes
 //! under each flow key the cookie of the socket that sent it
-//! ([`SOCKETS4`]/[`SOCKETS6`]); a packet no socket sent (forwarded, or
-//! the kernel's own) has cookie 0 and notes nothing.
+//! ([`SOCKETS4`]/[`SOCKETS6`]); a packet no socket sent (forwarded) has
+//! cookie 0 and notes [`NO_SOCKET`]. The kernel's own replies (RSTs, ICMP
+//! errors) leave through its control sockets: a cookie no process owns.
 
 use crate::record::{RecordHeader, kind};
 
@@ -36,6 +37,11 @@ pub const SOCKETS6: &str = "VPNFP_SOCKETS6";
 pub const PROGRAM_BLOCKS: &str = "VPNFP_PROGRAM_BLOCKS";
 /// `Array<LocalConfig>`, one entry.
 pub const LOCAL: &str = "VPNFP_LOCAL";
+
+/// The value a flow's entry in [`SOCKETS4`]/[`SOCKETS6`] has when its
+/// packets left without a socket (forwarded); a socket's own packets
+/// replace it.
+pub const NO_SOCKET: u64 = u64::MAX;
 
 pub const MAX_OWNERS: u32 = 65_536;
 pub const MAX_SOCKET_FLOWS: u32 = 65_536;

@@ -8,7 +8,7 @@ use hashlink::LruCache;
 use crate::model::{FlowId, Process, ProcessField};
 
 pub struct Processes {
-    flows: LruCache<FlowId, Arc<Process>>,
+    flows: LruCache<FlowId, ProcessField>,
     /// The last process seen with each (host, peer): a verdict is per host
     /// and names peers, not flows.
     pairs: LruCache<(IpAddr, IpAddr), Arc<Process>>,
@@ -22,15 +22,15 @@ impl Processes {
         }
     }
 
-    pub fn note(&mut self, id: FlowId, process: Arc<Process>) {
-        self.pairs.insert((id.host, id.peer), process.clone());
+    pub fn note(&mut self, id: FlowId, process: ProcessField) {
+        if let ProcessField::Known(p) = &process {
+            self.pairs.insert((id.host, id.peer), p.clone());
+        }
         self.flows.insert(id, process);
     }
 
     pub fn flow(&mut self, id: &FlowId) -> ProcessField {
-        self.flows
-            .get(id)
-            .map_or(ProcessField::Unknown, |p| ProcessField::Known(p.clone()))
+        self.flows.get(id).cloned().unwrap_or(ProcessField::Unknown)
     }
 
     /// The process of the first of `peers` one is known for.
@@ -69,8 +69,10 @@ mod tests {
     #[test]
     fn flows_and_pairs_name_their_last_process() {
         let mut p = Processes::new(16);
-        p.note(id("198.51.100.1", 1000), process(10));
-        p.note(id("198.51.100.1", 1001), process(11));
+        p.note(id("198.51.100.1", 1000), ProcessField::Known(process(10)));
+        p.note(id("198.51.100.1", 1001), ProcessField::Known(process(11)));
+        p.note(id("198.51.100.3", 1002), ProcessField::NoSocket);
+        assert_eq!(p.flow(&id("198.51.100.3", 1002)), ProcessField::NoSocket);
         assert_eq!(p.flow(&id("198.51.100.1", 1000)).known().unwrap().pid, 10);
         assert_eq!(p.flow(&id("198.51.100.2", 1000)), ProcessField::Unknown);
         let host = "192.168.1.2".parse().unwrap();

@@ -133,6 +133,9 @@ struct FlowJson<'a> {
     peer_name: Option<&'a str>,
     #[serde(skip_serializing_if = "ProcessField::is_off")]
     process: &'a ProcessField,
+    /// `--local`: its packets left without a socket.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    no_socket: bool,
 }
 
 impl Serialize for FlowReport {
@@ -160,6 +163,7 @@ impl Serialize for FlowReport {
             hint: self.hint,
             peer_name: self.peer_name.as_deref(),
             process: &self.process,
+            no_socket: self.process.is_no_socket(),
         }
         .serialize(s)
     }

@@ -777,7 +777,7 @@ pub fn describe(c: &Counters) -> String {
         c.flow_table_full
     ) + &if c.unowned > 0 {
         format!(
-            "; {} packets out without a socket (forwarded, or the kernel's own: no process)",
+            "; {} packets out without a socket (forwarded: no process)",
             c.unowned
         )
     } else {

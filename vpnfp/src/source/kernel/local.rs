@@ -24,7 +24,7 @@ use vpnfp_common::{
 };
 
 use super::{KernelError, KernelFingerprinter, map_err, program_as};
-use crate::model::{FlowId, Process};
+use crate::model::{FlowId, Process, ProcessField};
 
 /// The cgroup v2 hierarchy's mount point (`/sys/fs/cgroup` on a unified
 /// system, `/sys/fs/cgroup/unified` in hybrid mode).
@@ -209,18 +209,22 @@ impl Attribution {
         new.then_some(process)
     }
 
-    /// The process behind a flow, if a watched socket sent its packets.
-    pub fn flow(&mut self, id: &FlowId) -> Option<Arc<Process>> {
+    /// The process behind a flow, if a watched socket sent its packets;
+    /// `NoSocket` if its packets left without one.
+    pub fn flow(&mut self, id: &FlowId) -> Option<ProcessField> {
         let cookie = self.cookie(id)?;
+        if cookie == local::NO_SOCKET {
+            return Some(ProcessField::NoSocket);
+        }
         if let Some(p) = self.sockets.get(&cookie) {
-            return Some(p.clone());
+            return Some(ProcessField::Known(p.clone()));
         }
         // The owner record may still wait in the ring, or was lost: the
         // map holds the owner too.
         let owner = self.maps.owners.get(&cookie, 0).ok()?;
         let (process, _) = self.process(&owner);
         self.sockets.insert(cookie, process.clone());
-        Some(process)
+        Some(ProcessField::Known(process))
     }
 
     fn cookie(&self, id: &FlowId) -> Option<u64> {
