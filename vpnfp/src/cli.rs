@@ -270,8 +270,9 @@ pub struct RunArgs {
     /// used as evidence, so it can neither accuse a host nor block a pair.
     #[arg(long)]
     pub no_spoof_check: bool,
-    /// Endpoint mode: watch this machine's own traffic (every interface
-    /// but loopback, or the --iface ones) and name the process behind each
+    /// Endpoint mode: watch this machine's own traffic (its uplinks: the
+    /// Ethernet interfaces up with a default route; or the --iface ones)
+    /// and name the process behind each
     /// flow: pid, command, executable, uid and cgroup, in the flow,
     /// vpn_detected and host_verdict events, the store and `vpnfp report`.
     /// A policy may then block programs (`programs = [...]`).

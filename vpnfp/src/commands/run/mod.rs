@@ -89,11 +89,6 @@ fn validate(args: &RunArgs, settings: &Settings) -> anyhow::Result<Timers> {
             );
         }
     }
-    if args.local && args.mode != RunMode::Xdp {
-        bail!(
-            "--local runs the kernel programs only (--mode xdp): the process behind a packet is known where its socket sends it"
-        );
-    }
     if kernel && args.ifaces.is_empty() {
         bail!("--mode xdp and --mode both need at least one --iface (the LAN-facing interface)");
     }
@@ -169,6 +164,11 @@ fn raise_file_limit() {
 
 pub fn run(mut args: RunArgs, verbose: u8) -> anyhow::Result<()> {
     raise_file_limit();
+    if args.local && args.mode != RunMode::Xdp {
+        bail!(
+            "--local runs the kernel programs only (--mode xdp): the process behind a packet is known where its socket sends it"
+        );
+    }
     if args.local && args.ifaces.is_empty() {
         args.ifaces = own_interfaces()?;
     }
@@ -181,10 +181,52 @@ pub fn run(mut args: RunArgs, verbose: u8) -> anyhow::Result<()> {
         .block_on(run_modes(args, settings, timers, verbose))
 }
 
-/// `--local` without `--iface`: every Ethernet interface of this network
-/// namespace (not loopback; not a tunnel's own device, whose packets are
-/// the tunnel's inside and carry no Ethernet header).
+/// `--local` without `--iface`: this machine's uplinks, the Ethernet
+/// interfaces that are up and hold a default route (IPv4 or IPv6); all the
+/// Ethernet interfaces that are up if none does. Not loopback, not a
+/// tunnel's own device (its packets are the tunnel's inside, without an
+/// Ethernet header), not a bridge or container veth without a default
+/// route (what crosses them is forwarded, not this machine's own).
 fn own_interfaces() -> anyhow::Result<Vec<String>> {
+    let ethernet = ethernet_interfaces()?;
+    // /proc/net is this network namespace's (/proc/self/net).
+    let mut uplinks: Vec<String> = Vec::new();
+    if let Ok(routes) = std::fs::read_to_string("/proc/net/route") {
+        for line in routes.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 7 && cols[1] == "00000000" && cols[7] == "00000000" {
+                uplinks.push(cols[0].to_string());
+            }
+        }
+    }
+    if let Ok(routes) = std::fs::read_to_string("/proc/net/ipv6_route") {
+        for line in routes.lines() {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() == 10 && cols[1] == "00" && cols[0].bytes().all(|b| b == b'0') {
+                uplinks.push(cols[9].to_string());
+            }
+        }
+    }
+    let mut names: Vec<String> = ethernet
+        .iter()
+        .filter(|n| uplinks.contains(n))
+        .cloned()
+        .collect();
+    if names.is_empty() {
+        names = ethernet;
+    }
+    if names.is_empty() {
+        bail!(
+            "--local: this machine has no Ethernet interface up to watch (name one with --iface)"
+        );
+    }
+    info!("--local: watching {}", names.join(", "));
+    Ok(names)
+}
+
+/// The Ethernet interfaces of this network namespace that are up, but
+/// loopback.
+fn ethernet_interfaces() -> anyhow::Result<Vec<String>> {
     let mut names = Vec::new();
     let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills a list freed below; only AF_PACKET entries
@@ -201,6 +243,7 @@ fn own_interfaces() -> anyhow::Result<Vec<String>> {
                 && (*sa).sa_family as i32 == libc::AF_PACKET
                 && (*(sa as *const libc::sockaddr_ll)).sll_hatype == libc::ARPHRD_ETHER
                 && (*cur).ifa_flags & libc::IFF_LOOPBACK as u32 == 0
+                && (*cur).ifa_flags & libc::IFF_UP as u32 != 0
             {
                 names.push(
                     std::ffi::CStr::from_ptr((*cur).ifa_name)
@@ -214,10 +257,6 @@ fn own_interfaces() -> anyhow::Result<Vec<String>> {
     }
     names.sort();
     names.dedup();
-    if names.is_empty() {
-        bail!("--local: this machine has no Ethernet interface to watch (name one with --iface)");
-    }
-    info!("--local: watching {}", names.join(", "));
     Ok(names)
 }
 
