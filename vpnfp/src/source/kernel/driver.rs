@@ -198,8 +198,12 @@ impl KernelDriver {
                     value.first_seen_ns = clock.to_unix_ns(value.first_seen_ns);
                     value.last_seen_ns = clock.to_unix_ns(value.last_seen_ns);
                     let id = model::FlowId::from_record(&r.key);
-                    if let Some(a) = attribution.as_deref_mut() {
-                        attribute(a, &id, on_fact);
+                    let ended = end != model::EndReason::ActiveTimeout;
+                    if let Some(found) = attribution
+                        .as_deref_mut()
+                        .and_then(|a| a.record(&id, ended))
+                    {
+                        on_fact(Fact::Attributed(id, found));
                     }
                     on_fact(Fact::Flow(FlowEnded { id, value, end }));
                 }
@@ -243,8 +247,8 @@ impl KernelDriver {
                 Ok(Record::Sample(r)) => {
                     debug_assert_eq!(r.header.kind, kind::SAMPLE);
                     let id = model::FlowId::from_record(&r.key);
-                    if let Some(a) = attribution.as_deref_mut() {
-                        attribute(a, &id, on_fact);
+                    if let Some(found) = attribution.as_deref_mut().and_then(|a| a.sample(&id)) {
+                        on_fact(Fact::Attributed(id, found));
                     }
                     on_fact(Fact::Sample(model::Sample {
                         id,
@@ -271,8 +275,12 @@ impl KernelDriver {
 
     /// A flow the keeper ended, with its process first (`--local`).
     pub fn ended_flow(&mut self, flow: FlowEnded, on_fact: &mut impl FnMut(Fact<'_>)) {
-        if let Some(a) = self.attribution.as_mut() {
-            attribute(a, &flow.id, on_fact);
+        if let Some(found) = self
+            .attribution
+            .as_mut()
+            .and_then(|a| a.record(&flow.id, flow.end != model::EndReason::ActiveTimeout))
+        {
+            on_fact(Fact::Attributed(flow.id, found));
         }
         on_fact(Fact::Flow(flow));
     }
@@ -317,13 +325,6 @@ impl Drop for KernelDriver {
             keeper.stop.store(true, Ordering::Relaxed);
             let _ = keeper.thread.join();
         }
-    }
-}
-
-/// Hands on the flow's process, where a watched socket sent it.
-fn attribute(a: &mut Attribution, id: &model::FlowId, on_fact: &mut impl FnMut(Fact<'_>)) {
-    if let Some(process) = a.flow(id) {
-        on_fact(Fact::Attributed(*id, process));
     }
 }
 

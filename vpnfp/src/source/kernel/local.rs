@@ -187,7 +187,10 @@ pub struct Attribution {
     sockets: LruCache<u64, Arc<Process>>,
     /// (pid, comm) to the process read from /proc, and when.
     processes: LruCache<(u32, [u8; 16]), (Arc<Process>, Instant)>,
-    proc_root: PathBuf,
+    /// Flows already attributed from one of their samples: their later
+    /// samples need no map lookup (a syscall each); their records look
+    /// again, the socket may have changed hands since.
+    sampled: LruCache<FlowId, ()>,
 }
 
 impl Attribution {
@@ -197,7 +200,7 @@ impl Attribution {
             maps,
             sockets: LruCache::new(size),
             processes: LruCache::new(size),
-            proc_root: PathBuf::from("/proc"),
+            sampled: LruCache::new(local::MAX_SOCKET_FLOWS as usize),
         }
     }
 
@@ -209,9 +212,29 @@ impl Attribution {
         new.then_some(process)
     }
 
+    /// For a sample: the process behind its flow, unless an earlier sample
+    /// already gave it.
+    pub fn sample(&mut self, id: &FlowId) -> Option<ProcessField> {
+        if self.sampled.contains_key(id) {
+            return None;
+        }
+        let found = self.flow(id)?;
+        self.sampled.insert(*id, ());
+        Some(found)
+    }
+
+    /// For a flow record: the process behind the flow, looked up again;
+    /// an ended flow is forgotten.
+    pub fn record(&mut self, id: &FlowId, ended: bool) -> Option<ProcessField> {
+        if ended {
+            self.sampled.remove(id);
+        }
+        self.flow(id)
+    }
+
     /// The process behind a flow, if a watched socket sent its packets;
     /// `NoSocket` if its packets left without one.
-    pub fn flow(&mut self, id: &FlowId) -> Option<ProcessField> {
+    fn flow(&mut self, id: &FlowId) -> Option<ProcessField> {
         let cookie = self.cookie(id)?;
         if cookie == local::NO_SOCKET {
             return Some(ProcessField::NoSocket);
@@ -244,7 +267,7 @@ impl Attribution {
         {
             return (p.clone(), false);
         }
-        let process = Arc::new(read_process(&self.proc_root, owner));
+        let process = Arc::new(read_process(owner));
         self.processes
             .insert(key, (process.clone(), Instant::now()));
         (process, true)
@@ -303,8 +326,8 @@ fn btf_member_offset(btf: &[u8], name: &str, member: &str) -> Option<u32> {
 
 /// The process as /proc shows it now; what the kernel noted where /proc
 /// no longer has it.
-fn read_process(proc_root: &Path, owner: &Owner) -> Process {
-    let dir = proc_root.join(owner.pid().to_string());
+fn read_process(owner: &Owner) -> Process {
+    let dir = PathBuf::from(format!("/proc/{}", owner.pid()));
     let comm_len = owner.comm.iter().position(|&b| b == 0).unwrap_or(16);
     let exe = std::fs::read_link(dir.join("exe")).ok().map(|p| {
         p.to_string_lossy()
