@@ -23,7 +23,7 @@ use vpnfp::{
     pipeline::{Pipeline, Sinks, StoreSink},
     privileges,
     settings::{self, MAX_WINDOW_SECS, Settings},
-    source::kernel::{if_index, if_index_now},
+    source::kernel::{if_index, if_index_now, ifaces},
 };
 use vpnfp_common::{Counters, Outcome, config::FLAG_LOG_WINDOWS};
 
@@ -188,25 +188,8 @@ pub fn run(mut args: RunArgs, verbose: u8) -> anyhow::Result<()> {
 /// Ethernet header), not a bridge or container veth without a default
 /// route (what crosses them is forwarded, not this machine's own).
 fn own_interfaces() -> anyhow::Result<Vec<String>> {
-    let ethernet = ethernet_interfaces()?;
-    // /proc/net is this network namespace's (/proc/self/net).
-    let mut uplinks: Vec<String> = Vec::new();
-    if let Ok(routes) = std::fs::read_to_string("/proc/net/route") {
-        for line in routes.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() > 7 && cols[1] == "00000000" && cols[7] == "00000000" {
-                uplinks.push(cols[0].to_string());
-            }
-        }
-    }
-    if let Ok(routes) = std::fs::read_to_string("/proc/net/ipv6_route") {
-        for line in routes.lines() {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() == 10 && cols[1] == "00" && cols[0].bytes().all(|b| b == b'0') {
-                uplinks.push(cols[9].to_string());
-            }
-        }
-    }
+    let ethernet = ifaces::ethernet_up().context("listing the interfaces")?;
+    let uplinks = ifaces::with_default_route();
     let mut names: Vec<String> = ethernet
         .iter()
         .filter(|n| uplinks.contains(n))
@@ -221,42 +204,6 @@ fn own_interfaces() -> anyhow::Result<Vec<String>> {
         );
     }
     info!("--local: watching {}", names.join(", "));
-    Ok(names)
-}
-
-/// The Ethernet interfaces of this network namespace that are up, but
-/// loopback.
-fn ethernet_interfaces() -> anyhow::Result<Vec<String>> {
-    let mut names = Vec::new();
-    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list freed below; only AF_PACKET entries
-    // are read, as the sockaddr_ll they are. It asks the kernel for this
-    // network namespace (/sys/class/net shows the one sysfs was mounted in).
-    unsafe {
-        if libc::getifaddrs(&mut addrs) != 0 {
-            return Err(std::io::Error::last_os_error()).context("listing the interfaces");
-        }
-        let mut cur = addrs;
-        while !cur.is_null() {
-            let sa = (*cur).ifa_addr;
-            if !sa.is_null()
-                && (*sa).sa_family as i32 == libc::AF_PACKET
-                && (*(sa as *const libc::sockaddr_ll)).sll_hatype == libc::ARPHRD_ETHER
-                && (*cur).ifa_flags & libc::IFF_LOOPBACK as u32 == 0
-                && (*cur).ifa_flags & libc::IFF_UP as u32 != 0
-            {
-                names.push(
-                    std::ffi::CStr::from_ptr((*cur).ifa_name)
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-            cur = (*cur).ifa_next;
-        }
-        libc::freeifaddrs(addrs);
-    }
-    names.sort();
-    names.dedup();
     Ok(names)
 }
 

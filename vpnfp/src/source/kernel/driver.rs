@@ -5,7 +5,6 @@
 
 use std::{
     future::pending,
-    net::IpAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -443,19 +442,17 @@ fn keeper_loop(
 
 /// An interface that holds the default route faces the WAN.
 fn wan_facing_by_route(iface: &str) -> Option<String> {
-    let routes = std::fs::read_to_string("/proc/net/route").ok()?;
-    routes.lines().skip(1).find_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        (cols.len() > 2 && cols[0] == iface && cols[1] == "00000000")
-            .then(|| "the default route goes out through it".to_string())
-    })
+    super::ifaces::with_default_route4()
+        .iter()
+        .any(|i| i == iface)
+        .then(|| "the default route goes out through it".to_string())
 }
 
 /// Behind NAT, replies on the WAN side are addressed to the router itself:
 /// if one of this machine's own addresses is being followed as a host, the
 /// interface faces the WAN.
 fn wan_facing_by_nat(hosts: &HostMaps, ifaces: &[String]) -> Option<String> {
-    let own = own_addresses();
+    let own = super::ifaces::addresses();
     own.iter().find_map(|addr| {
         let (count, _) = hosts.get(*addr)?;
         (count > 0).then(|| {
@@ -465,41 +462,6 @@ fn wan_facing_by_nat(hosts: &HostMaps, ifaces: &[String]) -> Option<String> {
             )
         })
     })
-}
-
-/// Every address of this machine's interfaces (in this network namespace).
-fn own_addresses() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we free below; we read only the
-    // sockaddr families we know.
-    unsafe {
-        if libc::getifaddrs(&mut addrs) != 0 {
-            return out;
-        }
-        let mut cur = addrs;
-        while !cur.is_null() {
-            let sa = (*cur).ifa_addr;
-            if !sa.is_null() {
-                match (*sa).sa_family as i32 {
-                    libc::AF_INET => {
-                        let sin = &*(sa as *const libc::sockaddr_in);
-                        out.push(IpAddr::from(
-                            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-                        ));
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*(sa as *const libc::sockaddr_in6);
-                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
-                    }
-                    _ => {}
-                }
-            }
-            cur = (*cur).ifa_next;
-        }
-        libc::freeifaddrs(addrs);
-    }
-    out
 }
 
 /// Waits until the event ring has records; clears the readiness first (the

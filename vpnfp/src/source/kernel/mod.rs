@@ -4,6 +4,7 @@
 
 pub mod driver;
 pub mod flows;
+pub mod ifaces;
 pub mod local;
 pub mod pin;
 pub mod sys;
