@@ -115,14 +115,11 @@ impl ProgramBlocked {
     }
 }
 
-struct Held {
-    decided: ProgramBlocked,
-}
-
 /// The program blocks in force, by process id.
 pub struct ProgramBlocks {
     sink: Option<Box<dyn ProgramSink>>,
-    held: BTreeMap<u32, Held>,
+    /// The decision in force per process id.
+    held: BTreeMap<u32, ProgramBlocked>,
     /// Processes seen lately, judged again on a reload.
     seen: LruCache<u32, Arc<Process>>,
 }
@@ -149,8 +146,8 @@ impl ProgramBlocks {
     ) -> Option<ProgramBlocked> {
         self.seen.insert(process.pid, process.clone());
         if let Some(held) = self.held.get(&process.pid)
-            && held.decided.process.exe == process.exe
-            && held.decided.process.comm == process.comm
+            && held.process.exe == process.exe
+            && held.process.comm == process.comm
         {
             return None;
         }
@@ -217,12 +214,7 @@ impl ProgramBlocks {
             failed,
         };
         if decided.failed.is_none() {
-            self.held.insert(
-                process.pid,
-                Held {
-                    decided: decided.clone(),
-                },
-            );
+            self.held.insert(process.pid, decided.clone());
         }
         decided
     }
@@ -265,10 +257,10 @@ impl ProgramBlocks {
     pub fn drops(&self) -> Vec<(ProgramBlocked, u64)> {
         self.held
             .iter()
-            .filter(|(_, h)| h.decided.action != "allow")
-            .map(|(pid, h)| {
+            .filter(|(_, d)| d.action != "allow")
+            .map(|(pid, d)| {
                 let packets = self.sink.as_ref().map_or(0, |s| s.packets(*pid));
-                (h.decided.clone(), packets)
+                (d.clone(), packets)
             })
             .collect()
     }
