@@ -156,20 +156,7 @@ impl Lab {
             })
             .expect("enable forwarding in the router namespace");
         if options.nat {
-            router.run(
-                "iptables",
-                &[
-                    "-w",
-                    "-t",
-                    "nat",
-                    "-A",
-                    "POSTROUTING",
-                    "-o",
-                    "up0",
-                    "-j",
-                    "MASQUERADE",
-                ],
-            );
+            router.nat_out("up0");
         }
         let lan2 = options.second_lan.then(|| {
             let lan2 = NetNs::new("lan2");

@@ -36,6 +36,24 @@ pub fn vpnfp_bin() -> std::path::PathBuf {
     std::path::PathBuf::from(path)
 }
 
+/// `vpnfp report --store STORE ARGS...`: its standard output; panics with
+/// its standard error if it fails.
+pub fn vpnfp_report(store: &std::path::Path, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let out = std::process::Command::new(vpnfp_bin())
+        .args(["report", "--store"])
+        .arg(store)
+        .args(args)
+        .env_remove("VPNFP_STORE")
+        .output()
+        .expect("running vpnfp report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Pins the calling thread to one CPU.
 pub fn pin_to_cpu(cpu: usize) {
     vpnfp::source::kernel::sys::pin_to_cpu(cpu).expect("sched_setaffinity");

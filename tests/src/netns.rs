@@ -58,6 +58,26 @@ impl NetNs {
         cmd
     }
 
+    /// IPv4 forwarding on, and what leaves through `out_if` masqueraded:
+    /// a NAT router (the namespace's own sysctl and rules, gone with it).
+    pub fn nat_out(&self, out_if: &str) {
+        self.run("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
+        self.run(
+            "iptables",
+            &[
+                "-w",
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-o",
+                out_if,
+                "-j",
+                "MASQUERADE",
+            ],
+        );
+    }
+
     /// Runs `program args...` inside the namespace; its stdout, panicking
     /// with its stderr on failure.
     pub fn run(&self, program: &str, args: &[&str]) -> String {

@@ -22,7 +22,7 @@ use serde_json::Value;
 use vpnfp_tests::{
     lab::ChildGuard,
     netns::NetNs,
-    privileged, vpnfp_bin,
+    privileged, vpnfp_bin, vpnfp_report,
     vpnlab::{
         procs::Procs,
         software::{OpenVpn, Pki, TlsCrypt, sshd, wg_keys, wg_name, wg_peer, wireguard},
@@ -135,22 +135,6 @@ fn run_curl(
     args.push(url);
     let (pid, ok, _) = client(topo, &args, outside);
     (pid, ok)
-}
-
-/// `vpnfp report --store STORE ARGS...`: its standard output.
-fn report(store: &Path, args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(vpnfp_bin())
-        .args(["report", "--store"])
-        .arg(store)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs a client in the laptop to its end; its pid and whether it
@@ -445,21 +429,7 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
     container.ip(&["route", "add", "default", "via", "10.77.0.1"]);
     laptop.ip(&["addr", "add", "10.77.0.1/24", "dev", "ctr0"]);
     laptop.ip(&["link", "set", "ctr0", "up"]);
-    laptop.run("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
-    laptop.run(
-        "iptables",
-        &[
-            "-w",
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-o",
-            HOST_IF,
-            "-j",
-            "MASQUERADE",
-        ],
-    );
+    laptop.nat_out(HOST_IF);
     let forwarded = container
         .command("curl")
         .args(["-s", "-o", "/dev/null", "--max-time", "10"])
@@ -559,7 +529,7 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
     );
 
     // The report groups by program.
-    let text = report(&store, &[]);
+    let text = String::from_utf8_lossy(&vpnfp_report(&store, &[])).into_owned();
     eprintln!("{text}");
     assert!(
         text.contains(&format!(
@@ -569,7 +539,7 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
     );
     let html = dir.join("report.html");
     let csv = dir.join("csv");
-    report(
+    vpnfp_report(
         &store,
         &[
             "--html".as_ref(),

@@ -16,7 +16,7 @@ use vpnfp_tests::{
     netns::NetNs,
     privileged,
     script::Scripted,
-    vpnfp_bin,
+    vpnfp_bin, vpnfp_report,
 };
 
 struct TempDir(PathBuf);
@@ -78,18 +78,9 @@ fn lab_store(db: &Path) {
 }
 
 fn report_json(db: &Path, extra: &[&str]) -> serde_json::Value {
-    let out = vpnfp()
-        .args(["report", "--json", "--store"])
-        .arg(db)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--json".as_ref()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    serde_json::from_slice(&vpnfp_report(db, &args)).expect("one JSON object")
 }
 
 #[test]

@@ -85,21 +85,7 @@ impl Topology {
         router.ip(&["link", "set", "up0", "up"]);
         no_offloads(&router, "up0");
         router.ip(&["route", "add", "default", "via", "10.200.0.2"]);
-        router.run("sysctl", &["-qw", "net.ipv4.ip_forward=1"]);
-        router.run(
-            "iptables",
-            &[
-                "-w",
-                "-t",
-                "nat",
-                "-A",
-                "POSTROUTING",
-                "-o",
-                "up0",
-                "-j",
-                "MASQUERADE",
-            ],
-        );
+        router.nat_out("up0");
 
         wan.ip(&["addr", "add", "10.200.0.2/30", "dev", WAN_IF]);
         wan.ip(&["link", "set", WAN_IF, "up"]);
