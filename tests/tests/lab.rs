@@ -12,24 +12,26 @@ use vpnfp_tests::{
     vpnlab::{self, Expect, LabOptions},
 };
 
-#[test]
-fn real_vpns_are_named_and_judged_alike_by_xdp_and_nfqueue() {
-    if !privileged("real_vpns_are_named_and_judged_alike_by_xdp_and_nfqueue") {
-        return;
-    }
-    let report = vpnlab::run(
-        LabOptions {
-            secs: 35,
-            ..LabOptions::new(vpnfp_bin(), Watch::Both)
-        },
-        |_| {},
-    )
-    .unwrap_or_else(|e| panic!("the lab failed: {e:#}"));
+/// Runs the lab; vpnfp must have exited cleanly.
+fn run_lab(options: LabOptions) -> vpnlab::LabReport {
+    let report = vpnlab::run(options, |_| {}).unwrap_or_else(|e| panic!("the lab failed: {e:#}"));
     assert!(
         report.status.success(),
         "vpnfp exited with {}",
         report.status
     );
+    report
+}
+
+#[test]
+fn real_vpns_are_named_and_judged_alike_by_xdp_and_nfqueue() {
+    if !privileged("real_vpns_are_named_and_judged_alike_by_xdp_and_nfqueue") {
+        return;
+    }
+    let report = run_lab(LabOptions {
+        secs: 35,
+        ..LabOptions::new(vpnfp_bin(), Watch::Both)
+    });
     let host = |name: &str| {
         report
             .hosts
@@ -174,20 +176,11 @@ fn tools_that_hide_are_suspected_and_mostly_named() {
     if !privileged("tools_that_hide_are_suspected_and_mostly_named") {
         return;
     }
-    let report = vpnlab::run(
-        LabOptions {
-            secs: 35,
-            only: vec![vpnlab::HIDING.to_string()],
-            ..LabOptions::new(vpnfp_bin(), Watch::Xdp)
-        },
-        |_| {},
-    )
-    .unwrap_or_else(|e| panic!("the lab failed: {e:#}"));
-    assert!(
-        report.status.success(),
-        "vpnfp exited with {}",
-        report.status
-    );
+    let report = run_lab(LabOptions {
+        secs: 35,
+        only: vec![vpnlab::HIDING.to_string()],
+        ..LabOptions::new(vpnfp_bin(), Watch::Xdp)
+    });
     println!("{}", report.hiding_table("xdp"));
     assert!(
         report.silent.is_empty(),

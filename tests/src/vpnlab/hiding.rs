@@ -60,6 +60,8 @@ pub const TOOLS: &[(&str, Ipv4Addr)] = &[
 /// The ordinary host that downloads one large file over HTTPS.
 pub const DOWNLOAD_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 81);
 
+/// The hosts whose tool is v2ray (one configuration each, both ends).
+const V2RAY_HOSTS: [&str; 6] = ["vmess", "vmesswss", "vless", "vlessmux", "v2trojan", "v2ss"];
 const V2RAY_ID: &str = "5f1c9c86-4a52-4a87-9d42-6b0c1e3f7a10";
 const PASSWORD: &str = "vpnfp-lab-hiding";
 /// The name the TLS-based proxies present (the lab CA's certificate covers
@@ -317,7 +319,7 @@ fn server_of(cx: &Ctx<'_>, host: &str) -> anyhow::Result<()> {
     let a = addr.to_string();
     let name = format!("{host}-server");
     match host {
-        "vmess" | "vmesswss" | "vless" | "vlessmux" | "v2trojan" | "v2ss" => {
+        h if V2RAY_HOSTS.contains(&h) => {
             let (protocol, port, settings, stream) = v2ray_inbound(cx, host);
             v2ray(
                 cx,
@@ -528,7 +530,7 @@ fn client_of(cx: &Ctx<'_>, host: &str) -> anyhow::Result<Access> {
         auth: None,
     };
     match host {
-        "vmess" | "vmesswss" | "vless" | "vlessmux" | "v2trojan" | "v2ss" => {
+        h if V2RAY_HOSTS.contains(&h) => {
             let (_, port, _, _) = v2ray_inbound(cx, host);
             v2ray(
                 cx,
