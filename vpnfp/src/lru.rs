@@ -3,18 +3,27 @@
 //! new entry takes a free slot, not an allocation of its own. The engine's
 //! flow table used a linked hash map, which allocated a node per flow and
 //! chased pointers through them: replaying 2 M frames of churning flows
-//! without identification took 1.8 s with it and 0.86 s with this. (The
-//! identifier's table did not gain: its entries are large, and writing
-//! them is its cost; keeping only one transport's detector state and
-//! boxing the rare naming cut them, and its replay from 3.47 s to 3.29 s
-//! and 725 MB to 522 MB.)
+//! without identification took 1.8 s with it and 0.86 s with this.
+//!
+//! The index holds only slot numbers and 32 bits of each key's hash (8
+//! bytes a bucket; the keys live in the slots), so a lookup reads the
+//! slot it wants and little else, and growing the index never reads a
+//! slot. The slots' vector is reserved up front (address space only: the
+//! pages are touched as slots fill), so it is never copied as it grows.
+//! Both cut the identifier's churning replay (perf: the index's lookups
+//! and rehashes, the vector's copies).
 
-use std::{collections::HashMap, hash::Hash};
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
 
 use crate::hash::FastBuild;
 
 /// No slot.
 const NIL: u32 = u32::MAX;
+
+/// Slots reserved up front at most; a larger table grows past it.
+const RESERVE_MAX: usize = 1 << 22;
 
 struct Slot<K, V> {
     key: K,
@@ -25,8 +34,22 @@ struct Slot<K, V> {
     next: u32,
 }
 
+/// A slot number with the low 32 bits of its key's hash.
+#[derive(Clone, Copy)]
+struct Bucket {
+    slot: u32,
+    hash: u32,
+}
+
+/// The hash the index uses: 32 bits kept, spread over 64 so that
+/// hashbrown's bucket bits (low) and tag bits (high) both vary.
+fn spread(hash: u32) -> u64 {
+    ((hash as u64) << 32) | hash as u64
+}
+
 pub struct SlabLru<K, V> {
-    index: HashMap<K, u32, FastBuild>,
+    index: HashTable<Bucket>,
+    hasher: FastBuild,
     slots: Vec<Slot<K, V>>,
     free: Vec<u32>,
     front: u32,
@@ -38,13 +61,15 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
     /// At most `capacity` entries (at least 1, below 2^32): the caller
     /// makes room ([`SlabLru::pop_front`]) before inserting.
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, NIL as usize - 1);
         Self {
-            index: HashMap::default(),
-            slots: Vec::new(),
+            index: HashTable::new(),
+            hasher: FastBuild::default(),
+            slots: Vec::with_capacity(capacity.min(RESERVE_MAX)),
             free: Vec::new(),
             front: NIL,
             back: NIL,
-            capacity: capacity.clamp(1, NIL as usize - 1),
+            capacity,
         }
     }
 
@@ -58,6 +83,22 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    fn hash(&self, key: &K) -> u32 {
+        let h = self.hasher.hash_one(key);
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// The slot holding `key`.
+    fn find(&self, key: &K) -> Option<u32> {
+        let hash = self.hash(key);
+        let slots = &self.slots;
+        self.index
+            .find(spread(hash), |b| {
+                b.hash == hash && slots[b.slot as usize].key == *key
+            })
+            .map(|b| b.slot)
     }
 
     fn unlink(&mut self, i: u32) {
@@ -100,20 +141,35 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
 
     /// The entry without changing the order.
     pub fn peek(&self, key: &K) -> Option<&V> {
-        let &i = self.index.get(key)?;
+        let i = self.find(key)?;
         self.slots[i as usize].value.as_ref()
+    }
+
+    /// The entry, mutable, without changing the order.
+    pub fn peek_mut(&mut self, key: &K) -> Option<&mut V> {
+        let i = self.find(key)?;
+        Some(self.value_mut(i))
+    }
+
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.find(key).is_some()
     }
 
     /// The entry, moved to the back (most recently used).
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        let &i = self.index.get(key)?;
+        let i = self.find(key)?;
         self.move_to_back(i);
         Some(self.value_mut(i))
     }
 
     /// The entry moved to the back, or `make()`'s at the back if absent.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        if let Some(&i) = self.index.get(&key) {
+        let hash = self.hash(&key);
+        let slots = &self.slots;
+        if let Some(b) = self.index.find(spread(hash), |b| {
+            b.hash == hash && slots[b.slot as usize].key == key
+        }) {
+            let i = b.slot;
             self.move_to_back(i);
             return self.value_mut(i);
         }
@@ -133,7 +189,8 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key, i);
+        self.index
+            .insert_unique(spread(hash), Bucket { slot: i, hash }, |b| spread(b.hash));
         self.push_back(i);
         self.value_mut(i)
     }
@@ -141,13 +198,16 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
     fn take(&mut self, i: u32) -> (K, V) {
         self.unlink(i);
         self.free.push(i);
+        let hash = self.hash(&self.slots[i as usize].key);
+        if let Ok(entry) = self.index.find_entry(spread(hash), |b| b.slot == i) {
+            entry.remove();
+        }
         let s = &mut self.slots[i as usize];
-        self.index.remove(&s.key);
         (s.key, s.value.take().expect("a used slot"))
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        let &i = self.index.get(key)?;
+        let i = self.find(key)?;
         Some(self.take(i).1)
     }
 

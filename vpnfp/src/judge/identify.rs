@@ -6,9 +6,7 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use hashlink::LruCache;
-
-use crate::hash::FastBuild;
+use crate::{hash::FastBuild, lru::SlabLru};
 use vpnfp_common::{
     Direction, Scope,
     identify::{Class, Confidence, FlowState, Found, Packet, Protocol, Step, tls},
@@ -70,8 +68,13 @@ struct FlowEntry {
     /// Boxed: most flows watched are never named, and the table's entries
     /// are written once per new flow (a churning replay's main cost).
     naming: Option<Box<Naming>>,
-    /// The client's bytes of a TLS flow until its ClientHello is whole.
-    hello: Option<Vec<u8>>,
+    /// The client's bytes of a TLS flow until its ClientHello is whole
+    /// (boxed, as the naming: few flows are TLS in the making).
+    #[expect(
+        clippy::box_collection,
+        reason = "8 bytes in every flow's entry instead of 24; the extra allocation is for TLS flows only"
+    )]
+    hello: Option<Box<Vec<u8>>>,
     reported: bool,
     scope: Scope,
     last_ns: u64,
@@ -79,7 +82,7 @@ struct FlowEntry {
 
 /// Flows still being looked at, and what each was named.
 pub struct Identifier {
-    flows: LruCache<(Mode, FlowId), FlowEntry, FastBuild>,
+    flows: SlabLru<(Mode, FlowId), FlowEntry>,
     providers: Providers,
     /// Open TLS flows by (mode, host, server), for AnyConnect.
     tls_sessions: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>, FastBuild>,
@@ -99,7 +102,7 @@ impl Identifier {
     /// `max_flows`: flows tracked at once (the oldest are forgotten).
     pub fn new(providers: Providers, max_flows: usize, resolve: bool) -> Self {
         Self {
-            flows: LruCache::with_hasher(max_flows.max(1), FastBuild::default()),
+            flows: SlabLru::new(max_flows),
             providers,
             tls_sessions: HashMap::default(),
             tinc_meta: HashMap::default(),
@@ -132,14 +135,14 @@ impl Identifier {
         self.learn_names(s, from_client);
         if self.flows.len() == self.flows.capacity()
             && !self.flows.contains_key(&key)
-            && let Some(((old_mode, old_id), _)) = self.flows.remove_lru()
+            && let Some(((old_mode, old_id), _)) = self.flows.pop_front()
         {
             self.forgotten += 1;
             self.forget_sessions(old_mode, &old_id);
         }
         // One lookup whether the flow is new or known (samples of churning
         // flows spent a quarter of replay's time in this table's lookups).
-        let entry = self.flows.entry(key).or_insert_with(|| FlowEntry {
+        let entry = self.flows.get_or_insert_with(key, || FlowEntry {
             state: FlowState::new(),
             naming: None,
             hello: None,
@@ -253,7 +256,7 @@ impl Identifier {
             Protocol::Tls => {
                 let entry = self.flows.get_mut(&key).expect("present");
                 entry.naming = Some(Box::new(naming(found, found.protocol.name())));
-                entry.hello = Some(payload.to_vec());
+                entry.hello = Some(Box::new(payload.to_vec()));
                 self.tls_progress(key, now_ns, false)
             }
             Protocol::Dtls => {
@@ -435,7 +438,7 @@ impl Identifier {
             self.flows.remove(&key).and_then(|e| e.naming).map(|n| *n)
         } else {
             self.flows
-                .get(&key)
+                .get_mut(&key)
                 .and_then(|e| e.naming.as_deref().cloned())
         };
         if ended {
