@@ -276,4 +276,41 @@ mod tests {
         assert_eq!(drained, vec![(1, "1".into()), (4, "4".into())]);
         assert!(l.is_empty() && l.front().is_none());
     }
+
+    /// Many inserts, lookups, removals and evictions against a plain map:
+    /// the index (slot numbers and hash bits only) stays exact through
+    /// its growth and the slots' reuse.
+    #[test]
+    fn agrees_with_a_map_through_growth_and_reuse() {
+        use std::collections::HashMap;
+        let capacity = 5_000;
+        let mut l = SlabLru::<u64, u64>::new(capacity);
+        let mut model = HashMap::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = x % 20_000;
+            match step % 4 {
+                0 | 1 => {
+                    if !l.contains_key(&key) && l.len() == l.capacity() {
+                        let (old, v) = l.pop_front().expect("full");
+                        assert_eq!(model.remove(&old), Some(v));
+                    }
+                    *l.get_or_insert_with(key, || 0) += 1;
+                    *model.entry(key).or_insert(0) += 1;
+                }
+                2 => assert_eq!(l.remove(&key), model.remove(&key)),
+                _ => assert_eq!(l.peek(&key), model.get(&key)),
+            }
+            assert_eq!(l.len(), model.len());
+        }
+        assert!(l.slots.len() <= capacity, "freed slots are reused");
+        let mut drained = HashMap::new();
+        l.drain(|k, v| {
+            drained.insert(k, v);
+        });
+        assert_eq!(drained, model);
+    }
 }
