@@ -760,3 +760,48 @@ fn a_failed_write_makes_replay_exit_non_zero() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A machine that refuses the address space the flow tables would reserve
+/// up front for their default capacity (a small router, strict
+/// overcommit): the tables grow as they fill instead, and the replay
+/// gives the same records.
+#[test]
+fn replay_runs_where_address_space_is_short() {
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("short-as");
+    let scene: Vec<Scripted> = known_scene().into_iter().take(30_000).collect();
+    let path = dir.path("scene.pcap");
+    write_pcap(&path, DataLink::ETHERNET, &scene, TsResolution::MicroSecond);
+    let mut cmd = Command::new(vpnfp_bin());
+    cmd.args(["replay", "--json", "--window", "1", "--count", "50"])
+        .arg(&path);
+    // 400 MB: less than the identifier's table alone would reserve for
+    // the default 1,000,000 flows.
+    let limit = libc::rlimit {
+        rlim_cur: 400 << 20,
+        rlim_max: 400 << 20,
+    };
+    // SAFETY: setrlimit is async-signal-safe, and only the child's limit
+    // changes.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, unlimited) = replay_cli(&[&path], &["--window", "1", "--count", "50"]);
+    let limited: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!limited.is_empty());
+    assert_eq!(limited, unlimited);
+}
