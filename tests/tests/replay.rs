@@ -107,12 +107,39 @@ fn replay_cli(files: &[&Path], args: &[&str]) -> (std::process::Output, Vec<serd
         .arg("--json")
         .output()
         .expect("run vpnfp replay");
-    let lines = String::from_utf8(out.stdout.clone())
+    let lines = json_lines(&out);
+    (out, lines)
+}
+
+/// A replay's JSON records.
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8(out.stdout.clone())
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect();
-    (out, lines)
+        .collect()
+}
+
+/// The first 30,000 packets of the known scene, as a capture in `dir`.
+fn scene_capture(dir: &TempDir) -> PathBuf {
+    let scene: Vec<Scripted> = known_scene().into_iter().take(30_000).collect();
+    let path = dir.path("scene.pcap");
+    write_pcap(&path, DataLink::ETHERNET, &scene, TsResolution::MicroSecond);
+    path
+}
+
+/// A replay that succeeded gave the records of `vpnfp replay --json PATH
+/// --window 1 --count 50`, and some.
+fn assert_same_records_as_a_plain_replay(out: &std::process::Output, path: &Path) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, plain) = replay_cli(&[path], &["--window", "1", "--count", "50"]);
+    let records = json_lines(out);
+    assert!(!records.is_empty());
+    assert_eq!(records, plain);
 }
 
 /// Three hosts over 130 s, WINDOW 60 s, COUNT 5000 (decisions worked out by
@@ -677,9 +704,7 @@ fn flow_records_hold_exactly_the_generated_counts() {
 #[test]
 fn standard_input_and_summary_options() {
     let dir = TempDir::new("stdin");
-    let scene: Vec<Scripted> = known_scene().into_iter().take(30_000).collect();
-    let path = dir.path("scene.pcap");
-    write_pcap(&path, DataLink::ETHERNET, &scene, TsResolution::MicroSecond);
+    let path = scene_capture(&dir);
     let mut child = Command::new(vpnfp_bin())
         .args(["replay", "-", "--json", "--window", "1", "--count", "50"])
         .stdin(Stdio::piped())
@@ -692,18 +717,7 @@ fn standard_input_and_summary_options() {
     let writer = std::thread::spawn(move || stdin.write_all(&bytes));
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (_, from_file) = replay_cli(&[&path], &["--window", "1", "--count", "50"]);
-    let from_stdin: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(!from_stdin.is_empty());
-    assert_eq!(from_stdin, from_file);
+    assert_same_records_as_a_plain_replay(&out, &path);
     // --all-windows without --json: every window in the text log.
     let out = Command::new(vpnfp_bin())
         .args([
@@ -739,9 +753,7 @@ fn standard_input_and_summary_options() {
 #[test]
 fn a_failed_write_makes_replay_exit_non_zero() {
     let dir = TempDir::new("full");
-    let scene: Vec<Scripted> = known_scene().into_iter().take(30_000).collect();
-    let path = dir.path("scene.pcap");
-    write_pcap(&path, DataLink::ETHERNET, &scene, TsResolution::MicroSecond);
+    let path = scene_capture(&dir);
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
@@ -769,9 +781,7 @@ fn a_failed_write_makes_replay_exit_non_zero() {
 fn replay_runs_where_address_space_is_short() {
     use std::os::unix::process::CommandExt;
     let dir = TempDir::new("short-as");
-    let scene: Vec<Scripted> = known_scene().into_iter().take(30_000).collect();
-    let path = dir.path("scene.pcap");
-    write_pcap(&path, DataLink::ETHERNET, &scene, TsResolution::MicroSecond);
+    let path = scene_capture(&dir);
     let mut cmd = Command::new(vpnfp_bin());
     cmd.args(["replay", "--json", "--window", "1", "--count", "50"])
         .arg(&path);
@@ -791,17 +801,5 @@ fn replay_runs_where_address_space_is_short() {
             Ok(())
         });
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (_, unlimited) = replay_cli(&[&path], &["--window", "1", "--count", "50"]);
-    let limited: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(!limited.is_empty());
-    assert_eq!(limited, unlimited);
+    assert_same_records_as_a_plain_replay(&cmd.output().unwrap(), &path);
 }
