@@ -32,6 +32,7 @@ use aya_ebpf::{
 use vpnfp_common::{
     Address, Counters, Direction, FlowKey, FlowValue, KernelConfig, Outcome, Parsed, V6,
     block::{ACTION_DROP, PairKey},
+    cells::Plain,
     concentration::ConcentrationClose,
     config::{FLAG_LOCAL, FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_POLICY, FLAG_TEST_CLOCK},
     counters::OUTCOME_COUNT,
@@ -441,28 +442,45 @@ fn flow_in_table<A: FamilyMaps, C: EbpfContext, F: Frame>(
     flush_cache(cache, slot, p.counters, p.now_ns);
     let settings = p.config.flow_settings();
     let flows = A::flows();
-    let flow = match flows.get_ptr_mut(&*key) {
-        Some(flow) => flow,
+    let (flow, update) = match flows.get_ptr_mut(&*key) {
+        Some(flow) => {
+            // SAFETY: a live map value; counts are updated atomically.
+            let flow = unsafe { &mut *flow };
+            let update = flow.record::<A, Atomic>(p.ip, direction, p.now_ns, &settings, slot);
+            (flow, update)
+        }
         None => {
-            // NOEXIST: another CPU may have inserted it meanwhile; keep
-            // theirs. A full table refuses (a plain hash never evicts).
-            *slot = FlowValue::new(p.ends.scope(), p.now_ns);
-            if flows.insert(&*key, &*slot, BPF_NOEXIST as u64).is_ok() {
+            // A new flow: the value inserted already counts this packet,
+            // so the table is not looked up again (a helper call and a
+            // lookup less on the new-flow path). A new value never cuts:
+            // its first and last packet are now.
+            // SAFETY: this CPU's scratch slot, a field of its own.
+            let fresh = unsafe { &mut (*scratch).fresh_flow };
+            *fresh = FlowValue::new(p.ends.scope(), p.now_ns);
+            let update = fresh.record::<A, Plain>(p.ip, direction, p.now_ns, &settings, slot);
+            // NOEXIST: another CPU may have inserted it meanwhile; count
+            // in theirs. A full table refuses (a plain hash never evicts).
+            if flows.insert(&*key, &*fresh, BPF_NOEXIST as u64).is_ok() {
                 p.counters.flows_created += 1;
-            }
-            match flows.get_ptr_mut(&*key) {
-                Some(flow) => flow,
-                None => {
-                    p.counters.flow_table_full += 1;
-                    cache.valid = 0;
-                    return;
+                (fresh, update)
+            } else {
+                match flows.get_ptr_mut(&*key) {
+                    Some(flow) => {
+                        // SAFETY: as above.
+                        let flow = unsafe { &mut *flow };
+                        let update =
+                            flow.record::<A, Atomic>(p.ip, direction, p.now_ns, &settings, slot);
+                        (flow, update)
+                    }
+                    None => {
+                        p.counters.flow_table_full += 1;
+                        cache.valid = 0;
+                        return;
+                    }
                 }
             }
         }
     };
-    // SAFETY: a live map value; counts are updated atomically.
-    let flow = unsafe { &mut *flow };
-    let update = flow.record::<A, Atomic>(p.ip, direction, p.now_ns, &settings, slot);
     let cut = match update.delta {
         Cut::None => 0,
         Cut::Active => kind::FLOW_DELTA,

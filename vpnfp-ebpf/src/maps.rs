@@ -87,6 +87,8 @@ pub(crate) struct Scratch {
     pub(crate) key4: FlowKey<u32>,
     pub(crate) key6: FlowKey<V6>,
     pub(crate) flow: FlowValue,
+    /// A new flow's value, counted before it is inserted.
+    pub(crate) fresh_flow: FlowValue,
     /// This CPU's most recent flow per family (`vpnfp_common::flow::cache`).
     pub(crate) cache4: FlowCache<u32>,
     pub(crate) cache6: FlowCache<V6>,
