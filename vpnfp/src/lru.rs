@@ -98,7 +98,11 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
 
     /// The slot holding `key`.
     fn find(&self, key: &K) -> Option<u32> {
-        let hash = self.hash(key);
+        self.find_hashed(key, self.hash(key))
+    }
+
+    /// The slot holding `key`, whose hash the caller has.
+    fn find_hashed(&self, key: &K, hash: u32) -> Option<u32> {
         let slots = &self.slots;
         self.index
             .find(spread(hash), |b| {
@@ -171,11 +175,7 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
     /// The entry moved to the back, or `make()`'s at the back if absent.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
         let hash = self.hash(&key);
-        let slots = &self.slots;
-        if let Some(b) = self.index.find(spread(hash), |b| {
-            b.hash == hash && slots[b.slot as usize].key == key
-        }) {
-            let i = b.slot;
+        if let Some(i) = self.find_hashed(&key, hash) {
             self.move_to_back(i);
             return self.value_mut(i);
         }
