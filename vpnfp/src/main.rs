@@ -77,12 +77,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Replay's log lines (of captures on disk), written to stderr in blocks. env_logger writes and
-/// flushes every line on its own, a syscall each: 12% of a replay that
-/// names 88,000 flows (perf, the bench's lab captures). A live run keeps
-/// a write per line, so that each shows at once. The block is written
-/// when full, when the command ends (before its error line) and before a
-/// panic's message.
+/// Replay's log lines (of captures on disk), written to stderr in
+/// blocks. env_logger writes and flushes every line on its own, a syscall
+/// each: 12% of a replay that names 88,000 flows (perf, the bench's lab
+/// captures). A live run keeps a write per line, so that each shows at
+/// once. The block is written when full, when the command ends (before
+/// its error line) and before a panic's message.
 struct BlockLog;
 
 static BLOCK_LOG: OnceLock<Mutex<BufWriter<Stderr>>> = OnceLock::new();
