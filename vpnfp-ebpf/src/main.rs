@@ -36,7 +36,7 @@ use vpnfp_common::{
     concentration::ConcentrationClose,
     config::{FLAG_LOCAL, FLAG_LOG_WINDOWS, FLAG_NO_FLOWS, FLAG_POLICY, FLAG_TEST_CLOCK},
     counters::OUTCOME_COUNT,
-    flow::{Cut, cache::FlowCache},
+    flow::{Cut, FlowSettings, FlowUpdate, cache::FlowCache},
     local::{ACTION_ALLOW, NO_SOCKET},
     net::{
         classify::Ends,
@@ -443,12 +443,7 @@ fn flow_in_table<A: FamilyMaps, C: EbpfContext, F: Frame>(
     let settings = p.config.flow_settings();
     let flows = A::flows();
     let (flow, update) = match flows.get_ptr_mut(&*key) {
-        Some(flow) => {
-            // SAFETY: a live map value; counts are updated atomically.
-            let flow = unsafe { &mut *flow };
-            let update = flow.record::<A, Atomic>(p.ip, direction, p.now_ns, &settings, slot);
-            (flow, update)
-        }
+        Some(flow) => count_in_table(flow, p.ip, direction, p.now_ns, &settings, slot),
         None => {
             // A new flow: the value inserted already counts this packet,
             // so the table is not looked up again (a helper call and a
@@ -463,21 +458,12 @@ fn flow_in_table<A: FamilyMaps, C: EbpfContext, F: Frame>(
             if flows.insert(&*key, &*fresh, BPF_NOEXIST as u64).is_ok() {
                 p.counters.flows_created += 1;
                 (fresh, update)
+            } else if let Some(flow) = flows.get_ptr_mut(&*key) {
+                count_in_table(flow, p.ip, direction, p.now_ns, &settings, slot)
             } else {
-                match flows.get_ptr_mut(&*key) {
-                    Some(flow) => {
-                        // SAFETY: as above.
-                        let flow = unsafe { &mut *flow };
-                        let update =
-                            flow.record::<A, Atomic>(p.ip, direction, p.now_ns, &settings, slot);
-                        (flow, update)
-                    }
-                    None => {
-                        p.counters.flow_table_full += 1;
-                        cache.valid = 0;
-                        return;
-                    }
-                }
+                p.counters.flow_table_full += 1;
+                cache.valid = 0;
+                return;
             }
         }
     };
@@ -498,6 +484,22 @@ fn flow_in_table<A: FamilyMaps, C: EbpfContext, F: Frame>(
         let flags = sample_flags::of(flow, direction, p.ip.l4.ah);
         sample(p, key, flags, flow.scope);
     }
+}
+
+/// The packet counted in its flow's value in the table.
+#[inline(always)]
+fn count_in_table<'a, A: FamilyMaps>(
+    flow: *mut FlowValue,
+    ip: &Ip<A>,
+    direction: Direction,
+    now_ns: u64,
+    settings: &FlowSettings,
+    delta: &mut FlowValue,
+) -> (&'a mut FlowValue, FlowUpdate) {
+    // SAFETY: a live map value; counts are updated atomically.
+    let flow = unsafe { &mut *flow };
+    let update = flow.record::<A, Atomic>(ip, direction, now_ns, settings, delta);
+    (flow, update)
 }
 
 /// Adds a CPU's cached counts to their flow in the table. A flow userspace
