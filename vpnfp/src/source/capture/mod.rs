@@ -311,7 +311,18 @@ pub struct Packet<'a> {
     pub ts_ns: u64,
     pub link: LinkType,
     pub data: &'a [u8],
+    /// The record's number in the file, from 0.
+    pub number: u64,
+    /// The frame of record `number + LOOKAHEAD`, when the read buffer
+    /// already holds it (pcap files): replay prefetches its table entries.
+    pub ahead: Option<&'a [u8]>,
 }
+
+/// How many records ahead [`Packet::ahead`] is. Replay's prefetches take
+/// two steps of half this each (a flow's index bucket, then its slot);
+/// each must be far enough for memory to answer (about 100 ns when the
+/// tables outgrow the caches) and near enough that it is still cached.
+pub const LOOKAHEAD: u64 = 16;
 
 #[derive(Debug)]
 pub struct CaptureError {

@@ -2,7 +2,7 @@
 
 use std::io::Read;
 
-use super::{Endian, LinkType, Packet, ReadError, Source, to_ns, unsupported_link};
+use super::{Endian, LOOKAHEAD, LinkType, Packet, ReadError, Source, to_ns, unsupported_link};
 
 /// Larger records are corruption, not packets (libpcap's largest snap
 /// length is 256 KiB).
@@ -45,6 +45,11 @@ pub fn read<R: Read>(
     let code = format.endian.u32(header, 20) & 0xffff;
     let link = LinkType::from_code(code).ok_or_else(|| (20, unsupported_link(code)))?;
     source.consume(24);
+    let mut ahead = Ahead {
+        at: source.offset(),
+        lead: 0,
+    };
+    let mut number = 0;
     loop {
         let at = source.offset();
         let have = source.fill(16).map_err(|e| io(source, e))?;
@@ -79,11 +84,166 @@ pub fn read<R: Read>(
         }
         let ts_ns =
             (secs as u64 * 1_000_000_000).saturating_add(to_ns(frac as u64, format.per_second));
+        let ahead_frame = ahead.frame(source, format);
         each(Packet {
             ts_ns,
             link,
             data: &source.peek(total)[16..],
+            number,
+            ahead: ahead_frame,
         });
         source.consume(total);
+        ahead.passed(source.offset());
+        number += 1;
+    }
+}
+
+/// Walks record headers ahead of the reader, in what the buffer holds,
+/// to find the record [`LOOKAHEAD`] on. A record it cannot read (not yet
+/// buffered, or corrupt) just has no frame ahead: the reader itself
+/// reports what is wrong when it gets there.
+struct Ahead {
+    /// File offset of the record `lead` records after the current one.
+    at: u64,
+    lead: u64,
+}
+
+impl Ahead {
+    #[inline]
+    fn frame<'s, R: Read>(&mut self, source: &'s Source<R>, format: Format) -> Option<&'s [u8]> {
+        loop {
+            let header = source.peek_at(self.at, 16)?;
+            let caplen = format.endian.u32(header, 8);
+            if caplen > MAX_RECORD {
+                return None;
+            }
+            let data = source.peek_at(self.at + 16, caplen as usize)?;
+            if self.lead == LOOKAHEAD {
+                return Some(data);
+            }
+            self.at += 16 + caplen as u64;
+            self.lead += 1;
+        }
+    }
+
+    /// The current record was consumed; `next` is the next one's offset.
+    #[inline]
+    fn passed(&mut self, next: u64) {
+        if self.lead > 0 {
+            self.lead -= 1;
+        } else {
+            self.at = next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::super::{Capture, LOOKAHEAD};
+
+    /// A classic little-endian microsecond pcap of Ethernet `frames`.
+    fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        for (i, f) in frames.iter().enumerate() {
+            out.extend_from_slice(&(i as u32).to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(f);
+        }
+        out
+    }
+
+    /// Gives at most `step` bytes a read, as a pipe does.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        step: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    /// A record as delivered: its number, its frame, the frame read ahead.
+    type Seen = (u64, Vec<u8>, Option<Vec<u8>>);
+
+    /// Every record as delivered, and the error's offset.
+    fn read_all(file: Vec<u8>, step: usize) -> (Vec<Seen>, Option<u64>) {
+        let reader = Trickle {
+            data: file,
+            at: 0,
+            step,
+        };
+        let mut seen = Vec::new();
+        let result = Capture::from_reader("test".into(), Box::new(reader)).for_each(|p| {
+            seen.push((p.number, p.data.to_vec(), p.ahead.map(<[u8]>::to_vec)));
+        });
+        (seen, result.err().and_then(|e| e.offset))
+    }
+
+    /// Frames of many sizes, 2.5 MiB in all: records cross the 1 MiB
+    /// read buffer's end again and again.
+    fn frames() -> Vec<Vec<u8>> {
+        (0..3_000u32)
+            .map(|i| {
+                let len = [60, 1514, 9000, 14, 0][i as usize % 5] + (i as usize % 7);
+                (0..len).map(|b| (b as u32 ^ i) as u8).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_frame_read_ahead_is_the_record_lookahead_on() {
+        let frames = frames();
+        for step in [usize::MAX, 4_096, 100] {
+            let (seen, error) = read_all(pcap(&frames), step);
+            assert_eq!(error, None);
+            assert_eq!(seen.len(), frames.len());
+            let mut ahead_given = 0;
+            for (i, (number, data, ahead)) in seen.iter().enumerate() {
+                assert_eq!(*number, i as u64);
+                assert_eq!(data, &frames[i]);
+                if let Some(ahead) = ahead {
+                    ahead_given += 1;
+                    let later = frames.get(i + LOOKAHEAD as usize);
+                    assert_eq!(Some(ahead), later, "record {i}, reads of {step}");
+                }
+            }
+            // Whole reads: only records at the buffer's end (and the
+            // file's last ones) have none.
+            if step == usize::MAX {
+                assert!(ahead_given > frames.len() * 9 / 10, "{ahead_given}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_corrupt_record_ahead_is_reported_when_the_reader_gets_there() {
+        let frames = frames();
+        let mut file = pcap(&frames[..100]);
+        let corrupt_at = file.len() as u64;
+        // A record header announcing 1 GiB.
+        file.extend_from_slice(&[0; 8]);
+        file.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        file.extend_from_slice(&(1u32 << 30).to_le_bytes());
+        file.extend_from_slice(&[0; 64]);
+        let (seen, error) = read_all(file, usize::MAX);
+        assert_eq!(seen.len(), 100, "every record before it is delivered");
+        assert!(
+            seen.iter()
+                .all(|(n, _, ahead)| ahead.is_none() || *n + LOOKAHEAD < 100)
+        );
+        assert_eq!(error, Some(corrupt_at));
     }
 }

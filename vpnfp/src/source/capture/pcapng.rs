@@ -47,6 +47,7 @@ pub fn read<R: Read>(
     each: &mut impl FnMut(Packet<'_>),
 ) -> Result<(), ReadError> {
     let mut section: Option<Section> = None;
+    let mut number = 0;
     loop {
         let at = source.offset();
         let io = |e: std::io::Error| (at, format!("read error: {e}"));
@@ -138,7 +139,11 @@ pub fn read<R: Read>(
                     ts_ns,
                     link,
                     data: &body[20..20 + caplen],
+                    number,
+                    // Not looked for: blocks of other kinds and links lie between.
+                    ahead: None,
                 });
+                number += 1;
             }
             SIMPLE_PACKET => {
                 return Err((

@@ -70,6 +70,17 @@ impl<R: Read> Source<R> {
         &self.buf[self.start..self.start + n]
     }
 
+    /// `n` bytes at file offset `at`, if the buffer holds them all (what
+    /// lies ahead of the next unread byte, read without consuming it).
+    #[inline]
+    pub fn peek_at(&self, at: u64, n: usize) -> Option<&[u8]> {
+        let from = usize::try_from(at.checked_sub(self.base)?).ok()?;
+        if from < self.start {
+            return None;
+        }
+        self.buf[..self.end].get(from..from.checked_add(n)?)
+    }
+
     #[inline]
     pub fn consume(&mut self, n: usize) {
         self.start += n;
