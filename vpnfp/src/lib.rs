@@ -13,6 +13,7 @@ pub mod lru;
 pub mod model;
 pub mod output;
 pub mod pipeline;
+pub mod prefetch;
 pub mod privileges;
 pub mod replay;
 pub mod settings;

@@ -37,6 +37,16 @@ struct Slot<K, V> {
     next: u32,
 }
 
+/// The two steps of [`SlabLru::prefetch`], in the order a packet to come
+/// takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The index's bucket.
+    Index,
+    /// The entry itself (after `Index`, some packets earlier).
+    Entry,
+}
+
 /// A slot number with the low 32 bits of its key's hash.
 #[derive(Clone, Copy)]
 struct Bucket {
@@ -109,6 +119,30 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
                 b.hash == hash && slots[b.slot as usize].key == *key
             })
             .map(|b| b.slot)
+    }
+
+    /// Starts loading what a lookup of `key` will read, in two stages
+    /// some packets apart: the index's bucket first, then the slot it
+    /// names (which takes reading that bucket).
+    #[inline]
+    pub fn prefetch(&self, key: &K, stage: Stage) {
+        let hash = self.hash(key);
+        match stage {
+            // The first bucket whose tag matches, found from the control
+            // bytes alone.
+            Stage::Index => {
+                if let Some(b) = self.index.find(spread(hash), |_| true) {
+                    crate::prefetch::prefetch(b);
+                }
+            }
+            Stage::Entry => {
+                if let Some(b) = self.index.find(spread(hash), |b| b.hash == hash)
+                    && let Some(slot) = self.slots.get(b.slot as usize)
+                {
+                    crate::prefetch::prefetch(slot);
+                }
+            }
+        }
     }
 
     fn unlink(&mut self, i: u32) {

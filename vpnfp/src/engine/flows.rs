@@ -67,6 +67,12 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
             .get_or_insert_with(key, || FlowValue::new(scope, now_ns))
     }
 
+    /// Starts loading `key`'s entry ([`SlabLru::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, key: &FlowKey<A>, stage: crate::lru::Stage) {
+        self.flows.prefetch(key, stage);
+    }
+
     /// Look at `key` again once it could have been quiet for the linger.
     pub fn closing(&mut self, key: FlowKey<A>, now_ns: u64) {
         self.closing.push(key, now_ns);

@@ -23,6 +23,8 @@ use crate::model::{
 pub use flows::FlowTable;
 pub use hosts::HostTable;
 
+pub use crate::lru::Stage;
+
 /// Default host capacity of the userspace engine: 1,000,000 hosts.
 pub const DEFAULT_MAX_HOSTS: usize = 1_000_000;
 /// Default flow capacity of the userspace engine.
@@ -137,6 +139,17 @@ impl Engine {
         }
     }
 
+    /// Starts loading the host and flow entries of a packet still to come
+    /// (replay reads records ahead, `Packet::ahead`), so that they
+    /// are in cache when its turn comes.
+    #[inline]
+    pub fn prefetch(&self, parsed: &Parsed, stage: Stage) {
+        match parsed {
+            Parsed::V4(ip) => prefetch(&self.settings, &self.v4, ip, stage),
+            Parsed::V6(ip) => prefetch(&self.settings, &self.v6, ip, stage),
+        }
+    }
+
     /// The (host, peer) a parsed packet belongs to, oriented as its flow
     /// (what an enforcement policy's blocks are keyed by).
     pub fn pair(&self, parsed: &Parsed) -> (IpAddr, IpAddr) {
@@ -233,6 +246,26 @@ fn emit_flow<'o, A: IntoIp>(
             value,
             end,
         }))
+    }
+}
+
+/// [`Engine::prefetch`] for one family: the entries [`packet`] will look up.
+#[inline]
+fn prefetch<A: Family + Hash>(
+    settings: &EngineSettings,
+    tables: &Tables<A>,
+    ip: &Ip<A>,
+    stage: Stage,
+) {
+    let config = &settings.config;
+    let ends = A::ends(config, ip.src, ip.dst);
+    if stage == Stage::Entry
+        && let Ok((host, _)) = config.analysed(&ends)
+    {
+        tables.hosts.prefetch(host);
+    }
+    if !config.has(FLAG_NO_FLOWS) {
+        tables.flows.prefetch(&FlowKey::of(ip, &ends).0, stage);
     }
 }
 
