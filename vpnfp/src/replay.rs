@@ -192,7 +192,7 @@ mod tests {
         ip[12..16].copy_from_slice(&[10, 0, (i >> 8) as u8, i as u8]);
         ip[16..20].copy_from_slice(&[198, 51, 100, (i % 7) as u8]);
         f.extend_from_slice(&ip);
-        f.extend_from_slice(&(1024 + i as u16).to_be_bytes());
+        f.extend_from_slice(&((1024 + i % 60_000) as u16).to_be_bytes());
         f.extend_from_slice(&[0, 53, 0, 20, 0, 0]);
         f.extend_from_slice(&[7u8; 12]);
         if i % 7 == 6 {
