@@ -2,7 +2,10 @@
 
 use std::io::Read;
 
-use super::{Endian, LOOKAHEAD, LinkType, Packet, ReadError, Source, to_ns, unsupported_link};
+use super::{
+    Ahead, Endian, LOOKAHEAD, LinkType, Packet, ReadError, Source, source::Buffered, to_ns,
+    unsupported_link,
+};
 
 /// Larger records are corruption, not packets (libpcap's largest snap
 /// length is 256 KiB).
@@ -45,9 +48,10 @@ pub fn read<R: Read>(
     let code = format.endian.u32(header, 20) & 0xffff;
     let link = LinkType::from_code(code).ok_or_else(|| (20, unsupported_link(code)))?;
     source.consume(24);
-    let mut ahead = Ahead {
+    let mut walk = Walk {
         at: source.offset(),
         lead: 0,
+        endian: format.endian,
     };
     let mut number = 0;
     loop {
@@ -84,16 +88,17 @@ pub fn read<R: Read>(
         }
         let ts_ns =
             (secs as u64 * 1_000_000_000).saturating_add(to_ns(frac as u64, format.per_second));
-        let ahead_frame = ahead.frame(source, format);
         each(Packet {
             ts_ns,
             link,
             data: &source.peek(total)[16..],
             number,
-            ahead: ahead_frame,
+            ahead: Ahead {
+                walk: Some((&mut walk, source.buffered())),
+            },
         });
         source.consume(total);
-        ahead.passed(source.offset());
+        walk.passed(source.offset());
         number += 1;
     }
 }
@@ -102,22 +107,23 @@ pub fn read<R: Read>(
 /// to find the record [`LOOKAHEAD`] on. A record it cannot read (not yet
 /// buffered, or corrupt) just has no frame ahead: the reader itself
 /// reports what is wrong when it gets there.
-struct Ahead {
+pub(super) struct Walk {
     /// File offset of the record `lead` records after the current one.
     at: u64,
     lead: u64,
+    endian: Endian,
 }
 
-impl Ahead {
+impl Walk {
     #[inline]
-    fn frame<'s, R: Read>(&mut self, source: &'s Source<R>, format: Format) -> Option<&'s [u8]> {
+    pub(super) fn frame<'a>(&mut self, buffered: Buffered<'a>) -> Option<&'a [u8]> {
         loop {
-            let header = source.peek_at(self.at, 16)?;
-            let caplen = format.endian.u32(header, 8);
+            let header = buffered.at(self.at, 16)?;
+            let caplen = self.endian.u32(header, 8);
             if caplen > MAX_RECORD {
                 return None;
             }
-            let data = source.peek_at(self.at + 16, caplen as usize)?;
+            let data = buffered.at(self.at + 16, caplen as usize)?;
             if self.lead == LOOKAHEAD {
                 return Some(data);
             }
@@ -178,16 +184,20 @@ mod tests {
     /// A record as delivered: its number, its frame, the frame read ahead.
     type Seen = (u64, Vec<u8>, Option<Vec<u8>>);
 
-    /// Every record as delivered, and the error's offset.
-    fn read_all(file: Vec<u8>, step: usize) -> (Vec<Seen>, Option<u64>) {
+    /// Every record as delivered, and the error's offset; the frame ahead
+    /// asked for on every `ask_every`th record.
+    fn read_all(file: Vec<u8>, step: usize, ask_every: u64) -> (Vec<Seen>, Option<u64>) {
         let reader = Trickle {
             data: file,
             at: 0,
             step,
         };
         let mut seen = Vec::new();
-        let result = Capture::from_reader("test".into(), Box::new(reader)).for_each(|p| {
-            seen.push((p.number, p.data.to_vec(), p.ahead.map(<[u8]>::to_vec)));
+        let result = Capture::from_reader("test".into(), Box::new(reader)).for_each(|mut p| {
+            let ahead = (p.number % ask_every == 0)
+                .then(|| p.ahead.frame())
+                .flatten();
+            seen.push((p.number, p.data.to_vec(), ahead.map(<[u8]>::to_vec)));
         });
         (seen, result.err().and_then(|e| e.offset))
     }
@@ -206,8 +216,8 @@ mod tests {
     #[test]
     fn the_frame_read_ahead_is_the_record_lookahead_on() {
         let frames = frames();
-        for step in [usize::MAX, 4_096, 100] {
-            let (seen, error) = read_all(pcap(&frames), step);
+        for (step, ask_every) in [(usize::MAX, 1), (4_096, 1), (100, 1), (usize::MAX, 37)] {
+            let (seen, error) = read_all(pcap(&frames), step, ask_every);
             assert_eq!(error, None);
             assert_eq!(seen.len(), frames.len());
             let mut ahead_given = 0;
@@ -223,7 +233,8 @@ mod tests {
             // Whole reads: only records at the buffer's end (and the
             // file's last ones) have none.
             if step == usize::MAX {
-                assert!(ahead_given > frames.len() * 9 / 10, "{ahead_given}");
+                let asked = frames.len() / ask_every as usize;
+                assert!(ahead_given > asked * 9 / 10, "{ahead_given} of {asked}");
             }
         }
     }
@@ -238,7 +249,7 @@ mod tests {
         file.extend_from_slice(&(1u32 << 30).to_le_bytes());
         file.extend_from_slice(&(1u32 << 30).to_le_bytes());
         file.extend_from_slice(&[0; 64]);
-        let (seen, error) = read_all(file, usize::MAX);
+        let (seen, error) = read_all(file, usize::MAX, 1);
         assert_eq!(seen.len(), 100, "every record before it is delivered");
         assert!(
             seen.iter()

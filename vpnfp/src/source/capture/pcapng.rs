@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use super::{Endian, LinkType, Packet, ReadError, Source, to_ns, unsupported_link};
+use super::{Ahead, Endian, LinkType, Packet, ReadError, Source, to_ns, unsupported_link};
 
 const SHB: u32 = 0x0a0d_0d0a;
 const IDB: u32 = 1;
@@ -141,7 +141,7 @@ pub fn read<R: Read>(
                     data: &body[20..20 + caplen],
                     number,
                     // Not looked for: blocks of other kinds and links lie between.
-                    ahead: None,
+                    ahead: Ahead::none(),
                 });
                 number += 1;
             }

@@ -70,15 +70,14 @@ impl<R: Read> Source<R> {
         &self.buf[self.start..self.start + n]
     }
 
-    /// `n` bytes at file offset `at`, if the buffer holds them all (what
-    /// lies ahead of the next unread byte, read without consuming it).
+    /// The unread bytes the buffer holds (what lies ahead of the next
+    /// unread byte, for reading without consuming).
     #[inline]
-    pub fn peek_at(&self, at: u64, n: usize) -> Option<&[u8]> {
-        let from = usize::try_from(at.checked_sub(self.base)?).ok()?;
-        if from < self.start {
-            return None;
+    pub fn buffered(&self) -> Buffered<'_> {
+        Buffered {
+            offset: self.offset(),
+            bytes: &self.buf[self.start..self.end],
         }
-        self.buf[..self.end].get(from..from.checked_add(n)?)
     }
 
     #[inline]
@@ -100,6 +99,22 @@ impl<R: Read> Source<R> {
                 return Ok(false);
             }
         }
+    }
+}
+
+/// Bytes of the read buffer and the file offset of the first.
+#[derive(Clone, Copy)]
+pub struct Buffered<'a> {
+    offset: u64,
+    bytes: &'a [u8],
+}
+
+impl<'a> Buffered<'a> {
+    /// `n` bytes at file offset `at`, if they are all here.
+    #[inline]
+    pub fn at(&self, at: u64, n: usize) -> Option<&'a [u8]> {
+        let from = usize::try_from(at.checked_sub(self.offset)?).ok()?;
+        self.bytes.get(from..from.checked_add(n)?)
     }
 }
 
