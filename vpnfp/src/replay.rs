@@ -84,7 +84,7 @@ impl Parses {
         let slot = |n: u64| (n % RING as u64) as usize;
         if let Some(frame) = packet.ahead.frame() {
             let n = packet.number + LOOKAHEAD;
-            let parsed = packet.link.parse_capture(frame);
+            let parsed = frame.link.parse_capture(frame.data);
             if let Ok(p) = &parsed {
                 engine.prefetch(p, Stage::Index);
             }
@@ -177,7 +177,13 @@ mod tests {
     use vpnfp_common::{InternalRanges, KernelConfig, NANOS_PER_SEC};
 
     use super::*;
-    use crate::{engine::EngineSettings, source::capture::Capture};
+    use crate::{
+        engine::EngineSettings,
+        source::capture::{
+            Capture, LinkType,
+            test_files::{Item, pcap, pcapng},
+        },
+    };
 
     /// Ethernet, IPv4 UDP from 10.0.x.y to 198.51.100.z, or (every fifth)
     /// an ARP frame, or (every seventh) a truncated one.
@@ -205,24 +211,11 @@ mod tests {
         f
     }
 
-    fn pcap(n: u32) -> Vec<u8> {
-        let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
-        out.extend_from_slice(&[0; 8]);
-        out.extend_from_slice(&65535u32.to_le_bytes());
-        out.extend_from_slice(&1u32.to_le_bytes());
-        for i in 0..n {
-            let f = frame(i);
-            out.extend_from_slice(&i.to_le_bytes());
-            out.extend_from_slice(&0u32.to_le_bytes());
-            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            out.extend_from_slice(&f);
-        }
-        out
-    }
-
     /// Each packet's parse through `Parses`, prefetching on or off.
-    fn parses(file: Vec<u8>, prefetching: bool) -> Vec<(Result<Parsed, Outcome>, Vec<u8>)> {
+    fn parses(
+        file: Vec<u8>,
+        prefetching: bool,
+    ) -> Vec<(Result<Parsed, Outcome>, LinkType, Vec<u8>)> {
         let config = KernelConfig::new(NANOS_PER_SEC, InternalRanges::research());
         let mut engine = Engine::new(EngineSettings::new(config));
         let mut parses = Parses::default();
@@ -232,7 +225,7 @@ mod tests {
         Capture::from_reader("test".into(), Box::new(std::io::Cursor::new(file)))
             .for_each(|mut packet| {
                 let parsed = parses.turn(&mut packet, &engine);
-                out.push((parsed, packet.data.to_vec()));
+                out.push((parsed, packet.link, packet.data.to_vec()));
                 engine.frame(
                     packet.data,
                     parsed,
@@ -247,14 +240,23 @@ mod tests {
 
     #[test]
     fn a_parse_read_ahead_is_the_packets_own() {
-        let file = pcap(70_000);
-        let with = parses(file.clone(), true);
-        let without = parses(file, false);
-        assert_eq!(with.len(), 70_000);
-        for (i, ((a, data), (b, _))) in with.iter().zip(&without).enumerate() {
-            let link = crate::source::capture::LinkType::Ethernet;
-            assert_eq!(*a, link.parse_capture(data), "packet {i}, prefetching");
-            assert_eq!(a, b, "packet {i}");
+        let frames: Vec<Vec<u8>> = (0..70_000).map(frame).collect();
+        // pcapng: every third packet on a raw IP interface, without its
+        // Ethernet header, so that a frame ahead parsed as the current
+        // packet's link would be wrong.
+        let mut items = vec![Item::Interface(1), Item::Interface(101)];
+        items.extend(frames.iter().enumerate().map(|(i, f)| match i % 3 {
+            2 if f.len() > 14 => Item::Packet(1, &f[14..]),
+            _ => Item::Packet(0, f),
+        }));
+        for file in [pcap(&frames), pcapng(&items)] {
+            let with = parses(file.clone(), true);
+            let without = parses(file, false);
+            assert_eq!(with.len(), frames.len());
+            for (i, ((a, link, data), (b, ..))) in with.iter().zip(&without).enumerate() {
+                assert_eq!(*a, link.parse_capture(data), "packet {i}, prefetching");
+                assert_eq!(a, b, "packet {i}");
+            }
         }
     }
 

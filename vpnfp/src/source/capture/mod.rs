@@ -320,23 +320,34 @@ pub struct Packet<'a> {
 }
 
 /// Finds the frame [`LOOKAHEAD`] records on when asked, in what the read
-/// buffer holds (pcap files; pcapng gives none). Not asking costs
-/// nothing: walking the records ahead was 3-4% of a replay that does not
-/// prefetch.
+/// buffer holds. Not asking costs nothing: walking the records ahead was
+/// 3-4% of a replay that does not prefetch.
 pub struct Ahead<'a> {
-    walk: Option<(&'a mut pcap::Walk, Buffered<'a>)>,
+    walk: Option<Walk<'a>>,
+}
+
+enum Walk<'a> {
+    Pcap(&'a mut pcap::Walk, Buffered<'a>, LinkType),
+    Pcapng(&'a mut pcapng::Walk, Buffered<'a>, &'a pcapng::Section),
+}
+
+/// A frame read ahead, and the link type to parse it as (a pcapng file's
+/// interfaces may differ).
+pub struct Frame<'a> {
+    pub link: LinkType,
+    pub data: &'a [u8],
 }
 
 impl<'a> Ahead<'a> {
-    fn none() -> Self {
-        Self { walk: None }
-    }
-
     /// The frame, if the buffer holds it (once per packet).
     #[inline]
-    pub fn frame(&mut self) -> Option<&'a [u8]> {
-        let (walk, buffered) = self.walk.take()?;
-        walk.frame(buffered)
+    pub fn frame(&mut self) -> Option<Frame<'a>> {
+        match self.walk.take()? {
+            Walk::Pcap(walk, buffered, link) => {
+                walk.frame(buffered).map(|data| Frame { link, data })
+            }
+            Walk::Pcapng(walk, buffered, section) => walk.frame(buffered, section),
+        }
     }
 }
 
@@ -447,6 +458,122 @@ fn to_ns(ticks: u64, per_second: u64) -> u64 {
 
 /// A reader's error: byte offset and message; the caller adds the path.
 type ReadError = (u64, String);
+
+/// Capture files written in memory, for the readers' and replay's tests.
+#[cfg(test)]
+pub(crate) mod test_files {
+    use std::io::Read;
+
+    use super::{Capture, LinkType};
+
+    /// Gives at most `step` bytes a read, as a pipe does.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        step: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    /// A record as delivered: its number, its frame, the frame read ahead.
+    pub type Seen = (u64, Vec<u8>, Option<(LinkType, Vec<u8>)>);
+
+    /// Every record as delivered, and the error's offset; the frame ahead
+    /// asked for on every `ask_every`th record.
+    pub fn read_all(file: Vec<u8>, step: usize, ask_every: u64) -> (Vec<Seen>, Option<u64>) {
+        let reader = Trickle {
+            data: file,
+            at: 0,
+            step,
+        };
+        let mut seen = Vec::new();
+        let result = Capture::from_reader("test".into(), Box::new(reader)).for_each(|mut p| {
+            let ahead = (p.number % ask_every == 0)
+                .then(|| p.ahead.frame())
+                .flatten();
+            seen.push((
+                p.number,
+                p.data.to_vec(),
+                ahead.map(|f| (f.link, f.data.to_vec())),
+            ));
+        });
+        (seen, result.err().and_then(|e| e.offset))
+    }
+
+    /// A classic little-endian microsecond pcap of Ethernet `frames`.
+    pub fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        for (i, f) in frames.iter().enumerate() {
+            out.extend_from_slice(&(i as u32).to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(f);
+        }
+        out
+    }
+
+    /// One pcapng block (little endian): type, length, body padded to 4.
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let padded = body.len().div_ceil(4) * 4;
+        let len = (12 + padded) as u32;
+        let mut b = kind.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(body);
+        b.resize(8 + padded, 0);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+
+    /// What a pcapng test file holds, in order.
+    pub enum Item<'a> {
+        /// An interface of this link type (numbered from 0 as declared).
+        Interface(u16),
+        /// A packet on interface `.0`.
+        Packet(u32, &'a [u8]),
+        /// An interface statistics block (skipped by readers).
+        Statistics,
+    }
+
+    /// A little-endian pcapng file of one section.
+    pub fn pcapng(items: &[Item<'_>]) -> Vec<u8> {
+        let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&u64::MAX.to_le_bytes());
+        let mut out = block(0x0a0d_0d0a, &shb);
+        for (i, item) in items.iter().enumerate() {
+            out.extend(match item {
+                Item::Interface(link) => {
+                    let mut body = link.to_le_bytes().to_vec();
+                    body.extend_from_slice(&[0, 0]);
+                    body.extend_from_slice(&65535u32.to_le_bytes());
+                    block(1, &body)
+                }
+                Item::Packet(iface, frame) => {
+                    let mut body = iface.to_le_bytes().to_vec();
+                    body.extend_from_slice(&0u32.to_le_bytes());
+                    body.extend_from_slice(&(i as u32).to_le_bytes());
+                    body.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+                    body.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+                    body.extend_from_slice(frame);
+                    block(6, &body)
+                }
+                Item::Statistics => block(5, &[0; 12]),
+            });
+        }
+        out
+    }
+}
 
 #[cfg(test)]
 mod link_tests {

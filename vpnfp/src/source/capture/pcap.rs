@@ -94,7 +94,7 @@ pub fn read<R: Read>(
             data: &source.peek(total)[16..],
             number,
             ahead: Ahead {
-                walk: Some((&mut walk, source.buffered())),
+                walk: Some(super::Walk::Pcap(&mut walk, source.buffered(), link)),
             },
         });
         source.consume(total);
@@ -145,62 +145,10 @@ impl Walk {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-
-    use super::super::{Capture, LOOKAHEAD};
-
-    /// A classic little-endian microsecond pcap of Ethernet `frames`.
-    fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
-        let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
-        out.extend_from_slice(&[0; 8]);
-        out.extend_from_slice(&65535u32.to_le_bytes());
-        out.extend_from_slice(&1u32.to_le_bytes());
-        for (i, f) in frames.iter().enumerate() {
-            out.extend_from_slice(&(i as u32).to_le_bytes());
-            out.extend_from_slice(&0u32.to_le_bytes());
-            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            out.extend_from_slice(f);
-        }
-        out
-    }
-
-    /// Gives at most `step` bytes a read, as a pipe does.
-    struct Trickle {
-        data: Vec<u8>,
-        at: usize,
-        step: usize,
-    }
-
-    impl Read for Trickle {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = buf.len().min(self.step).min(self.data.len() - self.at);
-            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
-            self.at += n;
-            Ok(n)
-        }
-    }
-
-    /// A record as delivered: its number, its frame, the frame read ahead.
-    type Seen = (u64, Vec<u8>, Option<Vec<u8>>);
-
-    /// Every record as delivered, and the error's offset; the frame ahead
-    /// asked for on every `ask_every`th record.
-    fn read_all(file: Vec<u8>, step: usize, ask_every: u64) -> (Vec<Seen>, Option<u64>) {
-        let reader = Trickle {
-            data: file,
-            at: 0,
-            step,
-        };
-        let mut seen = Vec::new();
-        let result = Capture::from_reader("test".into(), Box::new(reader)).for_each(|mut p| {
-            let ahead = (p.number % ask_every == 0)
-                .then(|| p.ahead.frame())
-                .flatten();
-            seen.push((p.number, p.data.to_vec(), ahead.map(<[u8]>::to_vec)));
-        });
-        (seen, result.err().and_then(|e| e.offset))
-    }
+    use super::super::{
+        LOOKAHEAD,
+        test_files::{pcap, read_all},
+    };
 
     /// Frames of many sizes, 2.5 MiB in all: records cross the 1 MiB
     /// read buffer's end again and again.
@@ -224,7 +172,7 @@ mod tests {
             for (i, (number, data, ahead)) in seen.iter().enumerate() {
                 assert_eq!(*number, i as u64);
                 assert_eq!(data, &frames[i]);
-                if let Some(ahead) = ahead {
+                if let Some((_, ahead)) = ahead {
                     ahead_given += 1;
                     let later = frames.get(i + LOOKAHEAD as usize);
                     assert_eq!(Some(ahead), later, "record {i}, reads of {step}");

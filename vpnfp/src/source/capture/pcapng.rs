@@ -3,7 +3,10 @@
 
 use std::io::Read;
 
-use super::{Ahead, Endian, LinkType, Packet, ReadError, Source, to_ns, unsupported_link};
+use super::{
+    Ahead, Endian, Frame, LOOKAHEAD, LinkType, Packet, ReadError, Source, source::Buffered, to_ns,
+    unsupported_link,
+};
 
 const SHB: u32 = 0x0a0d_0d0a;
 const IDB: u32 = 1;
@@ -25,7 +28,7 @@ struct Interface {
     offset_secs: i64,
 }
 
-struct Section {
+pub(super) struct Section {
     endian: Endian,
     interfaces: Vec<Interface>,
 }
@@ -48,6 +51,10 @@ pub fn read<R: Read>(
 ) -> Result<(), ReadError> {
     let mut section: Option<Section> = None;
     let mut number = 0;
+    let mut walk = Walk {
+        at: source.offset(),
+        lead: 0,
+    };
     loop {
         let at = source.offset();
         let io = |e: std::io::Error| (at, format!("read error: {e}"));
@@ -112,21 +119,8 @@ pub fn read<R: Read>(
                 sec.interfaces.push(iface);
             }
             EPB | OBSOLETE_PACKET => {
-                if body.len() < 20 {
-                    return Err((at, "corrupt packet block".into()));
-                }
-                let (iface_id, caplen) = if block_type == EPB {
-                    (sec.u32(body, 0) as usize, sec.u32(body, 12) as usize)
-                } else {
-                    (sec.u16(body, 0) as usize, sec.u32(body, 12) as usize)
-                };
-                let ticks = ((sec.u32(body, 4) as u64) << 32) | sec.u32(body, 8) as u64;
-                if 20 + caplen > body.len() {
-                    return Err((
-                        at,
-                        format!("corrupt packet block (captured length {caplen})"),
-                    ));
-                }
+                let (iface_id, ticks, data) =
+                    packet_block(sec, block_type, body).map_err(|e| (at, e))?;
                 let iface = sec
                     .interfaces
                     .get(iface_id)
@@ -138,12 +132,16 @@ pub fn read<R: Read>(
                 each(Packet {
                     ts_ns,
                     link,
-                    data: &body[20..20 + caplen],
+                    data,
                     number,
-                    // Not looked for: blocks of other kinds and links lie between.
-                    ahead: Ahead::none(),
+                    ahead: Ahead {
+                        walk: Some(super::Walk::Pcapng(&mut walk, source.buffered(), sec)),
+                    },
                 });
                 number += 1;
+                source.consume(len);
+                walk.passed(source.offset());
+                continue;
             }
             SIMPLE_PACKET => {
                 return Err((
@@ -154,6 +152,80 @@ pub fn read<R: Read>(
             _ => {}
         }
         source.consume(len);
+    }
+}
+
+/// A packet block's interface, time (in its interface's units) and
+/// frame, from its body (the block less its type, lengths).
+fn packet_block<'b>(
+    sec: &Section,
+    block_type: u32,
+    body: &'b [u8],
+) -> Result<(usize, u64, &'b [u8]), String> {
+    if body.len() < 20 {
+        return Err("corrupt packet block".into());
+    }
+    let (iface_id, caplen) = if block_type == EPB {
+        (sec.u32(body, 0) as usize, sec.u32(body, 12) as usize)
+    } else {
+        (sec.u16(body, 0) as usize, sec.u32(body, 12) as usize)
+    };
+    let ticks = ((sec.u32(body, 4) as u64) << 32) | sec.u32(body, 8) as u64;
+    let data = body
+        .get(20..20usize.saturating_add(caplen))
+        .ok_or_else(|| format!("corrupt packet block (captured length {caplen})"))?;
+    Ok((iface_id, ticks, data))
+}
+
+/// Walks blocks ahead of the reader, in what the buffer holds, counting
+/// packet blocks to find the packet [`LOOKAHEAD`] on and its interface's
+/// link type. It stops at a section or interface block (what they declare
+/// is the reader's to learn first) and at anything it cannot read: the
+/// reader reports what is wrong when it gets there.
+pub(super) struct Walk {
+    /// File offset of a block after the current packet, with `lead`
+    /// packet blocks between (the current one included).
+    at: u64,
+    lead: u64,
+}
+
+impl Walk {
+    #[inline]
+    pub(super) fn frame<'a>(&mut self, buffered: Buffered<'a>, sec: &Section) -> Option<Frame<'a>> {
+        loop {
+            let head = buffered.at(self.at, 8)?;
+            let (block_type, block_len) = (sec.u32(head, 0), sec.u32(head, 4));
+            if block_type == SHB
+                || block_type == IDB
+                || block_len < 12
+                || block_len % 4 != 0
+                || block_len > MAX_BLOCK
+            {
+                return None;
+            }
+            let block = buffered.at(self.at, block_len as usize)?;
+            if matches!(block_type, EPB | OBSOLETE_PACKET) {
+                if self.lead == LOOKAHEAD {
+                    let body = &block[8..block.len() - 4];
+                    let (iface_id, _, data) = packet_block(sec, block_type, body).ok()?;
+                    let link = sec.interfaces.get(iface_id)?.link.ok()?;
+                    return Some(Frame { link, data });
+                }
+                self.lead += 1;
+            }
+            self.at += block_len as u64;
+        }
+    }
+
+    /// The current packet's block was consumed; `next` is the next
+    /// block's offset.
+    #[inline]
+    pub(super) fn passed(&mut self, next: u64) {
+        if self.lead > 0 {
+            self.lead -= 1;
+        } else {
+            self.at = next;
+        }
     }
 }
 
@@ -188,5 +260,55 @@ fn read_interface_options(sec: &Section, mut options: &[u8], iface: &mut Interfa
             _ => {}
         }
         options = options.get(4 + padded..).unwrap_or(&[]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        LOOKAHEAD, LinkType,
+        test_files::{Item, pcapng, read_all},
+    };
+
+    #[test]
+    fn the_frame_read_ahead_is_the_packet_lookahead_on_with_its_link() {
+        // Ethernet and raw IP interfaces, a statistics block now and then,
+        // and a third interface (Linux cooked) declared half-way.
+        let frames: Vec<Vec<u8>> = (0..3_000u32)
+            .map(|i| vec![i as u8; [60, 1514, 9000, 14][i as usize % 4] + i as usize % 3])
+            .collect();
+        let mut items = vec![Item::Interface(1), Item::Interface(101)];
+        let mut packets = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            if i == 1_500 {
+                items.push(Item::Interface(113));
+            }
+            if i % 7 == 0 {
+                items.push(Item::Statistics);
+            }
+            let iface = if i < 1_500 { i % 2 } else { i % 3 } as u32;
+            items.push(Item::Packet(iface, frame));
+            packets.push((iface, frame));
+        }
+        let link =
+            |iface: u32| [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll][iface as usize];
+        for (step, ask_every) in [(usize::MAX, 1), (4_096, 1), (usize::MAX, 5)] {
+            let (seen, error) = read_all(pcapng(&items), step, ask_every);
+            assert_eq!(error, None);
+            assert_eq!(seen.len(), frames.len());
+            let mut ahead_given = 0;
+            for (i, (number, data, ahead)) in seen.iter().enumerate() {
+                assert_eq!((*number, data), (i as u64, &frames[i]));
+                if let Some((ahead_link, ahead)) = ahead {
+                    ahead_given += 1;
+                    let (iface, later) = packets[i + LOOKAHEAD as usize];
+                    assert_eq!((*ahead_link, ahead), (link(iface), later), "packet {i}");
+                }
+            }
+            if step == usize::MAX {
+                let asked = frames.len() / ask_every as usize;
+                assert!(ahead_given > asked * 8 / 10, "{ahead_given} of {asked}");
+            }
+        }
     }
 }
