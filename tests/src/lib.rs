@@ -12,6 +12,7 @@ pub mod lab;
 pub mod netns;
 pub mod parity;
 pub mod scenario;
+pub mod scratch;
 pub mod script;
 pub mod vpnlab;
 

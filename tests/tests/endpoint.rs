@@ -22,7 +22,9 @@ use serde_json::Value;
 use vpnfp_tests::{
     lab::ChildGuard,
     netns::NetNs,
-    privileged, vpnfp_bin, vpnfp_report,
+    privileged,
+    scratch::TempDir,
+    vpnfp_bin, vpnfp_report,
     vpnlab::{
         procs::Procs,
         software::{OpenVpn, Pki, TlsCrypt, sshd, wg_keys, wg_name, wg_peer, wireguard},
@@ -241,9 +243,7 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
         return;
     }
     let cgroups = Cgroups::new();
-    let dir = std::env::temp_dir().join(format!("vpnfp-endpoint-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("endpoint");
     let topo = Topology::new(&[("laptop", LAPTOP)], &[WEB, VPN, SSH]);
     let laptop = &topo.host("laptop").ns;
     let procs = Procs::new(&dir);
@@ -556,7 +556,6 @@ fn every_flow_names_its_program_and_a_policy_blocks_one_program() {
             && flows_csv.contains(&format!(",{ssh_pid},ssh,/usr/bin/ssh")),
         "flows.csv lacks the processes"
     );
-    let _ = std::fs::remove_dir_all(&dir);
     drop(topo);
     drop(cgroups);
 }

@@ -19,26 +19,9 @@ use vpnfp_tests::{
     lab::{ChildGuard, Lab, ROUTER_ADDR, ROUTER_IF},
     privileged,
     scenario::{VPN_HOST, VPN_SERVER},
+    scratch::TempDir,
     vpnfp_bin,
 };
-
-/// A scratch directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("vpnfp-hard-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
@@ -440,14 +423,14 @@ fn a_relative_pin_path_is_named_in_full() {
     let out = lab
         .router
         .command(vpnfp_bin())
-        .current_dir(&dir.0)
+        .current_dir(&dir)
         .args(["run", "--iface", ROUTER_IF, "--pin", "relative"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains(&format!("{} is not on a BPF filesystem", dir.0.display())),
+        stderr.contains(&format!("{} is not on a BPF filesystem", dir.display())),
         "{stderr}"
     );
 }
@@ -470,7 +453,7 @@ fn a_lying_capture_costs_no_memory() {
         f.extend_from_slice(&announced.to_le_bytes());
         f.extend_from_slice(&announced.to_le_bytes());
         f.resize(90, 0x45);
-        let path = dir.0.join("lying.pcap");
+        let path = dir.join("lying.pcap");
         std::fs::write(&path, &f).unwrap();
         let out = Command::new(vpnfp_bin())
             .arg("replay")
@@ -482,7 +465,7 @@ fn a_lying_capture_costs_no_memory() {
         assert!(stderr.contains(expect_error), "{stderr}");
     }
     // The peak memory of a replay of the first: measured on its own child.
-    let path = dir.0.join("lying.pcap");
+    let path = dir.join("lying.pcap");
     let mut f = std::fs::read(&path).unwrap();
     f[32..36].copy_from_slice(&(15u32 << 20).to_le_bytes());
     f[36..40].copy_from_slice(&(15u32 << 20).to_le_bytes());
@@ -538,7 +521,7 @@ fn more_captures_than_open_files_are_replayed() {
     pcap.extend_from_slice(&frame);
     let files: Vec<std::path::PathBuf> = (0..100)
         .map(|i| {
-            let p = dir.0.join(format!("{i}.pcap"));
+            let p = dir.join(format!("{i}.pcap"));
             std::fs::write(&p, &pcap).unwrap();
             p
         })

@@ -27,6 +27,7 @@ use vpnfp_tests::{
     harness::TestProgram,
     parity::{Totals, through_kernel},
     privileged,
+    scratch::TempDir,
     script::{Scripted, mixed_traffic},
     vpnfp_bin,
 };
@@ -34,27 +35,6 @@ use vpnfp_tests::{
 const MS: u64 = 1_000_000;
 /// 2023-11-14T22:13:20Z: captures carry real-looking Unix times.
 const EPOCH: u64 = 1_700_000_000 * NANOS_PER_SEC;
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("vpnfp-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn ip(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
     Ipv4Addr::new(a, b, c, d)
@@ -484,7 +464,7 @@ fn bad_input_gives_clear_errors_after_what_came_before() {
         TsResolution::MicroSecond,
     );
     let missing = dir.path("missing.pcap");
-    let directory = dir.0.clone();
+    let directory = dir.to_path_buf();
     for (path, message) in [
         (&directory, "read error: Is a directory"),
         (&text, "not a pcap or pcapng file"),

@@ -15,26 +15,10 @@ use vpnfp_tests::{
     frames,
     netns::NetNs,
     privileged,
+    scratch::TempDir,
     script::Scripted,
     vpnfp_bin, vpnfp_report,
 };
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("vpnfp-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn vpnfp() -> Command {
     let mut cmd = Command::new(vpnfp_bin());
@@ -86,7 +70,7 @@ fn report_json(db: &Path, extra: &[&str]) -> serde_json::Value {
 #[test]
 fn the_report_tells_who_used_which_vpn() {
     let dir = TempDir::new("report");
-    let db = dir.0.join("lab.db");
+    let db = dir.join("lab.db");
     lab_store(&db);
     let r = report_json(&db, &[]);
     assert_eq!(r["mode"], "replay");
@@ -182,7 +166,7 @@ fn the_report_tells_who_used_which_vpn() {
     // A missing store is one clear line.
     let missing = vpnfp()
         .args(["report", "--store"])
-        .arg(dir.0.join("none.db"))
+        .arg(dir.join("none.db"))
         .output()
         .unwrap();
     assert!(!missing.status.success());
@@ -195,9 +179,9 @@ fn the_html_report_renders_in_a_real_browser() {
         return;
     }
     let dir = TempDir::new("html");
-    let db = dir.0.join("lab.db");
+    let db = dir.join("lab.db");
     lab_store(&db);
-    let page = dir.0.join("report.html");
+    let page = dir.join("report.html");
     let out = vpnfp()
         .args(["report", "--store"])
         .arg(&db)
@@ -224,10 +208,7 @@ fn the_html_report_renders_in_a_real_browser() {
                 "--enable-logging=stderr",
                 "--v=0",
             ])
-            .arg(format!(
-                "--user-data-dir={}",
-                dir.0.join("profile").display()
-            ))
+            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
             .args(args)
             .arg(format!("file://{}", page.display()))
             .stdin(Stdio::null())
@@ -263,7 +244,7 @@ fn the_html_report_renders_in_a_real_browser() {
         .map(str::to_string)
         .collect();
     assert!(console.is_empty(), "console messages: {console:?}");
-    let shot = dir.0.join("report.png");
+    let shot = dir.join("report.png");
     chromium(&[
         "--window-size=1000,1400",
         &format!("--screenshot={}", shot.display()),
@@ -321,9 +302,9 @@ fn flows_in(db: &Path) -> (String, i64) {
 #[test]
 fn the_store_survives_kill_9_in_the_middle_of_heavy_writes() {
     let dir = TempDir::new("kill");
-    let capture = dir.0.join("many.pcap");
+    let capture = dir.join("many.pcap");
     many_flows(&capture, 400, 120);
-    let db = dir.0.join("store.db");
+    let db = dir.join("store.db");
     let start = Instant::now();
     let mut child = vpnfp()
         .args(["replay", "--flow-idle", "1", "--store"])
@@ -385,9 +366,9 @@ fn a_full_disk_is_reported_and_fingerprinting_goes_on() {
         return;
     }
     let dir = TempDir::new("full");
-    let capture = dir.0.join("many.pcap");
+    let capture = dir.join("many.pcap");
     many_flows(&capture, 200, 30);
-    let mnt = dir.0.join("mnt");
+    let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
     // A 300 kB filesystem in a mount namespace of its own: the machine's
     // mounts never change.
@@ -480,7 +461,7 @@ fn ipfix_reaches_nfcapd_and_nfdump_reads_back_exactly_what_vpnfp_counted() {
     }
     let dir = TempDir::new("ipfix");
     // IPv4: the lab's captures; IPv6: generated.
-    let v6 = dir.0.join("v6.pcap");
+    let v6 = dir.join("v6.pcap");
     let h6: std::net::Ipv6Addr = "2001:db8:1::10".parse().unwrap();
     let p6: std::net::Ipv6Addr = "2001:db8:2::7".parse().unwrap();
     let frames6: Vec<Scripted> = (0..50u64)
@@ -504,7 +485,7 @@ fn ipfix_reaches_nfcapd_and_nfdump_reads_back_exactly_what_vpnfp_counted() {
     files.push(v6);
     let ns = NetNs::new("ipfix");
     let mut json = String::new();
-    let got = through_nfcapd(&ns, &dir.0, |target| {
+    let got = through_nfcapd(&ns, &dir, |target| {
         for f in &files {
             let out = ns
                 .command(vpnfp_bin())
@@ -580,7 +561,7 @@ fn ipfix_reaches_nfcapd_and_nfdump_reads_back_exactly_what_vpnfp_counted() {
     // softflowd exporting the same IPv4 capture to the same kind of
     // collector: a cross-check of the collector setup.
     let dir2 = TempDir::new("softflowd");
-    let theirs = through_nfcapd(&ns, &dir2.0, |target| {
+    let theirs = through_nfcapd(&ns, &dir2, |target| {
         let out = ns
             .command("softflowd")
             .args(["-r"])
@@ -607,7 +588,7 @@ fn ipfix_reaches_nfcapd_and_nfdump_reads_back_exactly_what_vpnfp_counted() {
 fn the_store_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new("private");
-    let db = dir.0.join("var/vpnfp/store.db");
+    let db = dir.join("var/vpnfp/store.db");
     let out = replay_into(&db, "wg.pcap");
     assert!(
         out.status.success(),
@@ -635,12 +616,12 @@ fn the_store_is_private() {
 #[test]
 fn a_replay_deletes_nothing_and_a_row_from_2100_is_not_now() {
     let dir = TempDir::new("future");
-    let db = dir.0.join("store.db");
+    let db = dir.join("store.db");
     let out = replay_into(&db, "wg.pcap");
     assert!(out.status.success());
     let (_, before) = flows_in(&db);
     assert!(before > 0);
-    let future = dir.0.join("2100.pcap");
+    let future = dir.join("2100.pcap");
     let t2100 = 4_102_444_800_000_000_000u64;
     let host = std::net::Ipv4Addr::new(10, 9, 9, 9);
     let peer = std::net::Ipv4Addr::new(203, 0, 113, 99);
@@ -695,15 +676,15 @@ fn nearest_rank(v: &mut [f64], q: f64) -> f64 {
 #[test]
 fn per_service_statistics_match_the_flows_they_come_from() {
     let dir = TempDir::new("services");
-    let db = dir.0.join("lab.db");
+    let db = dir.join("lab.db");
     lab_store(&db);
-    let list = dir.0.join("services.txt");
+    let list = dir.join("services.txt");
     std::fs::write(
         &list,
         "# the lab's web servers\n[Lab web] vpnfp lab\nlab.example\n",
     )
     .unwrap();
-    let csv_dir = dir.0.join("csv");
+    let csv_dir = dir.join("csv");
     let r = report_json(
         &db,
         &[
@@ -783,7 +764,7 @@ fn real_captures_name_their_services() {
         return;
     };
     let dir = TempDir::new("corpus-services");
-    let db = dir.0.join("c.db");
+    let db = dir.join("c.db");
     for f in [
         "reddit.pcap",
         "wa_voice.pcap",
