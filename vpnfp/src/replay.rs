@@ -160,15 +160,19 @@ impl Pace {
 
     #[cold]
     fn stretch_done(&mut self) {
-        let took = self.started.elapsed();
+        self.took(self.started.elapsed());
+        self.packets = 0;
+        self.started = Instant::now();
+    }
+
+    /// The stretch just ended took `took`: what comes next.
+    fn took(&mut self, took: Duration) {
         (self.on, self.phase) = match self.phase {
             Phase::TimingOn => (false, Phase::TimingOff { with: took }),
             Phase::TimingOff { with } => (with < took, Phase::Keeping(KEEP_STRETCHES)),
             Phase::Keeping(n) if n <= 1 => (true, Phase::TimingOn),
             Phase::Keeping(n) => (self.on, Phase::Keeping(n - 1)),
         };
-        self.packets = 0;
-        self.started = Instant::now();
     }
 }
 
@@ -283,5 +287,27 @@ mod tests {
         let kept = stretches(&mut pace, KEEP_STRETCHES);
         assert!(kept.iter().all(|on| *on == kept[0]), "{kept:?}");
         assert_eq!(stretches(&mut pace, 2), [true, false]);
+    }
+
+    #[test]
+    fn the_pace_keeps_the_way_whose_stretch_took_less() {
+        let ms = Duration::from_millis;
+        for (with, without, keeps) in [(ms(4), ms(7), true), (ms(9), ms(7), false)] {
+            let mut pace = Pace {
+                on: true,
+                phase: Phase::TimingOn,
+                ..Pace::default()
+            };
+            pace.took(with);
+            assert!(!pace.on, "the second stretch is timed without");
+            pace.took(without);
+            assert_eq!(pace.on, keeps, "{with:?} with, {without:?} without");
+            for _ in 1..KEEP_STRETCHES {
+                pace.took(ms(1));
+                assert_eq!(pace.on, keeps);
+            }
+            pace.took(ms(1));
+            assert!(pace.on && matches!(pace.phase, Phase::TimingOn));
+        }
     }
 }
