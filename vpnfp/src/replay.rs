@@ -14,8 +14,7 @@ use vpnfp_common::{Outcome, Parsed, config::Arrival};
 use crate::{
     engine::{Engine, Stage},
     model::Fact,
-    source::capture::{Capture, CaptureError},
-    source::capture::{LOOKAHEAD, Packet},
+    source::capture::{Capture, CaptureError, LOOKAHEAD, Packet},
 };
 
 /// Replays `paths` in order through `engine`, then ends every flow (`exit`).
@@ -35,6 +34,7 @@ pub fn replay_files(
             // Record numbers start again.
             parses.ring = Default::default();
             capture.for_each(|mut packet| {
+                // The kernel programs' parse, and what provider links wrap.
                 let parsed = parses.turn(&mut packet, engine);
                 // A capture does not say where a frame entered: nothing is taken as spoofed.
                 engine.frame(
@@ -63,7 +63,7 @@ const RING: usize = (LOOKAHEAD as usize + 1).next_power_of_two();
 /// [`LOOKAHEAD`] records ahead, its entries half-way, each frame parsed
 /// once. With 100,000 hosts visited in turn, replay spent 60% of its time
 /// waiting for the host table's entries; with them prefetched it reads
-/// 1.65 x faster. Where a capture's packets come host by host (the lab's
+/// 1.4-1.65 x faster. Where a capture's packets come host by host (the lab's
 /// captures), the entries are in cache anyway and the prefetches cost
 /// 10-20%: [`Pace`] measures which way is faster and keeps to it.
 #[derive(Default)]
@@ -110,7 +110,7 @@ const STRETCH: u32 = 1 << 15;
 /// mix may change).
 const KEEP_STRETCHES: u32 = 32;
 
-/// Stretches at the start of a file that are not timed.
+/// Stretches at the start of a replay that are not timed.
 const WARM_UP_STRETCHES: u32 = 4;
 
 /// Decides whether prefetching pays by timing it: one stretch with, one
