@@ -3,9 +3,11 @@
 //! A flow is (host, peer, L4 protocol, host port, peer port). Each 5-tuple
 //! has one orientation whatever direction a packet goes: the internal end is
 //! the host when exactly one end is internal; otherwise (LAN-internal or
-//! transit flows) the end with the higher port, then the higher address,
-//! is the host (the ephemeral side is usually the client). "Up" is host to
-//! peer. Protocols without ports (ICMP, GRE, ESP, ...) have ports 0.
+//! transit flows) the end that is not a group address (a multicast group
+//! or the broadcast address sends nothing: mDNS, SSDP and IGMP flows are
+//! their senders'), then the end with the higher port, then the higher
+//! address, is the host (the ephemeral side is usually the client). "Up"
+//! is host to peer. Protocols without ports (ICMP, GRE, ESP, ...) have ports 0.
 //!
 //! The per-packet update ([`FlowValue::record`]) is the one implementation
 //! the XDP/TC programs and userspace share; it also says when a flow's
@@ -187,6 +189,8 @@ impl<A: Address> FlowKey<A> {
         let (sp, dp) = (ip.l4.src_port, ip.l4.dst_port);
         let src_is_host = if ends.src_internal != ends.dst_internal {
             ends.src_internal
+        } else if ends.src.is_group() != ends.dst.is_group() {
+            ends.dst.is_group()
         } else if sp != dp {
             sp > dp
         } else {
@@ -382,6 +386,16 @@ mod tests {
         let (k_back, _) = key(&ip(LAN2, LAN, 51820, 51820, 60, 0));
         assert_eq!(k, k_back);
         assert_eq!(k.host, LAN2);
+        // Before ports and addresses: the end that sends to a group (mDNS,
+        // SSDP, IGMP from 0.0.0.0) is the host, not the group.
+        for group in [0xe000_00fb, 0xefff_fffa, 0xe000_0001, u32::MAX] {
+            for (sport, dport) in [(1024, 5353), (5353, 5353)] {
+                let (k, d) = key(&ip(LAN, group, sport, dport, 60, 0));
+                assert_eq!((k.host, k.peer, d), (LAN, group, Direction::Outbound));
+            }
+            let (k, d) = key(&ip(0, group, 0, 0, 60, 0));
+            assert_eq!((k.host, k.peer, d), (0, group, Direction::Outbound));
+        }
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub trait Address: Copy + Eq + Default + PartialOrd + core::fmt::Debug {
     /// order, the rest zero (the family says which it is).
     fn to_bytes16(self) -> [u8; 16];
     fn from_bytes16(bytes: [u8; 16]) -> Self;
+    /// A group address: multicast, or IPv4's limited broadcast. Never a
+    /// flow's host when the other end is not one (a group sends nothing).
+    fn is_group(self) -> bool;
 }
 
 impl Address for u32 {
@@ -41,6 +44,12 @@ impl Address for u32 {
     fn from_bytes16(bytes: [u8; 16]) -> Self {
         u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
     }
+
+    /// 224.0.0.0/4, 255.255.255.255 (host order, as the programs keep it).
+    #[inline(always)]
+    fn is_group(self) -> bool {
+        self >> 28 == 0xe || self == u32::MAX
+    }
 }
 
 impl Address for V6 {
@@ -54,6 +63,12 @@ impl Address for V6 {
     #[inline(always)]
     fn from_bytes16(bytes: [u8; 16]) -> Self {
         V6(bytes)
+    }
+
+    /// ff00::/8.
+    #[inline(always)]
+    fn is_group(self) -> bool {
+        self.0[0] == 0xff
     }
 }
 
