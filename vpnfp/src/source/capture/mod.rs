@@ -323,10 +323,11 @@ pub struct Packet<'a> {
 /// buffer holds. Not asking costs nothing: walking the records ahead was
 /// 3-4% of a replay that does not prefetch.
 pub struct Ahead<'a> {
-    walk: Option<Walk<'a>>,
+    walk: Option<Walker<'a>>,
 }
 
-enum Walk<'a> {
+/// The format's walk over the records ahead, and what it reads them with.
+enum Walker<'a> {
     Pcap(&'a mut pcap::Walk, Buffered<'a>, LinkType),
     Pcapng(&'a mut pcapng::Walk, Buffered<'a>, &'a pcapng::Section),
 }
@@ -343,10 +344,10 @@ impl<'a> Ahead<'a> {
     #[inline]
     pub fn frame(&mut self) -> Option<Frame<'a>> {
         match self.walk.take()? {
-            Walk::Pcap(walk, buffered, link) => {
+            Walker::Pcap(walk, buffered, link) => {
                 walk.frame(buffered).map(|data| Frame { link, data })
             }
-            Walk::Pcapng(walk, buffered, section) => walk.frame(buffered, section),
+            Walker::Pcapng(walk, buffered, section) => walk.frame(buffered, section),
         }
     }
 }

@@ -94,7 +94,7 @@ pub fn read<R: Read>(
             data: &source.peek(total)[16..],
             number,
             ahead: Ahead {
-                walk: Some(super::Walk::Pcap(&mut walk, source.buffered(), link)),
+                walk: Some(super::Walker::Pcap(&mut walk, source.buffered(), link)),
             },
         });
         source.consume(total);

@@ -135,7 +135,7 @@ pub fn read<R: Read>(
                     data,
                     number,
                     ahead: Ahead {
-                        walk: Some(super::Walk::Pcapng(&mut walk, source.buffered(), sec)),
+                        walk: Some(super::Walker::Pcapng(&mut walk, source.buffered(), sec)),
                     },
                 });
                 number += 1;
