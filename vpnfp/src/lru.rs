@@ -47,6 +47,18 @@ pub enum Stage {
     Entry,
 }
 
+/// What [`SlabLru::get_or_insert_with`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inserted<K, V> {
+    /// The key was there.
+    No,
+    /// A new entry.
+    Yes,
+    /// A new entry, for which the least recently used one (returned) made
+    /// room.
+    Evicting(K, V),
+}
+
 /// A slot number with the low 32 bits of its key's hash.
 #[derive(Clone, Copy)]
 struct Bucket {
@@ -195,10 +207,6 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
         Some(self.value_mut(i))
     }
 
-    pub fn contains_key(&self, key: &K) -> bool {
-        self.find(key).is_some()
-    }
-
     /// The entry, moved to the back (most recently used).
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let i = self.find(key)?;
@@ -206,13 +214,26 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
         Some(self.value_mut(i))
     }
 
-    /// The entry moved to the back, or `make()`'s at the back if absent.
-    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+    /// The entry moved to the back, or `make()`'s at the back if absent;
+    /// a new entry in a full table first evicts the front. One lookup
+    /// either way (callers looked up, made room, then inserted: two on
+    /// every new flow).
+    pub fn get_or_insert_with(
+        &mut self,
+        key: K,
+        make: impl FnOnce() -> V,
+    ) -> (&mut V, Inserted<K, V>) {
         let hash = self.hash(&key);
         if let Some(i) = self.find_hashed(&key, hash) {
             self.move_to_back(i);
-            return self.value_mut(i);
+            return (self.value_mut(i), Inserted::No);
         }
+        let inserted = match self.len() >= self.capacity {
+            true => self
+                .pop_front()
+                .map_or(Inserted::Yes, |(k, v)| Inserted::Evicting(k, v)),
+            false => Inserted::Yes,
+        };
         let slot = Slot {
             key,
             value: Some(make()),
@@ -232,7 +253,7 @@ impl<K: Hash + Eq + Copy, V> SlabLru<K, V> {
         self.index
             .insert_unique(spread(hash), Bucket { slot: i, hash }, |b| spread(b.hash));
         self.push_back(i);
-        self.value_mut(i)
+        (self.value_mut(i), inserted)
     }
 
     fn take(&mut self, i: u32) -> (K, V) {
@@ -298,7 +319,7 @@ mod tests {
     fn order_reuse_and_removal() {
         let mut l = SlabLru::<u32, String>::new(3);
         for k in 1..=3 {
-            l.get_or_insert_with(k, || k.to_string());
+            assert_eq!(l.get_or_insert_with(k, || k.to_string()).1, Inserted::Yes);
         }
         // 1 used again: 2 is now the least recently used.
         assert_eq!(l.get_mut(&1).map(|v| v.as_str()), Some("1"));
@@ -334,11 +355,13 @@ mod tests {
             let key = x % 20_000;
             match step % 4 {
                 0 | 1 => {
-                    if !l.contains_key(&key) && l.len() == l.capacity() {
-                        let (old, v) = l.pop_front().expect("full");
+                    let was_full = !model.contains_key(&key) && model.len() == capacity;
+                    let (value, inserted) = l.get_or_insert_with(key, || 0);
+                    *value += 1;
+                    assert_eq!(was_full, matches!(inserted, Inserted::Evicting(..)));
+                    if let Inserted::Evicting(old, v) = inserted {
                         assert_eq!(model.remove(&old), Some(v));
                     }
-                    *l.get_or_insert_with(key, || 0) += 1;
                     *model.entry(key).or_insert(0) += 1;
                 }
                 2 => assert_eq!(l.remove(&key), model.remove(&key)),

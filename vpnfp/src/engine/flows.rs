@@ -6,7 +6,10 @@
 use vpnfp_common::{FlowKey, FlowValue, Scope, flow::state};
 
 use super::linger::CloseLinger;
-use crate::{lru::SlabLru, model::EndReason};
+use crate::{
+    lru::{Inserted, SlabLru},
+    model::EndReason,
+};
 
 pub use super::linger::CLOSE_LINGER_NS;
 
@@ -48,23 +51,19 @@ impl<A: vpnfp_common::Address> FlowTable<A> {
         now_ns: u64,
         ended: &mut impl FnMut(FlowKey<A>, FlowValue, EndReason),
     ) -> &mut FlowValue {
-        // One lookup for a known flow (moved to the back as it is found).
-        if let Some(value) = self.flows.get_mut(&key) {
-            let value: *mut FlowValue = value;
-            // SAFETY: a live entry of `self.flows`, returned at once with
-            // `self` borrowed mutably as long as it lives (the borrow
-            // checker's known false positive for conditional returns).
-            return unsafe { &mut *value };
+        let (value, inserted) = self
+            .flows
+            .get_or_insert_with(key, || FlowValue::new(scope, now_ns));
+        match inserted {
+            Inserted::No => {}
+            Inserted::Yes => self.created += 1,
+            Inserted::Evicting(old, old_value) => {
+                self.created += 1;
+                self.evicted += 1;
+                ended(old, old_value, EndReason::Evicted);
+            }
         }
-        if self.flows.len() >= self.flows.capacity()
-            && let Some((old, value)) = self.flows.pop_front()
-        {
-            self.evicted += 1;
-            ended(old, value, EndReason::Evicted);
-        }
-        self.created += 1;
-        self.flows
-            .get_or_insert_with(key, || FlowValue::new(scope, now_ns))
+        value
     }
 
     /// Starts loading `key`'s entry ([`SlabLru::prefetch`]).

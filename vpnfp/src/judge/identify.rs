@@ -6,7 +6,10 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use crate::{hash::FastBuild, lru::SlabLru};
+use crate::{
+    hash::FastBuild,
+    lru::{Inserted, SlabLru},
+};
 use vpnfp_common::{
     Direction, Scope,
     identify::{Class, Confidence, FlowState, Found, Packet, Protocol, Step, tls},
@@ -80,18 +83,43 @@ struct FlowEntry {
     last_ns: u64,
 }
 
+/// Open flows by (mode, host, peer), indexes beside the flows' table.
+#[derive(Default)]
+struct Sessions {
+    /// Open TLS flows by (mode, host, server), for AnyConnect.
+    tls: FlowIndex,
+    /// Open tinc meta connections, for the UDP data channel beside them
+    /// (which shares the listening node's port).
+    tinc_meta: FlowIndex,
+    /// Open flows whose naming is a hint: what a verdict confirms (an
+    /// index, so a verdict never walks every flow).
+    hinted: FlowIndex,
+}
+
+type FlowIndex = HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>, FastBuild>;
+
+impl Sessions {
+    /// Takes an ended or forgotten flow out of every index.
+    fn forget(&mut self, mode: Mode, id: &FlowId) {
+        for sessions in [&mut self.tls, &mut self.tinc_meta, &mut self.hinted] {
+            if sessions.is_empty() {
+                continue;
+            }
+            if let Some(flows) = sessions.get_mut(&(mode, id.host, id.peer)) {
+                flows.retain(|f| f != id);
+                if flows.is_empty() {
+                    sessions.remove(&(mode, id.host, id.peer));
+                }
+            }
+        }
+    }
+}
+
 /// Flows still being looked at, and what each was named.
 pub struct Identifier {
     flows: SlabLru<(Mode, FlowId), FlowEntry>,
     providers: Providers,
-    /// Open TLS flows by (mode, host, server), for AnyConnect.
-    tls_sessions: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>, FastBuild>,
-    /// Open tinc meta connections by (mode, host, peer), for the UDP data
-    /// channel beside them (which shares the listening node's port).
-    tinc_meta: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>, FastBuild>,
-    /// Open flows whose naming is a hint, by (mode, host, peer): what a
-    /// verdict confirms (an index, so a verdict never walks every flow).
-    hinted: HashMap<(Mode, IpAddr, IpAddr), Vec<FlowId>, FastBuild>,
+    sessions: Sessions,
     /// Flows forgotten to stay within the limit before they ended.
     pub forgotten: u64,
     /// Peer names learnt from DNS answers and TLS server names.
@@ -104,9 +132,7 @@ impl Identifier {
         Self {
             flows: SlabLru::new(max_flows),
             providers,
-            tls_sessions: HashMap::default(),
-            tinc_meta: HashMap::default(),
-            hinted: HashMap::default(),
+            sessions: Sessions::default(),
             forgotten: 0,
             names: PeerNames::new(resolve),
         }
@@ -133,16 +159,10 @@ impl Identifier {
         let key = (mode, s.id);
         let from_client = s.has(sample_flags::FROM_INITIATOR);
         self.learn_names(s, from_client);
-        if self.flows.len() == self.flows.capacity()
-            && !self.flows.contains_key(&key)
-            && let Some(((old_mode, old_id), _)) = self.flows.pop_front()
-        {
-            self.forgotten += 1;
-            self.forget_sessions(old_mode, &old_id);
-        }
-        // One lookup whether the flow is new or known (samples of churning
-        // flows spent a quarter of replay's time in this table's lookups).
-        let entry = self.flows.get_or_insert_with(key, || FlowEntry {
+        // One lookup whether the flow is new or known, and when the oldest
+        // is forgotten to make room (samples of churning flows spent a
+        // quarter of replay's time in this table's lookups).
+        let (entry, inserted) = self.flows.get_or_insert_with(key, || FlowEntry {
             state: FlowState::new(),
             naming: None,
             hello: None,
@@ -150,6 +170,10 @@ impl Identifier {
             scope: s.scope,
             last_ns: s.ts_ns,
         });
+        if let Inserted::Evicting((old_mode, old_id), _) = inserted {
+            self.forgotten += 1;
+            self.sessions.forget(old_mode, &old_id);
+        }
         entry.last_ns = s.ts_ns;
         let (sender_port, receiver_port) = match s.direction {
             Direction::Outbound => (s.id.host_port, s.id.peer_port),
@@ -234,7 +258,8 @@ impl Identifier {
     /// tinc sends its packets over UDP between the same two nodes and the
     /// same port as its meta connection (tinc.conf `Port`, 655 by default).
     fn beside_tinc_meta(&self, mode: Mode, id: &FlowId) -> bool {
-        self.tinc_meta
+        self.sessions
+            .tinc_meta
             .get(&(mode, id.host, id.peer))
             .is_some_and(|meta| {
                 meta.iter().any(|m| {
@@ -265,7 +290,8 @@ impl Identifier {
                 // open: AnyConnect keeps it for the whole tunnel. (WebRTC's
                 // DTLS follows STUN on its flow, which names it `stun`.)
                 let session = self
-                    .tls_sessions
+                    .sessions
+                    .tls
                     .get(&(mode, id.host, id.peer))
                     .filter(|flows| flows.iter().any(|f| f.peer_port == id.peer_port))
                     .cloned();
@@ -315,7 +341,11 @@ impl Identifier {
             _ => {
                 if found.protocol == Protocol::Tinc && key.1.proto == ipproto::TCP {
                     let (mode, id) = key;
-                    let meta = self.tinc_meta.entry((mode, id.host, id.peer)).or_default();
+                    let meta = self
+                        .sessions
+                        .tinc_meta
+                        .entry((mode, id.host, id.peer))
+                        .or_default();
                     if !meta.contains(&id) {
                         meta.push(id);
                     }
@@ -323,7 +353,11 @@ impl Identifier {
                 let named = naming(found, found.protocol.name());
                 if named.is_hint() {
                     let (mode, id) = key;
-                    let flows = self.hinted.entry((mode, id.host, id.peer)).or_default();
+                    let flows = self
+                        .sessions
+                        .hinted
+                        .entry((mode, id.host, id.peer))
+                        .or_default();
                     if !flows.contains(&id) {
                         flows.push(id);
                     }
@@ -363,7 +397,8 @@ impl Identifier {
         entry.hello = None;
         let (mode, id) = key;
         let session = self
-            .tls_sessions
+            .sessions
+            .tls
             .entry((mode, id.host, id.peer))
             .or_default();
         if !session.contains(&id) {
@@ -442,7 +477,7 @@ impl Identifier {
                 .and_then(|e| e.naming.as_deref().cloned())
         };
         if ended {
-            self.forget_sessions(mode, id);
+            self.sessions.forget(mode, id);
         }
         (naming, detections)
     }
@@ -460,7 +495,7 @@ impl Identifier {
     ) -> Vec<Detection> {
         let keys: Vec<(Mode, FlowId)> = peers
             .iter()
-            .filter_map(|peer| self.hinted.remove(&(mode, host, *peer)))
+            .filter_map(|peer| self.sessions.hinted.remove(&(mode, host, *peer)))
             .flatten()
             .map(|id| (mode, id))
             .collect();
@@ -477,26 +512,6 @@ impl Identifier {
             }
         }
         out
-    }
-
-    /// A flow that ended or was forgotten leaves the indexes beside the
-    /// flow table (TLS sessions, tinc meta connections, hints).
-    fn forget_sessions(&mut self, mode: Mode, id: &FlowId) {
-        for sessions in [
-            &mut self.tls_sessions,
-            &mut self.tinc_meta,
-            &mut self.hinted,
-        ] {
-            if sessions.is_empty() {
-                continue;
-            }
-            if let Some(flows) = sessions.get_mut(&(mode, id.host, id.peer)) {
-                flows.retain(|f| f != id);
-                if flows.is_empty() {
-                    sessions.remove(&(mode, id.host, id.peer));
-                }
-            }
-        }
     }
 
     /// Flows being tracked.
@@ -682,13 +697,17 @@ mod tests {
         let meta = id(ipproto::TCP, 40000, 655);
         ident.sample(Mode::Xdp, &sample(meta, true, b"0 alice 17.7\n"));
         ident.sample(Mode::Xdp, &sample(meta, false, b"0 bob 17.7\n"));
-        assert_eq!(ident.tinc_meta.len(), 1);
+        assert_eq!(ident.sessions.tinc_meta.len(), 1);
         // A second flow pushes the first out of a table of one.
         ident.sample(
             Mode::Xdp,
             &sample(id(ipproto::UDP, 5000, 53), true, &[1; 20]),
         );
         assert_eq!(ident.forgotten, 1);
-        assert!(ident.tinc_meta.is_empty(), "{:?}", ident.tinc_meta);
+        assert!(
+            ident.sessions.tinc_meta.is_empty(),
+            "{:?}",
+            ident.sessions.tinc_meta
+        );
     }
 }
